@@ -1,0 +1,47 @@
+# zen: the two commands a new user needs are `make run` and `make test`.
+# Everything else here is a step they call.
+
+BUILD_DIR  ?= build
+BUILD_TYPE ?= Release
+ZEN_WERROR ?= OFF
+JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
+ARGS       ?=
+
+# Debian packages the build and the tests need (DESIGN §6).
+DEB_PACKAGES := cmake make g++ python3 \
+	libasio-dev liburing-dev libcli11-dev libfmt-dev libspdlog-dev libsystemd-dev \
+	libwrap0-dev nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev
+
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: all deps configure build run test clean
+
+all: build
+
+# Installs only what is missing, so a second run takes a moment.
+deps:
+	@missing=""; \
+	for p in $(DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}\n' "$$p" 2>/dev/null | grep -q '^install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "make deps: installing$$missing"; \
+	  $(SUDO) apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+configure: deps
+	@cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DZEN_WERROR=$(ZEN_WERROR) >/dev/null
+
+build: configure
+	@cmake --build $(BUILD_DIR) -j $(JOBS)
+
+# The server on its defaults (127.0.0.1:1060, --arch single); extra flags: make run ARGS='--arch single -p 1061'
+run: build
+	$(BUILD_DIR)/zen serve $(ARGS)
+
+test: build
+	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) --timeout 300
+
+clean:
+	rm -rf $(BUILD_DIR)

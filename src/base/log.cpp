@@ -1,0 +1,72 @@
+#include "base/log.hpp"
+
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <nlohmann/json.hpp>
+
+namespace zen {
+
+namespace {
+
+spdlog::level::level_enum to_spdlog(LogLevel level) {
+    switch (level) {
+        case LogLevel::info: return spdlog::level::info;
+        case LogLevel::warning: return spdlog::level::warn;
+        case LogLevel::error: return spdlog::level::err;
+    }
+    return spdlog::level::info;
+}
+
+const char* level_name(LogLevel level) {
+    switch (level) {
+        case LogLevel::info: return "info";
+        case LogLevel::warning: return "warning";
+        case LogLevel::error: return "error";
+    }
+    return "info";
+}
+
+}  // namespace
+
+Log::Log(LogOptions options)
+    : options_(options),
+      logger_(std::make_shared<spdlog::logger>("zen", std::make_shared<spdlog::sinks::stdout_sink_mt>())) {
+    if (options_.format == LogFormat::json) {
+        // The time comes from spdlog; the rest of the object is built in write().
+        logger_->set_pattern(R"({"time":"%Y-%m-%dT%H:%M:%S.%eZ",%v)", spdlog::pattern_time_type::utc);
+    } else {
+        logger_->set_pattern("%v");
+    }
+    logger_->set_level(spdlog::level::info);
+    logger_->flush_on(spdlog::level::info);
+}
+
+Log::~Log() = default;
+
+void Log::server(LogLevel level, std::string_view event, std::string_view message) {
+    write(level, event, {}, message);
+}
+
+void Log::connection(LogLevel level, std::string_view event, std::string_view peer,
+                     std::string_view message) {
+    if (options_.quiet) return;
+    write(level, event, peer, message);
+}
+
+void Log::write(LogLevel level, std::string_view event, std::string_view peer, std::string_view message) {
+    if (options_.format == LogFormat::text) {
+        logger_->log(to_spdlog(level), "{}", message);
+        return;
+    }
+    nlohmann::ordered_json fields;
+    fields["level"] = level_name(level);
+    fields["event"] = event;
+    if (!peer.empty()) fields["peer"] = peer;
+    fields["message"] = message;
+    std::string object = fields.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    object.erase(0, 1);  // the opening brace is in the pattern, before the time
+    logger_->log(to_spdlog(level), "{}", object);
+}
+
+}  // namespace zen

@@ -1,0 +1,41 @@
+// The server's log on stdout: the book's wording line by line (so its transcripts match), or one
+// JSON object per line with --log-format json. Thread-safe; every line is flushed as written.
+#pragma once
+
+#include <memory>
+#include <string_view>
+
+namespace spdlog {
+class logger;
+}
+
+namespace zen {
+
+enum class LogFormat { text, json };
+
+struct LogOptions {
+    LogFormat format = LogFormat::text;
+    bool quiet = false;  // drop per-connection lines
+};
+
+enum class LogLevel { info, warning, error };
+
+class Log {
+public:
+    explicit Log(LogOptions options);
+    ~Log();
+
+    // Lines about the server itself ("Listening at ..."): always written.
+    void server(LogLevel level, std::string_view event, std::string_view message);
+    // Lines about one client ("Accepted connection from ..."): dropped by --quiet.
+    void connection(LogLevel level, std::string_view event, std::string_view peer,
+                    std::string_view message);
+
+private:
+    void write(LogLevel level, std::string_view event, std::string_view peer, std::string_view message);
+
+    LogOptions options_;
+    std::shared_ptr<spdlog::logger> logger_;
+};
+
+}  // namespace zen

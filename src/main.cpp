@@ -1,0 +1,48 @@
+// zen: subcommand dispatch. Each subcommand lives in its own module.
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <iostream>
+
+#include "servers/serve_command.hpp"
+#include "tools/client.hpp"
+
+#ifndef ZEN_VERSION
+#define ZEN_VERSION "0.0.0"
+#endif
+
+int main(int argc, char** argv) {
+    CLI::App app{"zen: the Zen-of-Python service of Foundations of Python Network Programming, "
+                 "chapter 7, in every server architecture"};
+    app.name("zen");
+    app.set_version_flag("--version", ZEN_VERSION);
+    app.require_subcommand(1);
+
+    zen::ServeOptions serve_options;
+    zen::ClientOptions client_options;
+    CLI::App* serve = zen::add_serve_command(app, serve_options);
+    CLI::App* client = zen::add_client_command(app, client_options);
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::CallForHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::CallForAllHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::CallForVersion& e) {
+        return app.exit(e);
+    } catch (const CLI::ParseError& e) {
+        std::string where = "zen";
+        for (const CLI::App* sub : app.get_subcommands()) where += " " + sub->get_name();
+        std::string message = e.what();
+        std::replace(message.begin(), message.end(), '\n', ' ');
+        if (e.get_name() == "RequiredError" && app.get_subcommands().empty()) {
+            message = "a subcommand is required: serve or client (see zen --help)";
+        }
+        std::cerr << where << ": " << message << " (see " << where << " --help)\n";
+        return 2;
+    }
+
+    if (serve->parsed()) return zen::run_serve(serve_options);
+    if (client->parsed()) return zen::run_client(client_options);
+    return 2;
+}

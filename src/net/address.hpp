@@ -1,0 +1,37 @@
+// Socket addresses: parsing HOST/PORT as the book's command lines take them, and formatting
+// peers the way the book's logs show them (Python's address tuples).
+#pragma once
+
+#include <sys/socket.h>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/result.hpp"
+
+namespace zen {
+
+struct SocketAddress {
+    sockaddr_storage storage{};
+    socklen_t length = 0;
+
+    const sockaddr* get() const { return reinterpret_cast<const sockaddr*>(&storage); }
+    sockaddr* get() { return reinterpret_cast<sockaddr*>(&storage); }
+    int family() const { return storage.ss_family; }
+};
+
+// Addresses for HOST and PORT, in the resolver's order. For a server (passive), "" means every
+// interface: the IPv6 wildcard first (dual-stack), then the IPv4 one. IPv6 literals may be
+// written bare (::1) or in brackets ([::1]); names go through getaddrinfo.
+Result<std::vector<SocketAddress>> resolve(std::string_view host, std::uint16_t port, bool passive);
+
+// Python's repr of the address tuple: ('127.0.0.1', 1060) or ('::1', 1060, 0, 0).
+// IPv4-mapped IPv6 addresses (a dual-stack listener's IPv4 clients) print as IPv4.
+std::string format_address(const SocketAddress& address);
+std::string format_address(std::string_view host, std::uint16_t port);
+
+std::uint16_t address_port(const SocketAddress& address);
+
+}  // namespace zen

@@ -1,0 +1,101 @@
+#include "net/listener.hpp"
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+
+#include "net/io.hpp"
+
+namespace zen {
+
+namespace {
+
+Result<Fd> bind_one(const SocketAddress& address, int backlog) {
+    Fd fd(::socket(address.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    if (!fd.valid()) return Error{errno_text(errno)};
+    const int on = 1;
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+    if (address.family() == AF_INET6) {
+        const int off = 0;  // dual-stack: the book's servers were IPv4 only
+        ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off);
+    }
+    if (::bind(fd.get(), address.get(), address.length) != 0) return Error{errno_text(errno)};
+    if (::listen(fd.get(), backlog) != 0) return Error{errno_text(errno)};
+    return fd;
+}
+
+}  // namespace
+
+Result<Listener> open_listener(std::string_view host, std::uint16_t port, int backlog) {
+    auto addresses = resolve(host, port, true);
+    if (!addresses) return Error{addresses.error()};
+
+    std::string failures;
+    for (const SocketAddress& address : *addresses) {
+        auto fd = bind_one(address, backlog);
+        if (fd) {
+            SocketAddress bound;
+            bound.length = sizeof bound.storage;
+            ::getsockname(fd->get(), bound.get(), &bound.length);
+            Listener listener;
+            listener.port = address_port(bound);
+            listener.display = format_address(host, listener.port);
+            listener.fd = std::move(fd).value();
+            return listener;
+        }
+        // The wildcard pair fails twice for one reason (e.g. port in use): say it once.
+        if (failures.find(fd.error()) != std::string::npos) continue;
+        if (!failures.empty()) failures += "; ";
+        failures += fd.error();
+    }
+    return Error{"cannot listen on " + format_address(host, port) + ": " + failures};
+}
+
+AcceptOutcome accept_client(int listener_fd) {
+    AcceptOutcome outcome{AcceptStatus::accepted, {}};
+    for (;;) {
+        outcome.client.peer.length = sizeof outcome.client.peer.storage;
+        const int fd = ::accept4(listener_fd, outcome.client.peer.get(), &outcome.client.peer.length,
+                                 SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd >= 0) {
+            outcome.client.fd.reset(fd);
+            set_no_delay(fd);
+            return outcome;
+        }
+        outcome.error = errno;
+        switch (errno) {
+            case EINTR:
+                continue;
+            case EAGAIN:
+#if EAGAIN != EWOULDBLOCK
+            case EWOULDBLOCK:
+#endif
+                outcome.status = AcceptStatus::would_block;
+                return outcome;
+            case ECONNABORTED:
+            case EPROTO:
+            case EPERM:  // a firewall rule refused it
+            case ENETDOWN:
+            case ENOPROTOOPT:
+            case EHOSTDOWN:
+            case ENONET:
+            case EHOSTUNREACH:
+            case EOPNOTSUPP:
+            case ENETUNREACH:
+                outcome.status = AcceptStatus::client_gone;
+                return outcome;
+            case EMFILE:
+            case ENFILE:
+            case ENOBUFS:
+            case ENOMEM:
+                outcome.status = AcceptStatus::out_of_fds;
+                return outcome;
+            default:
+                outcome.status = AcceptStatus::failed;
+                return outcome;
+        }
+    }
+}
+
+}  // namespace zen

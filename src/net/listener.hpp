@@ -1,0 +1,46 @@
+// The listening socket: bound here from HOST/PORT (later issues add adopting one from inetd or
+// systemd), and accepting that reports every outcome as a value.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "base/result.hpp"
+#include "net/address.hpp"
+#include "net/fd.hpp"
+
+namespace zen {
+
+struct Listener {
+    Fd fd;  // non-blocking, close-on-exec
+    std::string display;  // for "Listening at ...": the host as given, the port actually bound
+    std::uint16_t port = 0;
+};
+
+// Binds and listens (SO_REUSEADDR; an IPv6 wildcard also takes IPv4 clients). Tries each
+// address HOST resolves to and keeps the first that binds.
+Result<Listener> open_listener(std::string_view host, std::uint16_t port, int backlog);
+
+struct AcceptedClient {
+    Fd fd;  // non-blocking, close-on-exec, TCP_NODELAY
+    SocketAddress peer;
+};
+
+enum class AcceptStatus {
+    accepted,
+    would_block,   // nothing to accept (another acceptor took it, or a spurious wake-up)
+    client_gone,   // the client gave up before we accepted it (ECONNABORTED, EPROTO...)
+    out_of_fds,    // EMFILE/ENFILE/ENOBUFS/ENOMEM: wait before trying again, never spin
+    failed,        // anything else (errno in error)
+};
+
+struct AcceptOutcome {
+    AcceptStatus status;
+    AcceptedClient client;
+    int error = 0;
+};
+
+AcceptOutcome accept_client(int listener_fd);
+
+}  // namespace zen

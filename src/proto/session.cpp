@@ -1,0 +1,100 @@
+#include "proto/session.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+namespace zen {
+
+namespace {
+
+bool is_leading_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+
+}  // namespace
+
+Session::Session(const AphorismTable& table, SessionLimits limits)
+    : table_(&table), limits_(limits) {}
+
+std::size_t Session::answer_questions(std::string_view data) {
+    const std::size_t total = data.size();
+    while (!output_full()) {
+        std::size_t skip = 0;
+        while (skip < data.size() && is_leading_space(data[skip])) ++skip;
+        if (skip > 0) {
+            data.remove_prefix(skip);
+            scanned_ = 0;
+        }
+        if (data.empty()) break;
+
+        const std::size_t window = std::min(data.size(), limits_.max_question);
+        const std::size_t from = std::min(scanned_, window);
+        const void* mark = std::memchr(data.data() + from, '?', window - from);
+        if (mark == nullptr) {
+            if (data.size() > limits_.max_question) {
+                output_.append(question_too_long_answer);
+                status_ = Status::too_long;
+                return total;
+            }
+            scanned_ = data.size();
+            break;
+        }
+        const std::size_t length = static_cast<const char*>(mark) - data.data() + 1;
+        output_.append(table_->answer(data.substr(0, length)));
+        ++answered_;
+        data.remove_prefix(length);
+        scanned_ = 0;
+    }
+    return total - data.size();
+}
+
+void Session::process_buffered_input() {
+    const std::size_t used = answer_questions(input_);
+    if (status_ == Status::too_long) {
+        input_.clear();
+        return;
+    }
+    input_.erase(0, used);
+}
+
+void Session::receive(std::string_view data) {
+    if (status_ != Status::open || eof_ || data.empty()) return;
+    if (input_.empty()) {
+        // Fast path: answer straight from the caller's buffer and keep only the remainder.
+        const std::size_t used = answer_questions(data);
+        if (status_ == Status::open) input_.assign(data.substr(used));
+    } else {
+        input_.append(data);
+        process_buffered_input();
+    }
+}
+
+void Session::receive_eof() {
+    if (eof_) return;
+    eof_ = true;
+    settle_at_eof();
+}
+
+void Session::settle_at_eof() {
+    if (!eof_ || status_ != Status::open || output_full()) return;
+    process_buffered_input();
+    if (status_ != Status::open || output_full()) return;
+    status_ = input_.empty() ? Status::finished : Status::partial_at_eof;
+}
+
+void Session::consume_output(std::size_t n) {
+    output_sent_ += std::min(n, output_.size() - output_sent_);
+    if (output_sent_ == output_.size()) {
+        output_.clear();
+        output_sent_ = 0;
+    } else if (output_sent_ >= 4096 && output_sent_ * 2 >= output_.size()) {
+        output_.erase(0, output_sent_);
+        output_sent_ = 0;
+    }
+    if (status_ != Status::open || output_full()) return;
+    if (eof_) {
+        settle_at_eof();
+    } else if (!input_.empty()) {
+        process_buffered_input();
+    }
+}
+
+}  // namespace zen
