@@ -35,8 +35,12 @@ int main(int argc, char** argv) {
         for (const CLI::App* sub : app.get_subcommands()) where += " " + sub->get_name();
         std::string message = e.what();
         std::replace(message.begin(), message.end(), '\n', ' ');
-        if (e.get_name() == "RequiredError" && app.get_subcommands().empty()) {
-            message = "a subcommand is required: serve or client (see zen --help)";
+        if (app.get_subcommands().empty()) {
+            if (argc > 1 && argv[1][0] != '-') {
+                message = std::string("unknown subcommand '") + argv[1] + "': choose serve or client";
+            } else if (e.get_name() == "RequiredError") {
+                message = "a subcommand is required: serve or client";
+            }
         }
         std::cerr << where << ": " << message << " (see " << where << " --help)\n";
         return 2;

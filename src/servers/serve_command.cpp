@@ -4,8 +4,8 @@
 #include <cmath>
 #include <csignal>
 #include <iostream>
-#include <map>
 
+#include "base/cli.hpp"
 #include "net/signals.hpp"
 
 namespace zen {
@@ -13,18 +13,6 @@ namespace zen {
 namespace {
 
 constexpr std::size_t max_limit_bytes = std::size_t{1} << 30;
-
-// Seconds on the command line (fractions allowed), milliseconds inside; 0 means "never".
-CLI::Option* add_seconds_option(CLI::App& app, const std::string& name, std::chrono::milliseconds& target,
-                                const std::string& description) {
-    return app
-        .add_option_function<double>(
-            name, [&target](double seconds) { target = std::chrono::milliseconds(std::llround(seconds * 1000)); },
-            description)
-        ->type_name("SECONDS")
-        ->check(CLI::Range(0.0, 31'536'000.0))
-        ->default_str(std::to_string(target.count() / 1000));
-}
 
 std::string architecture_help() {
     std::string text = "server architecture:";
@@ -45,7 +33,7 @@ CLI::App* add_serve_command(CLI::App& zen, ServeOptions& options) {
                       "(IPv6 and IPv4)")
         ->capture_default_str();
     serve->add_option("-p,--port", options.port, "TCP port (0 picks a free one)")
-        ->check(CLI::Range(0, 65535))
+        ->check(port_number(0))
         ->capture_default_str();
 
     std::vector<std::string> names;
@@ -69,13 +57,18 @@ CLI::App* add_serve_command(CLI::App& zen, ServeOptions& options) {
         ->check(CLI::Range(std::size_t{1}, max_limit_bytes))
         ->capture_default_str();
     add_seconds_option(*serve, "--idle-timeout", options.idle_timeout,
-                       "close a connection silent this long (0: never)");
+                       "close a connection silent this long (0: never)", 0);
     add_seconds_option(*serve, "--question-timeout", options.question_timeout,
-                       "close a connection whose started question is not finished this long (0: never)");
+                       "close a connection whose started question is not finished this long (0: never)", 0);
     serve->add_flag("-q,--quiet", options.log.quiet, "do not log each connection");
-    const std::map<std::string, LogFormat> formats{{"text", LogFormat::text}, {"json", LogFormat::json}};
-    serve->add_option("--log-format", options.log.format, "text (the book's lines) or json (one object a line)")
-        ->transform(CLI::CheckedTransformer(formats, CLI::ignore_case))
+    serve
+        ->add_option_function<std::string>(
+            "--log-format",
+            [&options](const std::string& format) {
+                options.log.format = format == "json" ? LogFormat::json : LogFormat::text;
+            },
+            "text (the book's lines) or json (one object a line)")
+        ->check(CLI::IsMember({"text", "json"}))
         ->default_str("text");
     return serve;
 }

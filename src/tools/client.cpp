@@ -13,6 +13,7 @@
 #include <random>
 #include <vector>
 
+#include "base/cli.hpp"
 #include "net/address.hpp"
 #include "net/fd.hpp"
 #include "net/io.hpp"
@@ -73,16 +74,10 @@ Result<std::string> receive_answer(int fd) {
 CLI::App* add_client_command(CLI::App& zen, ClientOptions& options) {
     CLI::App* client = zen.add_subcommand("client", "Ask a Zen server three questions (the book's client.py)");
     client->add_option("host", options.host, "server address: an IP address or a name")->capture_default_str();
-    client->add_option("-p,--port", options.port, "TCP port")->check(CLI::Range(1, 65535))->capture_default_str();
+    client->add_option("-p,--port", options.port, "TCP port")->check(port_number(1))->capture_default_str();
     client->add_flag("-e", options.cause_error, "cause an error: send a truncated question and hang up");
-    client
-        ->add_option_function<double>(
-            "--timeout",
-            [&options](double seconds) { options.timeout = std::chrono::milliseconds(std::llround(seconds * 1000)); },
-            "give up on connecting or on an answer after this long")
-        ->type_name("SECONDS")
-        ->check(CLI::Range(0.001, 86400.0))
-        ->default_str("10");
+    add_seconds_option(*client, "--timeout", options.timeout, "give up on connecting or on an answer after this long",
+                       0.001);
     return client;
 }
 

@@ -1,0 +1,23 @@
+// The one list the conformance suite runs against: every --arch (and, later, launch mode).
+// An architecture is done when every test in conformance_test.cpp passes for it.
+#pragma once
+
+#include <ostream>
+#include <string>
+#include <vector>
+
+namespace zen::test {
+
+struct ServerVariant {
+    std::string name;               // test name suffix
+    std::vector<std::string> args;  // added to `zen serve HOST -p 0`
+};
+
+// gtest prints a parameter with this instead of dumping its bytes.
+inline void PrintTo(const ServerVariant& variant, std::ostream* out) { *out << variant.name; }
+
+inline const std::vector<ServerVariant> conformance_variants = {
+    {"single", {"--arch", "single"}},
+};
+
+}  // namespace zen::test

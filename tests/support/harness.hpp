@@ -1,0 +1,112 @@
+// Test harness: starts real `zen` processes on loopback and talks to them over real sockets.
+// Every wait is bounded; every process started here is ended here, by its pid.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace zen::test {
+
+using namespace std::chrono_literals;
+using Millis = std::chrono::milliseconds;
+
+std::string zen_binary();
+std::string source_dir();
+
+struct RunResult {
+    int exit_code = -1;  // 128 + signal when killed; -1 when it had to be killed at the timeout
+    std::string out;
+    std::string err;
+};
+
+// Runs a command to completion (bounded by timeout), capturing stdout and stderr.
+RunResult run_command(const std::vector<std::string>& argv, Millis timeout = 20s);
+RunResult run_zen(const std::vector<std::string>& args, Millis timeout = 20s);
+
+// A background process whose stdout and stderr go to a temporary file.
+class Process {
+public:
+    static std::unique_ptr<Process> start(const std::vector<std::string>& argv);
+    ~Process();
+
+    pid_t pid() const { return pid_; }
+    std::string output() const;
+    // Waits until the output contains needle; false at the timeout.
+    bool wait_for_output(std::string_view needle, Millis timeout = 10s) const;
+    bool running();
+    // Sends the signal and waits for the exit; the exit code, 128 + signal if killed by one,
+    // or -1 if it did not exit in time (it is then killed).
+    int stop(int signal_number, Millis timeout = 10s);
+    // Waits for the process to exit by itself; as stop().
+    int wait_exit(Millis timeout);
+    // Resident memory in KiB, from /proc.
+    long rss_kib() const;
+
+private:
+    Process() = default;
+    pid_t pid_ = -1;
+    std::string output_path_;
+    int exit_code_ = -1;
+    bool exited_ = false;
+};
+
+// `zen serve HOST -p 0 ARGS...`, started and waited on until it prints "Listening at".
+class Server {
+public:
+    static std::unique_ptr<Server> start(const std::vector<std::string>& args, const std::string& host = "127.0.0.1");
+
+    std::uint16_t port() const { return port_; }
+    Process& process() { return *process_; }
+    std::string log() const { return process_->output(); }
+    bool wait_for_log(std::string_view needle, Millis timeout = 10s) const {
+        return process_->wait_for_output(needle, timeout);
+    }
+
+private:
+    std::unique_ptr<Process> process_;
+    std::uint16_t port_ = 0;
+};
+
+struct Drained {
+    std::string data;
+    bool eof = false;        // orderly close
+    bool reset = false;      // ECONNRESET
+    bool timed_out = false;  // neither within the timeout
+};
+
+// A blocking client connection with bounded waits.
+class Connection {
+public:
+    static Connection open(const std::string& host, std::uint16_t port, const std::string& bind_address = "");
+    Connection(Connection&& other) noexcept;
+    Connection& operator=(Connection&& other) noexcept;
+    ~Connection();
+
+    bool valid() const { return fd_ >= 0; }
+    int fd() const { return fd_; }
+    void send(std::string_view data);
+    void shutdown_write();
+    // Reads until exactly n bytes arrived (or EOF/reset/timeout).
+    Drained receive_bytes(std::size_t n, Millis timeout = 10s);
+    Drained receive_until_eof(Millis timeout = 10s);
+    // Closes with SO_LINGER 0: the peer sees a reset.
+    void reset();
+    void close();
+    // The local port, to find this connection in the server's log.
+    std::uint16_t local_port() const;
+
+private:
+    explicit Connection(int fd) : fd_(fd) {}
+    int fd_ = -1;
+};
+
+// The book's three answers to a stream of the book's three questions.
+std::string repeat(std::string_view text, std::size_t times);
+
+}  // namespace zen::test
