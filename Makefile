@@ -12,9 +12,11 @@ DEB_PACKAGES := cmake make g++ python3 \
 	libasio-dev liburing-dev libcli11-dev libfmt-dev libspdlog-dev libsystemd-dev \
 	libwrap0-dev nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev
 
+MAKEFLAGS += --no-print-directory
+
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps configure build run test clean
+.PHONY: all deps configure build zen run test clean
 
 all: build
 
@@ -36,8 +38,12 @@ configure: deps
 build: configure
 	@cmake --build $(BUILD_DIR) -j $(JOBS)
 
+# Just the executable: what `make run` needs.
+zen: configure
+	@cmake --build $(BUILD_DIR) -j $(JOBS) --target zen
+
 # The server on its defaults (127.0.0.1:1060, --arch single); extra flags: make run ARGS='--arch single -p 1061'
-run: build
+run: zen
 	$(BUILD_DIR)/zen serve $(ARGS)
 
 test: build
