@@ -73,6 +73,11 @@ struct UsageCase {
     std::string expected;  // a piece of the one-line message
 };
 
+void PrintTo(const UsageCase& usage, std::ostream* out) {
+    *out << "zen";
+    for (const std::string& arg : usage.args) *out << ' ' << arg;
+}
+
 class UsageErrors : public ::testing::TestWithParam<UsageCase> {};
 
 TEST_P(UsageErrors, ExitTwoWithOneLineNamingTheProblem) {

@@ -34,6 +34,8 @@ struct BadFile {
     std::string message;  // expected in the error, line number included
 };
 
+void PrintTo(const BadFile& file, std::ostream* out) { *out << file.message; }
+
 class AphorismErrors : public ::testing::TestWithParam<BadFile> {};
 
 TEST_P(AphorismErrors, NameTheLine) {
