@@ -2,10 +2,12 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
+#include <cstdint>
 
 #include "net/io.hpp"
 
@@ -13,44 +15,109 @@ namespace zen {
 
 namespace {
 
-int pipe_read = -1;
-int pipe_write = -1;
-std::atomic<int> received_signal{0};
+struct SignalPipe {
+    int read = -1;
+    int write = -1;
+};
 
-extern "C" void on_stop_signal(int signal_number) {
-    const int saved_errno = errno;
-    received_signal.store(signal_number, std::memory_order_relaxed);
+SignalPipe stop_pipe;
+SignalPipe quit_pipe;
+std::atomic<int> stop_signal{0};
+std::atomic<std::int64_t> stop_ns{0};
+std::atomic<bool> quit_flag{false};
+
+std::int64_t monotonic_ns() {
+    timespec now{};
+    ::clock_gettime(CLOCK_MONOTONIC, &now);  // the clock behind std::chrono::steady_clock
+    return std::int64_t{now.tv_sec} * 1'000'000'000 + now.tv_nsec;
+}
+
+void poke(int fd) {
     const char byte = 1;
-    [[maybe_unused]] const ssize_t n = ::write(pipe_write, &byte, 1);  // full pipe: already signalled
+    [[maybe_unused]] const ssize_t n = ::write(fd, &byte, 1);  // a full pipe is already readable
+}
+
+extern "C" void on_signal(int signal_number) {
+    const int saved_errno = errno;
+    if (signal_number == SIGQUIT) {
+        quit_flag.store(true);
+        poke(quit_pipe.write);
+    } else {
+        int none = 0;
+        if (stop_signal.compare_exchange_strong(none, signal_number)) stop_ns.store(monotonic_ns());
+        poke(stop_pipe.write);
+    }
     errno = saved_errno;
+}
+
+Result<Ok> open_pipe(SignalPipe& pipe) {
+    int fds[2];
+    if (::pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) return Error{"cannot create signal pipe: " + errno_text(errno)};
+    pipe.read = fds[0];
+    pipe.write = fds[1];
+    return Ok{};
+}
+
+void close_pipe(SignalPipe& pipe) {
+    if (pipe.read >= 0) ::close(pipe.read);
+    if (pipe.write >= 0) ::close(pipe.write);
+    pipe = {};
+}
+
+void set_handlers() {
+    struct sigaction ignore {};
+    ignore.sa_handler = SIG_IGN;
+    ::sigaction(SIGPIPE, &ignore, nullptr);
+
+    struct sigaction handler {};
+    handler.sa_handler = on_signal;
+    sigemptyset(&handler.sa_mask);
+    handler.sa_flags = SA_RESTART;
+    for (const int signal_number : {SIGINT, SIGTERM, SIGQUIT}) ::sigaction(signal_number, &handler, nullptr);
 }
 
 }  // namespace
 
 Result<Ok> install_stop_signals() {
-    if (pipe_read >= 0) return Ok{};
-    int fds[2];
-    if (::pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) return Error{"cannot create signal pipe: " + errno_text(errno)};
-    pipe_read = fds[0];
-    pipe_write = fds[1];
-
-    struct sigaction ignore {};
-    ignore.sa_handler = SIG_IGN;
-    ::sigaction(SIGPIPE, &ignore, nullptr);
-
-    struct sigaction stop {};
-    stop.sa_handler = on_stop_signal;
-    sigemptyset(&stop.sa_mask);
-    stop.sa_flags = SA_RESTART;
-    ::sigaction(SIGINT, &stop, nullptr);
-    ::sigaction(SIGTERM, &stop, nullptr);
+    if (stop_pipe.read >= 0) return Ok{};
+    if (auto opened = open_pipe(stop_pipe); !opened) return opened;
+    if (auto opened = open_pipe(quit_pipe); !opened) return opened;
+    set_handlers();
     return Ok{};
 }
 
-int stop_fd() { return pipe_read; }
+Result<Ok> reinstall_stop_signals_in_child() {
+    close_pipe(stop_pipe);
+    close_pipe(quit_pipe);
+    stop_signal.store(0);
+    stop_ns.store(0);
+    quit_flag.store(false);
+    return install_stop_signals();
+}
 
-bool stop_requested() { return received_signal.load(std::memory_order_relaxed) != 0; }
+int stop_fd() { return stop_pipe.read; }
+int quit_fd() { return quit_pipe.read; }
 
-int stop_signal_number() { return received_signal.load(std::memory_order_relaxed); }
+bool stop_requested() { return stop_signal.load() != 0; }
+int stop_signal_number() { return stop_signal.load(); }
+
+std::chrono::steady_clock::time_point stop_time() {
+    return std::chrono::steady_clock::time_point(std::chrono::nanoseconds(stop_ns.load()));
+}
+
+bool quit_requested() { return quit_flag.load(); }
+
+bool request_quit() {
+    if (quit_flag.exchange(true)) return false;
+    poke(quit_pipe.write);
+    return true;
+}
+
+void block_stop_signals(bool blocked) {
+    sigset_t set;
+    sigemptyset(&set);
+    for (const int signal_number : {SIGINT, SIGTERM, SIGQUIT}) sigaddset(&set, signal_number);
+    ::pthread_sigmask(blocked ? SIG_BLOCK : SIG_UNBLOCK, &set, nullptr);
+}
 
 }  // namespace zen

@@ -1,6 +1,11 @@
-// SIGINT/SIGTERM as a file descriptor: the handler writes to a pipe that nobody drains, so the
-// read end stays readable and every thread that polls it sees the stop. SIGPIPE is ignored.
+// Process signals as file descriptors. A handler writes to a pipe that nobody drains, so its read
+// end stays readable and every thread that polls it sees the request. Two requests exist:
+//   stop (SIGINT, SIGTERM): stop accepting, answer what has arrived, close within the drain time;
+//   quit (SIGQUIT, or --exit-idle): stop accepting, let open conversations finish normally.
+// SIGPIPE is ignored.
 #pragma once
+
+#include <chrono>
 
 #include "base/result.hpp"
 
@@ -8,11 +13,24 @@ namespace zen {
 
 // Once per process, before any thread starts.
 Result<Ok> install_stop_signals();
+// In a forked worker: fresh pipes, so a signal to the worker does not reach its parent.
+Result<Ok> reinstall_stop_signals_in_child();
 
-// The read end to poll for POLLIN; -1 before install_stop_signals().
+// Read ends to poll for POLLIN; -1 before install_stop_signals().
 int stop_fd();
+int quit_fd();
+
 bool stop_requested();
 // The signal that asked for the stop (SIGINT or SIGTERM), 0 if none yet.
 int stop_signal_number();
+// When the first stop request arrived (steady clock); meaningful once stop_requested().
+std::chrono::steady_clock::time_point stop_time();
+
+bool quit_requested();
+// Asks this process to quit as SIGQUIT would; true for the first caller only.
+bool request_quit();
+
+// Blocks or unblocks SIGINT, SIGTERM and SIGQUIT in this thread (around fork()).
+void block_stop_signals(bool blocked);
 
 }  // namespace zen

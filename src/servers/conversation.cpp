@@ -3,39 +3,60 @@
 #include <poll.h>
 
 #include <algorithm>
+#include <thread>
 
 #include "net/io.hpp"
 #include "net/signals.hpp"
+#include "servers/connection_tracker.hpp"
 
 namespace zen {
 
 namespace {
 
+constexpr auto never = Clock::time_point::max();
+
 Clock::time_point after(Clock::time_point from, std::chrono::milliseconds limit) {
-    return limit.count() > 0 ? from + limit : Clock::time_point::max();
+    return limit.count() > 0 ? from + limit : never;
 }
 
-std::string seconds_text(std::chrono::milliseconds limit) {
-    const auto ms = limit.count();
-    if (ms % 1000 == 0) return std::to_string(ms / 1000) + " s";
-    return std::to_string(ms) + " ms";
-}
+
+// Counts the conversation as open for --exit-idle for exactly as long as it exists.
+class OpenConversation {
+public:
+    explicit OpenConversation(ConnectionTracker& tracker) : tracker_(tracker) { tracker_.opened(); }
+    ~OpenConversation() { tracker_.closed(); }
+    OpenConversation(const OpenConversation&) = delete;
+    OpenConversation& operator=(const OpenConversation&) = delete;
+
+private:
+    ConnectionTracker& tracker_;
+};
 
 }  // namespace
 
 void converse(AcceptedClient client, const ServerContext& context) {
+    const OpenConversation open(context.tracker);
     const std::string peer = format_address(client.peer);
     log_accepted(context, peer);
 
     const ServeOptions& options = context.options;
+    // Blocking architectures have nothing better to do while a backend call is pending, so
+    // --wait costs them exactly what --delay does: the thread sleeps.
+    const auto work_per_answer = options.delay + options.wait;
     Session session(context.table, options.limits);
     const int fd = client.fd.get();
     char buffer[16 * 1024];
     auto last_activity = Clock::now();
-    constexpr auto never = Clock::time_point::max();
     auto question_deadline = never;  // while a question is incomplete
     bool stopping = false;
-    auto stop_deadline = never;
+
+    const auto receive = [&](std::string_view bytes) {
+        const auto answered_before = session.answered();
+        session.receive(bytes);
+        if (work_per_answer.count() > 0) {
+            std::this_thread::sleep_for(work_per_answer * (session.answered() - answered_before));
+        }
+    };
 
     for (;;) {
         while (!session.pending_output().empty()) {
@@ -49,34 +70,35 @@ void converse(AcceptedClient client, const ServerContext& context) {
                 log_client_error(context, peer, errno_text(sent.error));
                 return;
             }
-            const auto deadline = stopping ? stop_deadline : after(last_activity, options.idle_timeout);
+            const auto deadline = stopping ? drain_deadline(context) : after(last_activity, options.idle_timeout);
             const WaitOutcome waited = wait_for(fd, POLLOUT, stopping ? -1 : stop_fd(), deadline);
             if (waited == WaitOutcome::timed_out) {
                 log_client_error(context, peer,
                                  stopping ? "not reading its answers; closed as the server stops"
-                                          : "not reading its answers for " + seconds_text(options.idle_timeout));
+                                          : "not reading its answers for " + duration_text(options.idle_timeout));
                 return;
             }
-            if (waited == WaitOutcome::stopped) {
-                stopping = true;
-                stop_deadline = Clock::now() + stop_flush_limit;
-            }
+            if (waited == WaitOutcome::stopped) stopping = true;
         }
 
         if (session.done()) {
             log_session_end(context, peer, session);
             if (session.status() == Session::Status::too_long) {
-                close_gracefully(std::move(client.fd), close_linger);
+                const auto linger = stopping ? std::min<std::chrono::milliseconds>(
+                                                   close_linger, std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                                     drain_deadline(context) - Clock::now()))
+                                             : close_linger;
+                close_gracefully(std::move(client.fd), linger);
             }
             return;
         }
 
         if (stopping) {
             // Stopping: answer what has already arrived, without waiting for more.
-            const IoResult got = Clock::now() < stop_deadline ? receive_some(fd, buffer, sizeof buffer)
-                                                               : IoResult{IoStatus::would_block};
+            const IoResult got = Clock::now() < drain_deadline(context) ? receive_some(fd, buffer, sizeof buffer)
+                                                                        : IoResult{IoStatus::would_block};
             if (got.status == IoStatus::ok) {
-                session.receive({buffer, got.bytes});
+                receive({buffer, got.bytes});
                 continue;
             }
             if (got.status == IoStatus::eof) {
@@ -85,7 +107,8 @@ void converse(AcceptedClient client, const ServerContext& context) {
             }
             context.log.connection(LogLevel::info, "closed_on_stop", peer,
                                    "Client socket to " + peer + " closed: server stopping");
-            close_gracefully(std::move(client.fd), close_linger);
+            const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(drain_deadline(context) - Clock::now());
+            close_gracefully(std::move(client.fd), std::clamp(left, std::chrono::milliseconds(0), close_linger));
             return;
         }
 
@@ -98,15 +121,14 @@ void converse(AcceptedClient client, const ServerContext& context) {
         const WaitOutcome waited = wait_for(fd, POLLIN, stop_fd(), deadline);
         if (waited == WaitOutcome::stopped) {
             stopping = true;
-            stop_deadline = Clock::now() + stop_flush_limit;
             continue;
         }
         if (waited == WaitOutcome::timed_out) {
             if (Clock::now() >= question_deadline) {
                 log_client_error(context, peer,
-                                 "question not finished within " + seconds_text(options.question_timeout));
+                                 "question not finished within " + duration_text(options.question_timeout));
             } else {
-                log_client_error(context, peer, "idle for " + seconds_text(options.idle_timeout));
+                log_client_error(context, peer, "idle for " + duration_text(options.idle_timeout));
             }
             return;
         }
@@ -114,8 +136,8 @@ void converse(AcceptedClient client, const ServerContext& context) {
         const IoResult got = receive_some(fd, buffer, sizeof buffer);
         switch (got.status) {
             case IoStatus::ok:
-                session.receive({buffer, got.bytes});
                 last_activity = Clock::now();
+                receive({buffer, got.bytes});
                 break;
             case IoStatus::eof:
                 session.receive_eof();

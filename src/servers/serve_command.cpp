@@ -7,6 +7,8 @@
 
 #include "base/cli.hpp"
 #include "net/signals.hpp"
+#include "servers/blocking.hpp"
+#include "servers/connection_tracker.hpp"
 
 namespace zen {
 
@@ -60,6 +62,17 @@ CLI::App* add_serve_command(CLI::App& zen, ServeOptions& options) {
                        "close a connection silent this long (0: never)", 0);
     add_seconds_option(*serve, "--question-timeout", options.question_timeout,
                        "close a connection whose started question is not finished this long (0: never)", 0);
+    serve->add_option("--workers", options.workers, "threads (threaded) or processes (prefork) serving clients")
+        ->check(CLI::Range(1, 1024))
+        ->capture_default_str();
+    add_seconds_option(*serve, "--delay", options.delay,
+                       "simulated work per answer that blocks the answering thread (the book's time.sleep)", 0);
+    add_seconds_option(*serve, "--wait", options.wait,
+                       "simulated backend wait per answer; blocking architectures sleep, as for --delay", 0);
+    add_seconds_option(*serve, "--exit-idle", options.exit_idle,
+                       "exit 0 once no connection has been open this long (0: never)", 0);
+    add_seconds_option(*serve, "--drain-timeout", options.drain_timeout,
+                       "after SIGTERM/SIGINT, time to answer what has arrived and close before stopping hard", 0);
     serve->add_flag("-q,--quiet", options.log.quiet, "do not log each connection");
     serve
         ->add_option_function<std::string>(
@@ -107,10 +120,20 @@ int run_serve(const ServeOptions& options) {
         return 1;
     }
 
+    auto tracker = create_shared_connection_tracker();
+    if (!tracker) {
+        fail(tracker.error());
+        return 1;
+    }
+
     Log log(options.log);
-    const ServerContext context{options, table, log};
+    const ServerContext context{options, table, log, **tracker};
     log.server(LogLevel::info, "listening", "Listening at " + listener->display);
-    const int code = architecture->serve(*listener, context);
+    int code = 0;
+    {
+        HardStopWatchdog watchdog(context);
+        code = architecture->serve(*listener, context);
+    }
     if (stop_requested()) {
         log.server(LogLevel::info, "stopped",
                    std::string("Stopped on ") + (stop_signal_number() == SIGINT ? "SIGINT" : "SIGTERM"));

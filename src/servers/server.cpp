@@ -13,6 +13,11 @@ namespace zen {
 const std::vector<Architecture>& architectures() {
     static const std::vector<Architecture> all = {
         {"single", "one client at a time; others wait in the listen backlog (srv_single.py)", serve_single},
+        {"threaded", "--workers threads, each accepting and serving one client at a time (srv_threaded.py)",
+         serve_threaded},
+        {"per-client", "a new thread for every connection (srv_legacy1.py, socketserver)", serve_per_client},
+        {"prefork", "--workers processes sharing the listener, replaced when they die (server_multi.py)",
+         serve_prefork},
     };
     return all;
 }
@@ -22,6 +27,15 @@ const Architecture* find_architecture(std::string_view name) {
         if (architecture.name == name) return &architecture;
     }
     return nullptr;
+}
+
+std::string duration_text(std::chrono::milliseconds duration) {
+    const auto ms = duration.count();
+    return ms % 1000 == 0 ? std::to_string(ms / 1000) + " s" : std::to_string(ms) + " ms";
+}
+
+Clock::time_point drain_deadline(const ServerContext& context) {
+    return stop_time() + context.options.drain_timeout;
 }
 
 void log_accepted(const ServerContext& context, const std::string& peer) {

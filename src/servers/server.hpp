@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "base/log.hpp"
+#include "net/io.hpp"
 #include "net/listener.hpp"
 #include "proto/aphorisms.hpp"
 #include "proto/session.hpp"
@@ -24,19 +25,31 @@ struct ServeOptions {
     SessionLimits limits;
     std::chrono::milliseconds idle_timeout{300'000};     // zero: never
     std::chrono::milliseconds question_timeout{30'000};  // zero: never
+    int workers = 4;                                     // threaded, prefork
+    std::chrono::milliseconds delay{0};  // per answer, blocking the answering thread (the book's sleep)
+    std::chrono::milliseconds wait{0};   // per answer, without blocking where the model allows
+    std::chrono::milliseconds exit_idle{0};              // zero: never exit for want of clients
+    std::chrono::milliseconds drain_timeout{5000};       // after SIGTERM, before stopping hard
     LogOptions log;
 };
 
 // How long a closing connection keeps discarding input so its last answer survives (DESIGN §2).
 inline constexpr std::chrono::milliseconds close_linger{1000};
-// How long a stopping server keeps flushing answers to one client before closing it anyway.
-inline constexpr std::chrono::milliseconds stop_flush_limit{5000};
+// Past the drain deadline, how long before a process still running is stopped hard.
+inline constexpr std::chrono::milliseconds hard_stop_grace{500};
+
+class ConnectionTracker;
 
 struct ServerContext {
     const ServeOptions& options;
     const AphorismTable& table;
     Log& log;
+    ConnectionTracker& tracker;     // shared by every thread and worker process of the server
+    bool decides_idle_exit = true;  // false in prefork workers: their parent decides
 };
+
+// The moment a stopping server closes the connections it is still draining.
+Clock::time_point drain_deadline(const ServerContext& context);
 
 // Serves until SIGINT/SIGTERM; returns the process exit code.
 using ServeFunction = int (*)(Listener& listener, const ServerContext& context);
@@ -51,6 +64,12 @@ const std::vector<Architecture>& architectures();
 const Architecture* find_architecture(std::string_view name);
 
 int serve_single(Listener& listener, const ServerContext& context);
+int serve_threaded(Listener& listener, const ServerContext& context);
+int serve_per_client(Listener& listener, const ServerContext& context);
+int serve_prefork(Listener& listener, const ServerContext& context);
+
+// "300 s", "500 ms": a limit as the log and messages show it.
+std::string duration_text(std::chrono::milliseconds duration);
 
 // The book's per-client log lines.
 void log_accepted(const ServerContext& context, const std::string& peer);

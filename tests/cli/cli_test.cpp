@@ -51,7 +51,9 @@ TEST(Cli, ServeHelpNamesEveryOptionAndArchitecture) {
     const RunResult result = run_zen({"serve", "--help"});
     EXPECT_EQ(result.exit_code, 0);
     for (const char* word : {"--arch", "single", "--port", "--backlog", "--aphorisms", "--max-question",
-                             "--max-pending", "--idle-timeout", "--question-timeout", "--quiet", "--log-format"}) {
+                             "--max-pending", "--idle-timeout", "--question-timeout", "--quiet", "--log-format",
+                             "threaded", "per-client", "prefork", "--workers", "--delay", "--wait", "--exit-idle",
+                             "--drain-timeout"}) {
         EXPECT_NE(result.out.find(word), std::string::npos) << word << " missing from:\n" << result.out;
     }
 }
@@ -100,6 +102,9 @@ INSTANTIATE_TEST_SUITE_P(
                       UsageCase{{"serve", "--max-question", "0"}, "max-question"},
                       UsageCase{{"serve", "--idle-timeout", "-1"}, "idle-timeout"},
                       UsageCase{{"serve", "--log-format", "xml"}, "xml"},
+                      UsageCase{{"serve", "--workers", "0"}, "--workers"},
+                      UsageCase{{"serve", "--delay", "soon"}, "soon"},
+                      UsageCase{{"serve", "--exit-idle", "-2"}, "--exit-idle"},
                       UsageCase{{"serve", "--max-question", "10"}, "longest aphorism"},
                       UsageCase{{"serve", "no-such-host.invalid"}, "no-such-host.invalid"},
                       UsageCase{{"serve", "--aphorisms", "/nonexistent/zen-aphorisms"}, "/nonexistent/zen-aphorisms"},
@@ -108,7 +113,7 @@ INSTANTIATE_TEST_SUITE_P(
     [](const ::testing::TestParamInfo<UsageCase>& info) { return "case" + std::to_string(info.index); });
 
 TEST(Cli, MalformedAphorismFileIsAStartupErrorNamingTheLine) {
-    const std::string path = ::testing::TempDir() + "zen-cli-bad-aphorisms.txt";
+    const std::string path = ::testing::TempDir() + "zen-cli-bad-aphorisms-" + std::to_string(::getpid()) + ".txt";
     {
         std::ofstream file(path);
         file << "Beautiful is better than? Ugly.\n# fine so far\nThis line has no question mark.\n";

@@ -18,6 +18,9 @@ inline void PrintTo(const ServerVariant& variant, std::ostream* out) { *out << v
 
 inline const std::vector<ServerVariant> conformance_variants = {
     {"single", {"--arch", "single"}},
+    {"threaded", {"--arch", "threaded"}},
+    {"per_client", {"--arch", "per-client"}},
+    {"prefork", {"--arch", "prefork"}},
 };
 
 }  // namespace zen::test

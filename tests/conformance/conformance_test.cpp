@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <regex>
@@ -247,7 +248,7 @@ TEST_P(Conformance, EmptyHostListensOnEveryInterfaceForIpv4AndIpv6) {
 }
 
 TEST_P(Conformance, AphorismsFileReplacesTheTable) {
-    const std::string path = ::testing::TempDir() + "zen-conformance-aphorisms.txt";
+    const std::string path = ::testing::TempDir() + "zen-conformance-aphorisms-" + std::to_string(::getpid()) + ".txt";
     {
         std::ofstream file(path);
         file << "# a table of our own\nErrors should never pass? Silently.\nNow is better than? Never.\n";

@@ -153,13 +153,31 @@ int Process::stop(int signal_number, Millis timeout) {
     return wait_exit(timeout);
 }
 
-long Process::rss_kib() const {
-    std::ifstream status("/proc/" + std::to_string(pid_) + "/status");
+namespace {
+
+long own_rss_kib(pid_t pid) {
+    std::ifstream status("/proc/" + std::to_string(pid) + "/status");
     std::string line;
     while (std::getline(status, line)) {
         if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
     }
-    return -1;
+    return 0;
+}
+
+}  // namespace
+
+std::vector<pid_t> Process::children() const {
+    std::vector<pid_t> pids;
+    std::ifstream list("/proc/" + std::to_string(pid_) + "/task/" + std::to_string(pid_) + "/children");
+    pid_t pid = 0;
+    while (list >> pid) pids.push_back(pid);
+    return pids;
+}
+
+long Process::rss_kib() const {
+    long total = own_rss_kib(pid_);
+    for (const pid_t child : children()) total += own_rss_kib(child);
+    return total;
 }
 
 std::unique_ptr<Server> Server::start(const std::vector<std::string>& args, const std::string& host) {

@@ -45,8 +45,10 @@ public:
     int stop(int signal_number, Millis timeout = 10s);
     // Waits for the process to exit by itself; as stop().
     int wait_exit(Millis timeout);
-    // Resident memory in KiB, from /proc.
+    // Resident memory in KiB of the process and its child processes, from /proc.
     long rss_kib() const;
+    // Its direct child processes (prefork's workers).
+    std::vector<pid_t> children() const;
 
 private:
     Process() = default;

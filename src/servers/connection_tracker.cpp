@@ -1,0 +1,19 @@
+#include "servers/connection_tracker.hpp"
+
+#include <sys/mman.h>
+
+#include <cerrno>
+#include <new>
+
+#include "net/io.hpp"
+
+namespace zen {
+
+Result<ConnectionTracker*> create_shared_connection_tracker() {
+    void* memory = ::mmap(nullptr, sizeof(ConnectionTracker), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+                          -1, 0);
+    if (memory == MAP_FAILED) return Error{"cannot map shared memory: " + errno_text(errno)};
+    return new (memory) ConnectionTracker();
+}
+
+}  // namespace zen

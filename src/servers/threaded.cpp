@@ -1,0 +1,39 @@
+// --arch threaded: a fixed pool of threads sharing one listener (the book's srv_threaded.py).
+//
+// Model: --workers N threads (default 4) each run the iterative server's loop: wait for a
+// connection on the shared listener, accept it, converse until the client leaves. Up to N
+// clients are served at once; client N+1 waits in the listen backlog until a thread is free.
+// Blocks: each thread in poll() on the listener (all wake for a connection; one wins accept(),
+// the others get EAGAIN and wait again), then in the conversation driver's poll() on its client.
+// Connection limit: N at a time by construction.
+// EAGAIN/EINTR, short writes, EOF, EMFILE: as --arch single (src/servers/blocking.cpp,
+// conversation.cpp); an EMFILE in one thread does not stop the others.
+// Stop: every thread polls the same signal pipes, so SIGTERM reaches all of them at once.
+#include "servers/blocking.hpp"
+
+#include <atomic>
+
+#include "net/signals.hpp"
+
+namespace zen {
+
+int serve_threaded(Listener& listener, const ServerContext& context) {
+    ThreadGroup workers;
+    std::atomic<int> failures{0};
+    for (int i = 0; i < context.options.workers; ++i) {
+        auto started = workers.start([&] {
+            if (accept_loop(listener, context) != 0) failures.fetch_add(1);
+        });
+        if (!started) {
+            context.log.server(LogLevel::error, "thread_error",
+                               "Cannot start worker thread " + std::to_string(i + 1) + ": " + started.error());
+            request_quit();
+            workers.wait_all();
+            return 1;
+        }
+    }
+    workers.wait_all();
+    return failures.load() == 0 ? 0 : 1;
+}
+
+}  // namespace zen
