@@ -19,6 +19,7 @@
 namespace zen {
 
 int serve_per_client(Listener& listener, const ServerContext& context) {
+    const HardStopWatchdog watchdog(context);
     ThreadGroup conversations;
     int code = 0;
     while (wait_for_client(listener, context) == ListenerWake::connection) {

@@ -7,7 +7,6 @@
 
 #include "base/cli.hpp"
 #include "net/signals.hpp"
-#include "servers/blocking.hpp"
 #include "servers/connection_tracker.hpp"
 
 namespace zen {
@@ -129,11 +128,7 @@ int run_serve(const ServeOptions& options) {
     Log log(options.log);
     const ServerContext context{options, table, log, **tracker};
     log.server(LogLevel::info, "listening", "Listening at " + listener->display);
-    int code = 0;
-    {
-        HardStopWatchdog watchdog(context);
-        code = architecture->serve(*listener, context);
-    }
+    const int code = architecture->serve(*listener, context);
     if (stop_requested()) {
         log.server(LogLevel::info, "stopped",
                    std::string("Stopped on ") + (stop_signal_number() == SIGINT ? "SIGINT" : "SIGTERM"));

@@ -10,10 +10,16 @@
 // us back to poll(); EINTR is retried inside the I/O helpers. Short writes: the driver sends
 // until the session's output is empty. EOF: the session answers what came before it.
 // EMFILE: logged once a second, retried after 100 ms, never a busy loop.
+// Stop: SIGTERM/SIGINT end accepting; the current conversation answers what has arrived and
+// closes by --drain-timeout, or the watchdog stops the process hard. SIGQUIT and --exit-idle end
+// accepting and let the current conversation finish.
 #include "servers/blocking.hpp"
 
 namespace zen {
 
-int serve_single(Listener& listener, const ServerContext& context) { return accept_loop(listener, context); }
+int serve_single(Listener& listener, const ServerContext& context) {
+    const HardStopWatchdog watchdog(context);
+    return accept_loop(listener, context);
+}
 
 }  // namespace zen

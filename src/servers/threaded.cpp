@@ -18,6 +18,7 @@
 namespace zen {
 
 int serve_threaded(Listener& listener, const ServerContext& context) {
+    const HardStopWatchdog watchdog(context);
     ThreadGroup workers;
     std::atomic<int> failures{0};
     for (int i = 0; i < context.options.workers; ++i) {
