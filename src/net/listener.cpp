@@ -11,11 +11,14 @@ namespace zen {
 
 namespace {
 
-Result<Fd> bind_one(const SocketAddress& address, int backlog) {
+Result<Fd> bind_one(const SocketAddress& address, int backlog, bool reuse_port) {
     Fd fd(::socket(address.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
     if (!fd.valid()) return Error{errno_text(errno)};
     const int on = 1;
     ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+    if (reuse_port && ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) != 0) {
+        return Error{"SO_REUSEPORT: " + errno_text(errno)};
+    }
     if (address.family() == AF_INET6) {
         const int off = 0;  // dual-stack: the book's servers were IPv4 only
         ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off);
@@ -27,18 +30,19 @@ Result<Fd> bind_one(const SocketAddress& address, int backlog) {
 
 }  // namespace
 
-Result<Listener> open_listener(std::string_view host, std::uint16_t port, int backlog) {
+Result<Listener> open_listener(std::string_view host, std::uint16_t port, int backlog, bool reuse_port) {
     auto addresses = resolve(host, port, true);
     if (!addresses) return Error{addresses.error()};
 
     std::string failures;
     for (const SocketAddress& address : *addresses) {
-        auto fd = bind_one(address, backlog);
+        auto fd = bind_one(address, backlog, reuse_port);
         if (fd) {
             SocketAddress bound;
             bound.length = sizeof bound.storage;
             ::getsockname(fd->get(), bound.get(), &bound.length);
             Listener listener;
+            listener.bound = bound;
             listener.port = address_port(bound);
             listener.display = format_address(host, listener.port);
             listener.fd = std::move(fd).value();
@@ -50,6 +54,17 @@ Result<Listener> open_listener(std::string_view host, std::uint16_t port, int ba
         failures += fd.error();
     }
     return Error{"cannot listen on " + format_address(host, port) + ": " + failures};
+}
+
+Result<Listener> open_sibling_listener(const Listener& first, int backlog) {
+    auto fd = bind_one(first.bound, backlog, true);
+    if (!fd) return Error{"cannot listen on " + first.display + " again: " + fd.error()};
+    Listener sibling;
+    sibling.fd = std::move(fd).value();
+    sibling.display = first.display;
+    sibling.port = first.port;
+    sibling.bound = first.bound;
+    return sibling;
 }
 
 AcceptOutcome accept_client(int listener_fd) {

@@ -16,11 +16,17 @@ struct Listener {
     Fd fd;  // non-blocking, close-on-exec
     std::string display;  // for "Listening at ...": the host as given, the port actually bound
     std::uint16_t port = 0;
+    SocketAddress bound;
 };
 
 // Binds and listens (SO_REUSEADDR; an IPv6 wildcard also takes IPv4 clients). Tries each
-// address HOST resolves to and keeps the first that binds.
-Result<Listener> open_listener(std::string_view host, std::uint16_t port, int backlog);
+// address HOST resolves to and keeps the first that binds. With reuse_port, SO_REUSEPORT too,
+// so that siblings can bind the same address (see open_sibling_listener).
+Result<Listener> open_listener(std::string_view host, std::uint16_t port, int backlog, bool reuse_port = false);
+
+// Another SO_REUSEPORT listener on the address `first` (opened with reuse_port) is bound to;
+// the kernel spreads new connections across all of them.
+Result<Listener> open_sibling_listener(const Listener& first, int backlog);
 
 struct AcceptedClient {
     Fd fd;  // non-blocking, close-on-exec, TCP_NODELAY

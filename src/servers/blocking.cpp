@@ -14,11 +14,6 @@ namespace zen {
 
 namespace {
 
-bool connection_waiting(int listener_fd) {
-    pollfd pfd{listener_fd, POLLIN, 0};
-    return ::poll(&pfd, 1, 0) > 0 && (pfd.revents & POLLIN) != 0;
-}
-
 
 }  // namespace
 
@@ -28,14 +23,11 @@ ListenerWake wait_for_client(const Listener& listener, const ServerContext& cont
     for (;;) {
         int timeout_ms = -1;
         if (watch_idle) {
-            const auto idle = std::chrono::duration_cast<std::chrono::milliseconds>(context.tracker.idle_for());
-            if (idle >= exit_idle && !connection_waiting(listener.fd.get())) {
-                if (request_quit()) {
-                    context.log.server(LogLevel::info, "idle_exit",
-                                       "No connection for " + duration_text(exit_idle) + ": exiting (--exit-idle)");
-                }
+            if (idle_exit_due(context, {listener.fd.get()})) {
+                quit_for_idleness(context);
                 return ListenerWake::quit;
             }
+            const auto idle = std::chrono::duration_cast<std::chrono::milliseconds>(context.tracker.idle_for());
             // Not idle long enough (or a client is open): look again when it could be.
             timeout_ms = static_cast<int>(std::max<std::int64_t>(10, (exit_idle - idle).count()));
         }

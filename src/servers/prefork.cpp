@@ -132,16 +132,10 @@ bool any_alive(const std::vector<WorkerSlot>& slots) {
     return std::any_of(slots.begin(), slots.end(), [](const WorkerSlot& s) { return s.pid > 0; });
 }
 
-bool idle_exit_due(const Listener& listener, const ServerContext& context) {
-    if (context.options.exit_idle.count() <= 0 || context.tracker.idle_for() < context.options.exit_idle) return false;
-    pollfd pfd{listener.fd.get(), POLLIN, 0};
-    return !(::poll(&pfd, 1, 0) > 0 && (pfd.revents & POLLIN) != 0);  // a client is waiting: not idle
-}
-
 }  // namespace
 
 int serve_prefork(Listener& listener, const ServerContext& context) {
-    std::vector<WorkerSlot> slots(static_cast<std::size_t>(context.options.workers));
+    std::vector<WorkerSlot> slots(static_cast<std::size_t>(context.options.workers > 0 ? context.options.workers : 4));
     for (std::size_t i = 0; i < slots.size(); ++i) start_worker(slots[i], i, listener, context);
 
     // Serve: keep the pool full until a stop or quit.
@@ -155,12 +149,8 @@ int serve_prefork(Listener& listener, const ServerContext& context) {
             quitting = true;
             break;
         }
-        if (idle_exit_due(listener, context)) {
-            if (request_quit()) {
-                context.log.server(LogLevel::info, "idle_exit",
-                                   "No connection for " + duration_text(context.options.exit_idle) +
-                                       ": exiting (--exit-idle)");
-            }
+        if (idle_exit_due(context, {listener.fd.get()})) {
+            quit_for_idleness(context);
             quitting = true;
             break;
         }

@@ -1,5 +1,7 @@
 #include "servers/serve_command.hpp"
 
+#include <sys/resource.h>
+
 #include <CLI/CLI.hpp>
 #include <cmath>
 #include <csignal>
@@ -61,9 +63,10 @@ CLI::App* add_serve_command(CLI::App& zen, ServeOptions& options) {
                        "close a connection silent this long (0: never)", 0);
     add_seconds_option(*serve, "--question-timeout", options.question_timeout,
                        "close a connection whose started question is not finished this long (0: never)", 0);
-    serve->add_option("--workers", options.workers, "threads (threaded) or processes (prefork) serving clients")
-        ->check(CLI::Range(1, 1024))
-        ->capture_default_str();
+    serve->add_option("--workers", options.workers,
+                      "threads (threaded), processes (prefork) or event loops (reuseport); "
+                      "default 4, reuseport one per core")
+        ->check(CLI::Range(1, 1024));
     add_seconds_option(*serve, "--delay", options.delay,
                        "simulated work per answer that blocks the answering thread (the book's time.sleep)", 0);
     add_seconds_option(*serve, "--wait", options.wait,
@@ -109,11 +112,16 @@ int run_serve(const ServeOptions& options) {
         fail(addresses.error());
         return 2;
     }
+    // A server's clients are its file descriptors: use every one the hard limit allows.
+    if (rlimit files{}; ::getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+        files.rlim_cur = files.rlim_max;
+        ::setrlimit(RLIMIT_NOFILE, &files);
+    }
     if (auto installed = install_stop_signals(); !installed) {
         fail(installed.error());
         return 1;
     }
-    auto listener = open_listener(options.host, options.port, options.backlog);
+    auto listener = open_listener(options.host, options.port, options.backlog, architecture->reuse_port);
     if (!listener) {
         fail(listener.error());
         return 1;

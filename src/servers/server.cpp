@@ -1,5 +1,7 @@
 #include "servers/server.hpp"
 
+#include "servers/connection_tracker.hpp"
+
 #include <poll.h>
 
 #include <atomic>
@@ -18,6 +20,9 @@ const std::vector<Architecture>& architectures() {
         {"per-client", "a new thread for every connection (srv_legacy1.py, socketserver)", serve_per_client},
         {"prefork", "--workers processes sharing the listener, replaced when they die (server_multi.py)",
          serve_prefork},
+        {"poll", "one thread, a poll() state machine (srv_async.py)", serve_poll},
+        {"epoll", "one thread, an edge-triggered epoll reactor", serve_epoll},
+        {"reuseport", "--workers epoll loops, each with its own SO_REUSEPORT listener", serve_reuseport, true},
     };
     return all;
 }
@@ -27,6 +32,28 @@ const Architecture* find_architecture(std::string_view name) {
         if (architecture.name == name) return &architecture;
     }
     return nullptr;
+}
+
+bool idle_exit_due(const ServerContext& context, std::initializer_list<int> listener_fds) {
+    return idle_exit_due(context, std::vector<int>(listener_fds));
+}
+
+bool idle_exit_due(const ServerContext& context, const std::vector<int>& listener_fds) {
+    const auto exit_idle = context.options.exit_idle;
+    if (exit_idle.count() <= 0 || !context.decides_idle_exit || context.tracker.idle_for() < exit_idle) return false;
+    for (const int fd : listener_fds) {
+        pollfd pfd{fd, POLLIN, 0};
+        if (::poll(&pfd, 1, 0) > 0 && (pfd.revents & POLLIN) != 0) return false;  // a client is waiting
+    }
+    return true;
+}
+
+void quit_for_idleness(const ServerContext& context) {
+    if (request_quit()) {
+        context.log.server(LogLevel::info, "idle_exit",
+                           "No connection for " + duration_text(context.options.exit_idle) +
+                               ": exiting (--exit-idle)");
+    }
 }
 
 std::string duration_text(std::chrono::milliseconds duration) {
@@ -66,30 +93,28 @@ void log_session_end(const ServerContext& context, const std::string& peer, cons
     }
 }
 
-bool handle_accept_problem(const AcceptOutcome& outcome, const ServerContext& context) {
-    switch (outcome.status) {
-        case AcceptStatus::accepted:
-        case AcceptStatus::would_block:
-        case AcceptStatus::client_gone:
-            return true;
-        case AcceptStatus::out_of_fds: {
-            static std::atomic<std::int64_t> last_logged{0};
-            const auto now = std::chrono::duration_cast<std::chrono::seconds>(
-                                 Clock::now().time_since_epoch()).count();
-            std::int64_t previous = last_logged.load();
-            if (now != previous && last_logged.compare_exchange_strong(previous, now)) {
-                context.log.server(LogLevel::warning, "accept_error",
-                                   "Cannot accept a connection: " + errno_text(outcome.error) + " (retrying)");
-            }
-            wait_for(stop_fd(), POLLIN, -1, Clock::now() + std::chrono::milliseconds(100));
-            return true;
-        }
-        case AcceptStatus::failed:
-            context.log.server(LogLevel::error, "accept_error",
-                               "Cannot accept connections: " + errno_text(outcome.error));
-            return false;
+void log_accept_problem(const AcceptOutcome& outcome, const ServerContext& context) {
+    if (outcome.status == AcceptStatus::failed) {
+        context.log.server(LogLevel::error, "accept_error", "Cannot accept connections: " + errno_text(outcome.error));
+        return;
     }
-    return false;
+    if (outcome.status != AcceptStatus::out_of_fds) return;
+    static std::atomic<std::int64_t> last_logged{0};
+    const auto now = std::chrono::duration_cast<std::chrono::seconds>(Clock::now().time_since_epoch()).count();
+    std::int64_t previous = last_logged.load();
+    if (now != previous && last_logged.compare_exchange_strong(previous, now)) {
+        context.log.server(LogLevel::warning, "accept_error",
+                           "Cannot accept a connection: " + errno_text(outcome.error) + " (retrying)");
+    }
+}
+
+bool handle_accept_problem(const AcceptOutcome& outcome, const ServerContext& context) {
+    log_accept_problem(outcome, context);
+    if (outcome.status == AcceptStatus::failed) return false;
+    if (outcome.status == AcceptStatus::out_of_fds) {
+        wait_for(stop_fd(), POLLIN, -1, Clock::now() + accept_pause);
+    }
+    return true;
 }
 
 }  // namespace zen

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -25,7 +26,7 @@ struct ServeOptions {
     SessionLimits limits;
     std::chrono::milliseconds idle_timeout{300'000};     // zero: never
     std::chrono::milliseconds question_timeout{30'000};  // zero: never
-    int workers = 4;                                     // threaded, prefork
+    int workers = 0;  // threaded, prefork (4), reuseport (one per core); 0: that default
     std::chrono::milliseconds delay{0};  // per answer, blocking the answering thread (the book's sleep)
     std::chrono::milliseconds wait{0};   // per answer, without blocking where the model allows
     std::chrono::milliseconds exit_idle{0};              // zero: never exit for want of clients
@@ -58,6 +59,7 @@ struct Architecture {
     std::string_view name;
     std::string_view model;  // one line for --help
     ServeFunction serve;
+    bool reuse_port = false;  // its listener must allow SO_REUSEPORT siblings
 };
 
 const std::vector<Architecture>& architectures();
@@ -67,6 +69,16 @@ int serve_single(Listener& listener, const ServerContext& context);
 int serve_threaded(Listener& listener, const ServerContext& context);
 int serve_per_client(Listener& listener, const ServerContext& context);
 int serve_prefork(Listener& listener, const ServerContext& context);
+int serve_poll(Listener& listener, const ServerContext& context);
+int serve_epoll(Listener& listener, const ServerContext& context);
+int serve_reuseport(Listener& listener, const ServerContext& context);
+
+// --exit-idle: true once the server has had no open conversation for that long and no client
+// waits in any of its listeners' backlogs (never when this process does not decide).
+bool idle_exit_due(const ServerContext& context, std::initializer_list<int> listener_fds);
+bool idle_exit_due(const ServerContext& context, const std::vector<int>& listener_fds);
+// Asks the process to quit for --exit-idle, logging it once.
+void quit_for_idleness(const ServerContext& context);
 
 // "300 s", "500 ms": a limit as the log and messages show it.
 std::string duration_text(std::chrono::milliseconds duration);
@@ -76,6 +88,13 @@ void log_accepted(const ServerContext& context, const std::string& peer);
 // How the conversation ended: "has closed", "sent b'...' but then closed", "error: question too long".
 void log_session_end(const ServerContext& context, const std::string& peer, const Session& session);
 void log_client_error(const ServerContext& context, const std::string& peer, std::string_view what);
+
+// After an accept() failed for want of descriptors, how long to stop accepting.
+inline constexpr std::chrono::milliseconds accept_pause{100};
+
+// Logs an accept() that brought no client: out of descriptors at most once a second, a broken
+// listener always.
+void log_accept_problem(const AcceptOutcome& outcome, const ServerContext& context);
 
 // Handles an accept() that brought no client. Out of descriptors: logs at most once a second and
 // waits 100 ms (or until stop) so the loop never spins. Returns false when the listener is broken

@@ -21,7 +21,8 @@ int serve_threaded(Listener& listener, const ServerContext& context) {
     const HardStopWatchdog watchdog(context);
     ThreadGroup workers;
     std::atomic<int> failures{0};
-    for (int i = 0; i < context.options.workers; ++i) {
+    const int count = context.options.workers > 0 ? context.options.workers : 4;
+    for (int i = 0; i < count; ++i) {
         auto started = workers.start([&] {
             if (accept_loop(listener, context) != 0) failures.fetch_add(1);
         });

@@ -1,5 +1,5 @@
-// What is particular to the blocking architectures (issue 3): how many clients each serves at
-// once, prefork's worker management, --exit-idle, --delay, and the drain on SIGTERM.
+// What is particular to the blocking architectures: how many clients each serves at once, and
+// prefork's worker management. (--exit-idle, --delay and the drain: tests/lifecycle/.)
 #include <gtest/gtest.h>
 #include <signal.h>
 
@@ -124,81 +124,6 @@ TEST(Prefork, SigtermStopsEveryWorker) {
     EXPECT_EQ(server->process().stop(SIGTERM), 0) << server->log();
     for (const pid_t worker : workers) EXPECT_NE(::kill(worker, 0), 0) << "worker " << worker << " outlived its parent";
 }
-
-class EveryBlockingArchitecture : public ::testing::TestWithParam<std::string> {};
-
-TEST_P(EveryBlockingArchitecture, ExitIdleExitsZeroByItselfAfterTheLastClient) {
-    auto server = Server::start({"--arch", GetParam(), "--exit-idle", "1"});
-    {
-        Connection client = Connection::open("127.0.0.1", server->port());
-        // Connected (and silent) for longer than --exit-idle: an open connection is not idle.
-        std::this_thread::sleep_for(1500ms);
-        EXPECT_TRUE(server->process().running());
-        EXPECT_TRUE(answered_within(client, beautiful, "Ugly.", 5s));
-    }
-    const auto closed = Clock::now();
-    EXPECT_EQ(server->process().wait_exit(10s), 0) << server->log();
-    EXPECT_GE(Clock::now() - closed, 900ms);
-    EXPECT_NE(server->log().find("No connection for 1 s: exiting (--exit-idle)"), std::string::npos) << server->log();
-}
-
-TEST_P(EveryBlockingArchitecture, ExitIdleWithNoClientAtAll) {
-    auto server = Server::start({"--arch", GetParam(), "--exit-idle", "0.3"});
-    EXPECT_EQ(server->process().wait_exit(10s), 0) << server->log();
-}
-
-TEST_P(EveryBlockingArchitecture, SigtermDuringADelayedAnswerStillDeliversIt) {
-    auto server = Server::start({"--arch", GetParam(), "--delay", "1"});
-    Connection client = Connection::open("127.0.0.1", server->port());
-    client.send(beautiful);
-    std::this_thread::sleep_for(300ms);  // the answering thread is asleep in --delay
-    ::kill(server->process().pid(), SIGTERM);
-    const Drained got = client.receive_until_eof(10s);
-    EXPECT_EQ(got.data, "Ugly.");
-    EXPECT_TRUE(got.eof);
-    EXPECT_EQ(server->process().wait_exit(10s), 0) << server->log();
-}
-
-TEST_P(EveryBlockingArchitecture, DelayIsPaidPerAnswer) {
-    auto server = Server::start({"--arch", GetParam(), "--delay", "0.2"});
-    Connection client = Connection::open("127.0.0.1", server->port());
-    const auto started = Clock::now();
-    client.send("Beautiful is better than?Simple is better than?Explicit is better than?");
-    EXPECT_EQ(client.receive_bytes(22, 10s).data, "Ugly.Complex.Implicit.");
-    EXPECT_GE(Clock::now() - started, 550ms);
-}
-
-TEST_P(EveryBlockingArchitecture, AStuckDrainIsStoppedHardAfterTheDrainTimeout) {
-    auto server = Server::start({"--arch", GetParam(), "--delay", "30", "--drain-timeout", "0.5"});
-    Connection client = Connection::open("127.0.0.1", server->port());
-    client.send(beautiful);
-    std::this_thread::sleep_for(200ms);
-    const auto stopped = Clock::now();
-    const int code = server->process().stop(SIGTERM, 10s);
-    EXPECT_EQ(code, 1) << server->log();
-    EXPECT_LT(Clock::now() - stopped, 5s);
-    EXPECT_NE(server->log().find("stopping hard"), std::string::npos) << server->log();
-}
-
-TEST_P(EveryBlockingArchitecture, SigquitLetsOpenConversationsFinish) {
-    auto server = Server::start({"--arch", GetParam()});
-    Connection client = Connection::open("127.0.0.1", server->port());
-    EXPECT_TRUE(answered_within(client, beautiful, "Ugly.", 5s));
-    ::kill(server->process().pid(), SIGQUIT);
-    std::this_thread::sleep_for(300ms);
-    EXPECT_TRUE(server->process().running());
-    EXPECT_TRUE(answered_within(client, "Simple is better than?", "Complex.", 5s));
-    client.close();
-    EXPECT_EQ(server->process().wait_exit(10s), 0) << server->log();
-}
-
-INSTANTIATE_TEST_SUITE_P(Blocking, EveryBlockingArchitecture,
-                         ::testing::Values("single", "threaded", "per-client", "prefork"),
-                         [](const ::testing::TestParamInfo<std::string>& info) {
-                             std::string name = info.param;
-                             std::replace(name.begin(), name.end(), '-', '_');
-                             return name;
-                         });
 
 }  // namespace
 }  // namespace zen::test

@@ -21,6 +21,9 @@ inline const std::vector<ServerVariant> conformance_variants = {
     {"threaded", {"--arch", "threaded"}},
     {"per_client", {"--arch", "per-client"}},
     {"prefork", {"--arch", "prefork"}},
+    {"poll", {"--arch", "poll"}},
+    {"epoll", {"--arch", "epoll"}},
+    {"reuseport", {"--arch", "reuseport", "--workers", "2"}},
 };
 
 }  // namespace zen::test

@@ -1,0 +1,52 @@
+// Deadlines for an event loop: a min-heap of (time, token). Entries are never removed early; an
+// owner whose deadline moved checks, when a token fires, whether it still means anything (and
+// arms again if its next deadline is later). That keeps arming O(log n) and needs no handles.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <queue>
+#include <vector>
+
+namespace zen {
+
+class TimerQueue {
+public:
+    using Clock = std::chrono::steady_clock;
+
+    void arm(Clock::time_point when, std::uint64_t token) { heap_.push({when, token}); }
+
+    bool empty() const { return heap_.empty(); }
+    Clock::time_point next() const { return heap_.empty() ? Clock::time_point::max() : heap_.top().when; }
+
+    // Milliseconds an event wait may sleep before the next deadline (-1: no deadline), capped.
+    int wait_ms(Clock::time_point now, int cap_ms = 1000) const;
+
+    // Calls fire(when, token) for every entry due at now, earliest first.
+    template <class Fire>
+    void expire(Clock::time_point now, Fire&& fire) {
+        while (!heap_.empty() && heap_.top().when <= now) {
+            const Entry entry = heap_.top();
+            heap_.pop();
+            fire(entry.when, entry.token);
+        }
+    }
+
+private:
+    struct Entry {
+        Clock::time_point when;
+        std::uint64_t token;
+        bool operator>(const Entry& other) const { return when > other.when; }
+    };
+    std::priority_queue<Entry, std::vector<Entry>, std::greater<>> heap_;
+};
+
+inline int TimerQueue::wait_ms(Clock::time_point now, int cap_ms) const {
+    if (heap_.empty()) return cap_ms;
+    const auto left = std::chrono::ceil<std::chrono::milliseconds>(heap_.top().when - now).count();
+    if (left <= 0) return 0;
+    return left < cap_ms ? static_cast<int>(left) : cap_ms;
+}
+
+}  // namespace zen

@@ -1,0 +1,248 @@
+#include "servers/event_conversation.hpp"
+
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <limits>
+#include <thread>
+
+#include "net/io.hpp"
+#include "servers/connection_tracker.hpp"
+
+namespace zen {
+
+namespace {
+
+constexpr auto never = Clock::time_point::max();
+
+Clock::time_point after(Clock::time_point from, std::chrono::milliseconds limit) {
+    return limit.count() > 0 ? from + limit : never;
+}
+
+}  // namespace
+
+EventConversation::EventConversation(AcceptedClient client, const ServerContext& context, Clock::time_point now)
+    : context_(context),
+      fd_(std::move(client.fd)),
+      peer_(format_address(client.peer)),
+      session_(context.table, context.options.limits),
+      last_activity_(now),
+      next_free_(now) {
+    context_.tracker.opened();
+    log_accepted(context_, peer_);
+    if (context_.options.wait.count() == 0) released_end_ = std::numeric_limits<std::uint64_t>::max();
+}
+
+EventConversation::~EventConversation() { context_.tracker.closed(); }
+
+bool EventConversation::wants_read() const {
+    if (phase_ == Phase::lingering) return true;
+    return phase_ == Phase::conversing && !draining_ && session_.wants_input();
+}
+
+std::string_view EventConversation::releasable() const {
+    const std::string_view pending = session_.pending_output();
+    const std::uint64_t allowed = released_end_ - std::min(released_end_, sent_total_);
+    return pending.substr(0, static_cast<std::size_t>(std::min<std::uint64_t>(allowed, pending.size())));
+}
+
+void EventConversation::feed(std::string_view bytes, Clock::time_point now) {
+    const auto answered_before = session_.answered();
+    session_.receive(bytes);
+    const auto answers = session_.answered() - answered_before;
+    if (answers == 0) return;
+    if (context_.options.delay.count() > 0) std::this_thread::sleep_for(context_.options.delay * answers);
+    if (context_.options.wait.count() > 0) {
+        next_free_ = std::max(next_free_, now) + context_.options.wait * answers;
+        held_.push_back({sent_total_ + session_.pending_output().size(), next_free_});
+    }
+}
+
+void EventConversation::feed_eof(Clock::time_point) { session_.receive_eof(); }
+
+bool EventConversation::handle_readable(std::span<char> buffer, Clock::time_point now, int read_budget) {
+    if (phase_ == Phase::lingering) {
+        // Discard until EOF: the client's extra bytes must not turn our close into a reset.
+        for (int i = 0; i < read_budget; ++i) {
+            const IoResult got = receive_some(fd_.get(), buffer.data(), buffer.size());
+            if (got.status == IoStatus::ok) continue;
+            read_blocked_ = got.status == IoStatus::would_block;
+            if (!read_blocked_) close_now();
+            return false;
+        }
+        return true;
+    }
+    int reads = 0;
+    while (phase_ == Phase::conversing && session_.wants_input()) {
+        if (reads++ == read_budget) {
+            after_progress(now);
+            return true;
+        }
+        const IoResult got = receive_some(fd_.get(), buffer.data(), buffer.size());
+        if (got.status == IoStatus::ok) {
+            read_blocked_ = false;  // until a read says EAGAIN, there may be more to read
+            last_activity_ = now;
+            feed({buffer.data(), got.bytes}, now);
+            flush(now);  // write first: most answers leave at once, without waiting for EPOLLOUT
+        } else if (got.status == IoStatus::eof) {
+            feed_eof(now);
+            break;
+        } else if (got.status == IoStatus::would_block) {
+            read_blocked_ = true;
+            break;
+        } else {
+            log_client_error(context_, peer_, errno_text(got.error));
+            close_now();
+            return false;
+        }
+    }
+    after_progress(now);
+    return false;
+}
+
+void EventConversation::handle_writable(Clock::time_point now) {
+    if (phase_ != Phase::conversing) return;
+    send_blocked_ = false;
+    after_progress(now);
+}
+
+void EventConversation::flush(Clock::time_point now) {
+    while (phase_ == Phase::conversing) {
+        const std::string_view out = releasable();
+        if (out.empty()) return;
+        const IoResult sent = send_some(fd_.get(), out);
+        if (sent.status == IoStatus::ok) {
+            session_.consume_output(sent.bytes);
+            sent_total_ += sent.bytes;
+            last_activity_ = now;
+            if (sent.bytes < out.size()) {
+                send_blocked_ = true;  // a short send: the socket buffer is full
+                return;
+            }
+        } else if (sent.status == IoStatus::would_block) {
+            send_blocked_ = true;
+            return;
+        } else {
+            log_client_error(context_, peer_, errno_text(sent.error));
+            close_now();
+            return;
+        }
+    }
+}
+
+void EventConversation::after_progress(Clock::time_point now) {
+    if (phase_ != Phase::conversing) return;
+    while (!held_.empty() && held_.front().when <= now) {
+        released_end_ = held_.front().end;
+        held_.pop_front();
+    }
+    if (!send_blocked_) flush(now);
+    if (phase_ != Phase::conversing) return;
+    if (session_.done()) {
+        end_conversation(now);
+        return;
+    }
+    if (draining_ && session_.pending_output().empty()) {
+        context_.log.connection(LogLevel::info, "closed_on_stop", peer_,
+                                "Client socket to " + peer_ + " closed: server stopping");
+        start_linger(now, drain_deadline(context_));
+        return;
+    }
+    if (!session_.has_partial_question()) {
+        question_deadline_ = never;
+    } else if (question_deadline_ == never) {
+        question_deadline_ = after(now, context_.options.question_timeout);
+    }
+}
+
+void EventConversation::end_conversation(Clock::time_point now) {
+    log_session_end(context_, peer_, session_);
+    if (session_.status() == Session::Status::too_long) {
+        start_linger(now, draining_ ? std::min(drain_deadline(context_), now + close_linger) : now + close_linger);
+    } else {
+        close_now();
+    }
+}
+
+void EventConversation::start_linger(Clock::time_point now, Clock::time_point limit) {
+    if (now >= limit) {
+        close_now();
+        return;
+    }
+    ::shutdown(fd_.get(), SHUT_WR);
+    phase_ = Phase::lingering;
+    linger_deadline_ = std::min(limit, now + close_linger);
+    read_blocked_ = false;
+}
+
+void EventConversation::close_now() {
+    phase_ = Phase::closed;
+    fd_.reset();
+}
+
+void EventConversation::begin_drain(std::span<char> buffer, Clock::time_point now) {
+    if (phase_ != Phase::conversing || draining_) return;
+    // Take in what the client has already sent (reading is over once draining_ is set).
+    while (session_.wants_input()) {
+        const IoResult got = receive_some(fd_.get(), buffer.data(), buffer.size());
+        if (got.status == IoStatus::ok) {
+            feed({buffer.data(), got.bytes}, now);
+            flush(now);
+            continue;
+        }
+        if (got.status == IoStatus::eof) feed_eof(now);
+        break;
+    }
+    draining_ = true;
+    after_progress(now);
+}
+
+Clock::time_point EventConversation::next_deadline() const {
+    switch (phase_) {
+        case Phase::closed:
+            return never;
+        case Phase::lingering:
+            return linger_deadline_;
+        case Phase::conversing:
+            break;
+    }
+    if (draining_) return drain_deadline(context_);
+    auto deadline = std::min(question_deadline_, after(last_activity_, context_.options.idle_timeout));
+    if (!held_.empty()) deadline = std::min(deadline, held_.front().when);
+    return deadline;
+}
+
+void EventConversation::handle_deadline(Clock::time_point now) {
+    switch (phase_) {
+        case Phase::closed:
+            return;
+        case Phase::lingering:
+            if (now >= linger_deadline_) close_now();
+            return;
+        case Phase::conversing:
+            break;
+    }
+    if (draining_) {
+        if (now >= drain_deadline(context_)) {
+            log_client_error(context_, peer_, "not reading its answers; closed as the server stops");
+            close_now();
+        }
+        return;
+    }
+    if (now >= question_deadline_) {
+        log_client_error(context_, peer_,
+                         "question not finished within " + duration_text(context_.options.question_timeout));
+        close_now();
+        return;
+    }
+    if (now >= after(last_activity_, context_.options.idle_timeout)) {
+        log_client_error(context_, peer_,
+                         send_blocked_ ? "not reading its answers for " + duration_text(context_.options.idle_timeout)
+                                       : "idle for " + duration_text(context_.options.idle_timeout));
+        close_now();
+        return;
+    }
+    after_progress(now);  // --wait answers whose time has come
+}
+
+}  // namespace zen

@@ -1,0 +1,57 @@
+// --arch reuseport: "the best of both worlds" of the chapter's advice: several event loops, each
+// in its own thread with its own SO_REUSEPORT listener on the same address.
+//
+// Model: --workers N threads (default: one per core), each running the edge-triggered epoll loop
+// of --arch epoll (src/servers/epoll.cpp) on a listener of its own. The kernel hashes each new
+// connection to one listener, so the loops share nothing: no lock, no shared accept queue, no
+// thundering herd. A connection stays on the loop that accepted it.
+// Blocks: each thread only in its epoll_wait() (and --delay, which stalls that thread's clients).
+// Connection limit: none of its own; the fd limit.
+// EAGAIN, EINTR, short writes, EOF, EMFILE: as --arch epoll, in each loop.
+// How it fails: the hash ignores load, so one loop can get more busy clients than another; a
+// listener whose loop has stopped would still be given connections, so loops never stop alone.
+// Stop: every loop sees SIGTERM/SIGINT and drains; SIGQUIT and --exit-idle end accepting in all
+// (the idle check looks at every listener's backlog).
+#include <thread>
+
+#include "net/signals.hpp"
+#include "servers/blocking.hpp"
+#include "servers/epoll_loop.hpp"
+
+namespace zen {
+
+int serve_reuseport(Listener& listener, const ServerContext& context) {
+    const int workers = context.options.workers > 0 ? context.options.workers
+                                                    : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    std::vector<Listener> siblings;
+    std::vector<int> listener_fds{listener.fd.get()};
+    for (int i = 1; i < workers; ++i) {
+        auto sibling = open_sibling_listener(listener, context.options.backlog);
+        if (!sibling) {
+            context.log.server(LogLevel::error, "listen_error", sibling.error());
+            return 1;
+        }
+        listener_fds.push_back(sibling->fd.get());
+        siblings.push_back(std::move(sibling).value());
+    }
+
+    const HardStopWatchdog watchdog(context);
+    ThreadGroup loops;
+    std::atomic<int> failures{0};
+    for (int i = 0; i < workers; ++i) {
+        const int fd = listener_fds[static_cast<std::size_t>(i)];
+        auto started = loops.start([&, fd] {
+            if (run_epoll_loop(fd, listener_fds, context) != 0) failures.fetch_add(1);
+        });
+        if (!started) {
+            context.log.server(LogLevel::error, "thread_error",
+                               "Cannot start event loop " + std::to_string(i + 1) + ": " + started.error());
+            request_quit();
+            break;
+        }
+    }
+    loops.wait_all();
+    return failures.load() == 0 ? 0 : 1;
+}
+
+}  // namespace zen
