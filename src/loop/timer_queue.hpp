@@ -18,6 +18,20 @@ public:
     void arm(Clock::time_point when, std::uint64_t token) { heap_.push({when, token}); }
 
     bool empty() const { return heap_.empty(); }
+    std::size_t size() const { return heap_.size(); }
+
+    // Drops every entry whose token `stale` says no longer matters (cancelled timers), so that
+    // a loop that cancels often keeps a heap the size of its live timers.
+    template <class Stale>
+    void compact(Stale&& stale) {
+        std::vector<Entry> kept;
+        kept.reserve(heap_.size());
+        while (!heap_.empty()) {
+            if (!stale(heap_.top().token)) kept.push_back(heap_.top());
+            heap_.pop();
+        }
+        for (const Entry& entry : kept) heap_.push(entry);
+    }
     Clock::time_point next() const { return heap_.empty() ? Clock::time_point::max() : heap_.top().when; }
 
     // Milliseconds an event wait may sleep before the next deadline (-1: no deadline), capped.

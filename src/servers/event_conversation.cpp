@@ -3,8 +3,6 @@
 #include <sys/socket.h>
 
 #include <algorithm>
-#include <limits>
-#include <thread>
 
 #include "net/io.hpp"
 #include "servers/connection_tracker.hpp"
@@ -27,10 +25,9 @@ EventConversation::EventConversation(AcceptedClient client, const ServerContext&
       peer_(format_address(client.peer)),
       session_(context.table, context.options.limits),
       last_activity_(now),
-      next_free_(now) {
+      pacer_(context.options, now) {
     context_.tracker.opened();
     log_accepted(context_, peer_);
-    if (context_.options.wait.count() == 0) released_end_ = std::numeric_limits<std::uint64_t>::max();
 }
 
 EventConversation::~EventConversation() { context_.tracker.closed(); }
@@ -40,22 +37,15 @@ bool EventConversation::wants_read() const {
     return phase_ == Phase::conversing && !draining_ && session_.wants_input();
 }
 
-std::string_view EventConversation::releasable() const {
+std::string_view EventConversation::releasable(Clock::time_point now) {
     const std::string_view pending = session_.pending_output();
-    const std::uint64_t allowed = released_end_ - std::min(released_end_, sent_total_);
-    return pending.substr(0, static_cast<std::size_t>(std::min<std::uint64_t>(allowed, pending.size())));
+    return pending.substr(0, pacer_.releasable(sent_total_, pending.size(), now));
 }
 
 void EventConversation::feed(std::string_view bytes, Clock::time_point now) {
     const auto answered_before = session_.answered();
     session_.receive(bytes);
-    const auto answers = session_.answered() - answered_before;
-    if (answers == 0) return;
-    if (context_.options.delay.count() > 0) std::this_thread::sleep_for(context_.options.delay * answers);
-    if (context_.options.wait.count() > 0) {
-        next_free_ = std::max(next_free_, now) + context_.options.wait * answers;
-        held_.push_back({sent_total_ + session_.pending_output().size(), next_free_});
-    }
+    pacer_.answered(session_.answered() - answered_before, sent_total_ + session_.pending_output().size(), now);
 }
 
 void EventConversation::feed_eof(Clock::time_point) { session_.receive_eof(); }
@@ -108,7 +98,7 @@ void EventConversation::handle_writable(Clock::time_point now) {
 
 void EventConversation::flush(Clock::time_point now) {
     while (phase_ == Phase::conversing) {
-        const std::string_view out = releasable();
+        const std::string_view out = releasable(now);
         if (out.empty()) return;
         const IoResult sent = send_some(fd_.get(), out);
         if (sent.status == IoStatus::ok) {
@@ -132,10 +122,6 @@ void EventConversation::flush(Clock::time_point now) {
 
 void EventConversation::after_progress(Clock::time_point now) {
     if (phase_ != Phase::conversing) return;
-    while (!held_.empty() && held_.front().when <= now) {
-        released_end_ = held_.front().end;
-        held_.pop_front();
-    }
     if (!send_blocked_) flush(now);
     if (phase_ != Phase::conversing) return;
     if (session_.done()) {
@@ -208,8 +194,7 @@ Clock::time_point EventConversation::next_deadline() const {
     }
     if (draining_) return drain_deadline(context_);
     auto deadline = std::min(question_deadline_, after(last_activity_, context_.options.idle_timeout));
-    if (!held_.empty()) deadline = std::min(deadline, held_.front().when);
-    return deadline;
+    return std::min(deadline, pacer_.next_release());
 }
 
 void EventConversation::handle_deadline(Clock::time_point now) {

@@ -6,11 +6,11 @@
 #pragma once
 
 #include <cstdint>
-#include <deque>
 #include <span>
 #include <string>
 
 #include "net/listener.hpp"
+#include "servers/answer_pacer.hpp"
 #include "servers/server.hpp"
 
 namespace zen {
@@ -52,7 +52,7 @@ private:
     void end_conversation(Clock::time_point now);
     void start_linger(Clock::time_point now, Clock::time_point limit);
     void close_now();
-    std::string_view releasable() const;
+    std::string_view releasable(Clock::time_point now);
 
     const ServerContext& context_;
     Fd fd_;
@@ -65,16 +65,8 @@ private:
     Clock::time_point last_activity_;
     Clock::time_point question_deadline_ = Clock::time_point::max();
     Clock::time_point linger_deadline_ = Clock::time_point::max();
-    // --wait: answers are held until their time. Each entry: the output byte count (since the
-    // start of the conversation) up to which answers may be sent once `when` has come.
-    struct Release {
-        std::uint64_t end;
-        Clock::time_point when;
-    };
-    std::deque<Release> held_;
-    Clock::time_point next_free_;  // --wait runs answers one after another, as a backend call per question would
+    AnswerPacer pacer_;
     std::uint64_t sent_total_ = 0;
-    std::uint64_t released_end_ = 0;  // output bytes allowed out so far
 };
 
 }  // namespace zen

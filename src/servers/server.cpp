@@ -22,6 +22,9 @@ const std::vector<Architecture>& architectures() {
          serve_prefork},
         {"poll", "one thread, a poll() state machine (srv_async.py)", serve_poll},
         {"epoll", "one thread, an edge-triggered epoll reactor", serve_epoll},
+        {"callbacks", "an asyncio.Protocol-style protocol on zen's event-loop framework (srv_asyncio1.py)",
+         serve_callbacks},
+        {"chat", "an asynchat-style channel on the same framework (srv_legacy2.py)", serve_chat},
         {"reuseport", "--workers epoll loops, each with its own SO_REUSEPORT listener", serve_reuseport, true},
     };
     return all;

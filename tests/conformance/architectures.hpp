@@ -23,6 +23,8 @@ inline const std::vector<ServerVariant> conformance_variants = {
     {"prefork", {"--arch", "prefork"}},
     {"poll", {"--arch", "poll"}},
     {"epoll", {"--arch", "epoll"}},
+    {"callbacks", {"--arch", "callbacks"}},
+    {"chat", {"--arch", "chat"}},
     {"reuseport", {"--arch", "reuseport", "--workers", "2"}},
 };
 

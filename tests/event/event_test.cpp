@@ -126,6 +126,8 @@ TEST_P(EventArchitecture, DelayStallsTheLoopForEveryClient) {
 INSTANTIATE_TEST_SUITE_P(Event, EventArchitecture,
                          ::testing::Values(EventVariant{"poll", {"--arch", "poll"}},
                                            EventVariant{"epoll", {"--arch", "epoll"}},
+                                           EventVariant{"callbacks", {"--arch", "callbacks"}},
+                                           EventVariant{"chat", {"--arch", "chat"}},
                                            EventVariant{"reuseport", {"--arch", "reuseport"}}),
                          [](const ::testing::TestParamInfo<EventVariant>& info) { return info.param.name; });
 

@@ -1,0 +1,178 @@
+#include "loop/transport.hpp"
+
+#include <sys/epoll.h>
+#include <sys/socket.h>
+
+#include "net/io.hpp"
+
+namespace zen::loop {
+
+namespace {
+
+constexpr std::size_t read_size = 64 * 1024;
+
+}  // namespace
+
+Transport::Transport(EventLoop& loop, AcceptedClient client, std::unique_ptr<Protocol> protocol)
+    : loop_(loop), fd_(std::move(client.fd)), peer_(client.peer), protocol_(std::move(protocol)) {}
+
+Transport::~Transport() {
+    if (fd_.valid()) loop_.remove_watch(fd_.get());
+}
+
+void Transport::start() {
+    if (!loop_.add_watch(fd_.get(), EPOLLIN, [this](std::uint32_t events) { on_event(events); })) {
+        finish(errno_text(errno));
+        return;
+    }
+    protocol_->connection_made(*this);
+}
+
+void Transport::update_watch() {
+    if (closed_) return;
+    const bool want_in = reading_ && !eof_seen_;
+    const bool want_out = write_buffer_size() > 0;
+    loop_.modify_watch(fd_.get(), (want_in ? EPOLLIN : 0u) | (want_out ? EPOLLOUT : 0u));
+    watching_out_ = want_out;
+}
+
+void Transport::on_event(std::uint32_t events) {
+    if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+        if (reading_ && !eof_seen_) {
+            on_readable();
+        } else if (events & (EPOLLHUP | EPOLLERR)) {
+            flush();  // a send will report the error
+            if (!closed_ && write_buffer_size() == 0 && (events & EPOLLERR)) finish("connection error");
+        }
+    }
+    if (!closed_ && (events & EPOLLOUT)) flush();
+}
+
+void Transport::on_readable() {
+    char buffer[read_size];
+    const IoResult got = receive_some(fd_.get(), buffer, sizeof buffer);
+    if (got.status == IoStatus::ok) {
+        protocol_->data_received({buffer, got.bytes});
+    } else if (got.status == IoStatus::eof) {
+        eof_seen_ = true;
+        update_watch();
+        protocol_->eof_received();
+    } else if (got.status == IoStatus::error) {
+        finish(errno_text(got.error));
+    }
+}
+
+void Transport::read_now() {
+    while (!closed_ && reading_ && !eof_seen_) {
+        char buffer[read_size];
+        const IoResult got = receive_some(fd_.get(), buffer, sizeof buffer);
+        if (got.status == IoStatus::ok) {
+            protocol_->data_received({buffer, got.bytes});
+        } else if (got.status == IoStatus::eof) {
+            eof_seen_ = true;
+            update_watch();
+            protocol_->eof_received();
+        } else {
+            if (got.status == IoStatus::error) finish(errno_text(got.error));
+            return;
+        }
+    }
+}
+
+void Transport::write(std::string_view data) {
+    if (closing_ || closed_ || eof_after_flush_ || data.empty()) return;
+    if (write_buffer_size() == 0) {
+        // Write first: most answers leave at once and never touch the queue.
+        const IoResult sent = send_some(fd_.get(), data);
+        if (sent.status == IoStatus::error) {
+            finish(errno_text(sent.error));
+            return;
+        }
+        if (sent.status == IoStatus::ok) data.remove_prefix(sent.bytes);
+        if (data.empty()) return;
+    }
+    queued_.append(data);
+    if (!watching_out_) update_watch();
+    if (!writing_paused_ && write_buffer_size() > high_water_) {
+        writing_paused_ = true;
+        protocol_->pause_writing();
+    }
+}
+
+void Transport::flush() {
+    while (!closed_ && write_buffer_size() > 0) {
+        const IoResult sent = send_some(fd_.get(), std::string_view(queued_).substr(queued_sent_));
+        if (sent.status == IoStatus::error) {
+            finish(errno_text(sent.error));
+            return;
+        }
+        if (sent.status == IoStatus::would_block) break;
+        queued_sent_ += sent.bytes;
+    }
+    if (closed_) return;
+    if (write_buffer_size() == 0) {
+        queued_.clear();
+        queued_sent_ = 0;
+    } else if (queued_sent_ > 64 * 1024) {
+        queued_.erase(0, queued_sent_);
+        queued_sent_ = 0;
+    }
+    if (writing_paused_ && write_buffer_size() <= low_water_) {
+        writing_paused_ = false;
+        protocol_->resume_writing();
+        if (closed_) return;
+    }
+    if (write_buffer_size() == 0) {
+        if (closing_) {
+            finish({});
+            return;
+        }
+        if (eof_after_flush_ && !eof_written_) {
+            eof_written_ = true;
+            ::shutdown(fd_.get(), SHUT_WR);
+        }
+    }
+    update_watch();
+}
+
+void Transport::write_eof() {
+    eof_after_flush_ = true;
+    flush();
+}
+
+void Transport::close() {
+    if (closed_) return;
+    closing_ = true;
+    reading_ = false;
+    flush();
+}
+
+void Transport::abort(std::string_view error) { finish(error); }
+
+void Transport::pause_reading() {
+    if (!reading_) return;
+    reading_ = false;
+    update_watch();
+}
+
+void Transport::resume_reading() {
+    if (reading_ || closing_) return;
+    reading_ = true;
+    update_watch();
+}
+
+void Transport::set_write_buffer_limits(std::size_t high, std::size_t low) {
+    high_water_ = high;
+    low_water_ = low;
+}
+
+void Transport::finish(std::string_view error) {
+    if (closed_) return;
+    closed_ = true;
+    loop_.remove_watch(fd_.get());
+    fd_.reset();
+    protocol_->connection_lost(error);
+    if (on_closed_) on_closed_();
+}
+
+}  // namespace zen::loop

@@ -1,0 +1,60 @@
+// --delay and --wait for the drivers that must not block: --delay sleeps here on purpose (it
+// stalls the whole loop: the lesson); --wait holds answers until their time, one after another,
+// as a backend call per question would, while the loop serves everyone else.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <limits>
+#include <thread>
+
+#include "servers/server.hpp"
+
+namespace zen {
+
+class AnswerPacer {
+public:
+    AnswerPacer(const ServeOptions& options, Clock::time_point now)
+        : delay_(options.delay), wait_(options.wait), next_free_(now) {
+        if (wait_.count() == 0) released_end_ = std::numeric_limits<std::uint64_t>::max();
+    }
+
+    // `answers` more answers were produced; the output now ends at byte output_end of the
+    // conversation (bytes sent plus bytes pending).
+    void answered(std::uint64_t answers, std::uint64_t output_end, Clock::time_point now) {
+        if (answers == 0) return;
+        if (delay_.count() > 0) std::this_thread::sleep_for(delay_ * answers);
+        if (wait_.count() > 0) {
+            next_free_ = std::max(next_free_, now) + wait_ * answers;
+            held_.push_back({output_end, next_free_});
+        }
+    }
+
+    // How many of the `pending` bytes (which start at byte sent_total) may be sent at now.
+    std::size_t releasable(std::uint64_t sent_total, std::size_t pending, Clock::time_point now) {
+        while (!held_.empty() && held_.front().when <= now) {
+            released_end_ = held_.front().end;
+            held_.pop_front();
+        }
+        const std::uint64_t allowed = released_end_ - std::min(released_end_, sent_total);
+        return static_cast<std::size_t>(std::min<std::uint64_t>(allowed, pending));
+    }
+
+    // When held answers are next due; max() when none are held.
+    Clock::time_point next_release() const {
+        return held_.empty() ? Clock::time_point::max() : held_.front().when;
+    }
+
+private:
+    struct Release {
+        std::uint64_t end;
+        Clock::time_point when;
+    };
+    std::chrono::milliseconds delay_;
+    std::chrono::milliseconds wait_;
+    Clock::time_point next_free_;
+    std::deque<Release> held_;
+    std::uint64_t released_end_ = 0;
+};
+
+}  // namespace zen
