@@ -25,6 +25,7 @@ const std::vector<Architecture>& architectures() {
         {"callbacks", "an asyncio.Protocol-style protocol on zen's event-loop framework (srv_asyncio1.py)",
          serve_callbacks},
         {"chat", "an asynchat-style channel on the same framework (srv_legacy2.py)", serve_chat},
+        {"coroutines", "C++20 coroutines on standalone Asio, one per client (srv_asyncio2.py)", serve_coroutines},
         {"reuseport", "--workers epoll loops, each with its own SO_REUSEPORT listener", serve_reuseport, true},
     };
     return all;

@@ -25,6 +25,7 @@ inline const std::vector<ServerVariant> conformance_variants = {
     {"epoll", {"--arch", "epoll"}},
     {"callbacks", {"--arch", "callbacks"}},
     {"chat", {"--arch", "chat"}},
+    {"coroutines", {"--arch", "coroutines"}},
     {"reuseport", {"--arch", "reuseport", "--workers", "2"}},
 };
 

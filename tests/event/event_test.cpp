@@ -128,6 +128,7 @@ INSTANTIATE_TEST_SUITE_P(Event, EventArchitecture,
                                            EventVariant{"epoll", {"--arch", "epoll"}},
                                            EventVariant{"callbacks", {"--arch", "callbacks"}},
                                            EventVariant{"chat", {"--arch", "chat"}},
+                                           EventVariant{"coroutines", {"--arch", "coroutines"}},
                                            EventVariant{"reuseport", {"--arch", "reuseport"}}),
                          [](const ::testing::TestParamInfo<EventVariant>& info) { return info.param.name; });
 

@@ -1,0 +1,304 @@
+// --arch coroutines: C++20 coroutines on standalone Asio (the book's srv_asyncio2.py, where each
+// client is a coroutine that reads with `await` and looks like blocking code).
+//
+// Model: one thread runs an asio::io_context. An accept coroutine takes each connection and
+// co_spawns a conversation coroutine for it; the conversation reads, answers and writes as the
+// blocking driver does, but every co_await yields the thread to the other clients. Each
+// conversation races against a watchdog coroutine (`talk() || watchdog()`) that enforces
+// --idle-timeout and --question-timeout. Errors are values (as_tuple), never exceptions on the
+// hot path; the accept coroutine is spawned with a completion handler that logs and stops the
+// server if it ever ends by an exception, so an accept error cannot silently stop service.
+// Blocks: only in io_context::run() (epoll inside Asio) — and in --delay (the lesson).
+// Connection limit: none of its own; the fd limit. Memory per client: its coroutine frames and
+// a 4 KiB read buffer.
+// EAGAIN, EINTR: inside Asio. Short writes: async_write completes them. EOF: the session
+// answers what came before it. Backpressure: a conversation writes all its answers before it
+// reads again, so a client that never reads stops being read. EMFILE: the accept coroutine
+// waits 100 ms on a timer, logged once a second.
+// Stop: SIGTERM/SIGINT close the acceptor; each conversation's pending read is cancelled, it
+// answers what has already arrived and closes by --drain-timeout. SIGQUIT and --exit-idle close
+// the acceptor and let conversations finish.
+#include <asio.hpp>
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/experimental/awaitable_operators.hpp>
+#include <list>
+#include <memory>
+#include <thread>
+
+#include "net/io.hpp"
+#include "net/signals.hpp"
+#include "servers/blocking.hpp"
+#include "servers/connection_tracker.hpp"
+
+namespace zen {
+
+namespace {
+
+using asio::awaitable;
+using asio::use_awaitable;
+using namespace asio::experimental::awaitable_operators;
+constexpr auto as_values = asio::experimental::as_tuple(use_awaitable);
+constexpr auto never = Clock::time_point::max();
+
+Clock::time_point after(Clock::time_point from, std::chrono::milliseconds limit) {
+    return limit.count() > 0 ? from + limit : never;
+}
+
+struct Conversation {
+    explicit Conversation(asio::ip::tcp::socket s) : socket(std::move(s)), timer(socket.get_executor()) {}
+    asio::ip::tcp::socket socket;
+    asio::steady_timer timer;  // the watchdog's
+    Clock::time_point deadline = never;
+    bool draining = false;
+};
+
+class CoroutineServer {
+public:
+    CoroutineServer(Listener& listener, const ServerContext& context)
+        : context_(context), acceptor_(io_), stop_pipe_(io_, ::dup(stop_fd())), quit_pipe_(io_, ::dup(quit_fd())) {
+        const auto protocol = listener.bound.family() == AF_INET6 ? asio::ip::tcp::v6() : asio::ip::tcp::v4();
+        acceptor_.assign(protocol, listener.fd.release());
+    }
+
+    int run();
+
+private:
+    awaitable<void> accept_loop();
+    awaitable<void> converse(std::shared_ptr<Conversation> conversation);
+    awaitable<void> talk(Conversation& conversation, const std::string& peer, Session& session);
+    // Returns once the conversation's deadline has passed; talk() is then cancelled and logs why.
+    awaitable<void> watchdog(Conversation& conversation);
+    awaitable<void> watch_stop();
+    awaitable<void> watch_quit();
+    awaitable<void> watch_idleness();
+    void end_accepting() {
+        asio::error_code ignored;
+        acceptor_.close(ignored);
+    }
+
+    const ServerContext& context_;
+    asio::io_context io_{1};
+    asio::ip::tcp::acceptor acceptor_;
+    asio::posix::stream_descriptor stop_pipe_;
+    asio::posix::stream_descriptor quit_pipe_;
+    std::list<std::weak_ptr<Conversation>> live_;
+    int code_ = 0;
+};
+
+awaitable<void> CoroutineServer::accept_loop() {
+    for (;;) {
+        auto [error, socket] = co_await acceptor_.async_accept(as_values);
+        if (!error) {
+            auto conversation = std::make_shared<Conversation>(std::move(socket));
+            live_.push_back(conversation);
+            asio::co_spawn(io_, converse(conversation), asio::detached);  // converse catches nothing: it throws nothing
+            continue;
+        }
+        if (error == asio::error::operation_aborted || !acceptor_.is_open()) co_return;  // stopping
+        AcceptOutcome outcome{AcceptStatus::failed, {}, error.value()};
+        if (error == asio::error::no_descriptors || error.value() == ENFILE || error == asio::error::no_buffer_space ||
+            error == asio::error::no_memory) {
+            outcome.status = AcceptStatus::out_of_fds;
+        } else if (error == asio::error::connection_aborted || error.value() == EPROTO) {
+            continue;
+        }
+        log_accept_problem(outcome, context_);
+        if (outcome.status == AcceptStatus::failed) {
+            code_ = 1;
+            co_return;
+        }
+        asio::steady_timer pause(io_, accept_pause);
+        co_await pause.async_wait(as_values);
+    }
+}
+
+awaitable<void> CoroutineServer::converse(std::shared_ptr<Conversation> conversation) {
+    context_.tracker.opened();
+    asio::error_code ignored;
+    const auto endpoint = conversation->socket.remote_endpoint(ignored);
+    SocketAddress address;
+    std::memcpy(&address.storage, endpoint.data(), endpoint.size());
+    address.length = static_cast<socklen_t>(endpoint.size());
+    const std::string peer = format_address(address);
+    log_accepted(context_, peer);
+    conversation->socket.set_option(asio::ip::tcp::no_delay(true), ignored);
+
+    Session session(context_.table, context_.options.limits);
+    co_await (talk(*conversation, peer, session) || watchdog(*conversation));
+    conversation->socket.close(ignored);
+    context_.tracker.closed();
+}
+
+awaitable<void> CoroutineServer::watchdog(Conversation& conversation) {
+    for (;;) {
+        conversation.timer.expires_at(conversation.deadline);
+        co_await conversation.timer.async_wait(as_values);  // cancelled when the deadline moves earlier
+        if (Clock::now() >= conversation.deadline) co_return;
+    }
+}
+
+awaitable<void> CoroutineServer::talk(Conversation& conversation, const std::string& peer, Session& session) {
+    const ServeOptions& options = context_.options;
+    auto& socket = conversation.socket;
+    char buffer[4096];
+    auto last_activity = Clock::now();
+    auto question_deadline = never;
+    auto next_free = Clock::now();  // --wait: one answer after another
+
+    const auto set_deadline = [&](Clock::time_point deadline) {
+        const bool earlier = deadline < conversation.deadline;
+        conversation.deadline = deadline;
+        if (earlier) conversation.timer.cancel();
+    };
+    const auto log_timeout = [&] {
+        if (Clock::now() >= question_deadline) {
+            log_client_error(context_, peer, "question not finished within " + duration_text(options.question_timeout));
+        } else {
+            log_client_error(context_, peer, "idle for " + duration_text(options.idle_timeout));
+        }
+    };
+
+    for (;;) {
+        while (!session.pending_output().empty()) {
+            auto [error, sent] = co_await asio::async_write(socket, asio::buffer(session.pending_output()), as_values);
+            if (error) {
+                if (error == asio::error::operation_aborted) {
+                    log_client_error(context_, peer, "not reading its answers; closed");
+                } else {
+                    log_client_error(context_, peer, errno_text(error.value()));
+                }
+                co_return;
+            }
+            session.consume_output(sent);
+            last_activity = Clock::now();
+        }
+        if (session.done()) {
+            log_session_end(context_, peer, session);
+            if (session.status() == Session::Status::too_long) {
+                asio::error_code ignored;
+                socket.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+                set_deadline(Clock::now() + close_linger);
+                for (;;) {  // discard until the client closes, or the watchdog ends us
+                    auto [error, n] = co_await socket.async_read_some(asio::buffer(buffer), as_values);
+                    if (error) co_return;
+                }
+            }
+            co_return;
+        }
+        if (conversation.draining) {
+            // Stopping: answer what has already arrived, without waiting for more.
+            socket.non_blocking(true);
+            asio::error_code error;
+            const std::size_t n = socket.read_some(asio::buffer(buffer), error);
+            if (!error) {
+                session.receive({buffer, n});
+                continue;
+            }
+            if (error == asio::error::eof) {
+                session.receive_eof();
+                continue;
+            }
+            context_.log.connection(LogLevel::info, "closed_on_stop", peer,
+                                    "Client socket to " + peer + " closed: server stopping");
+            asio::error_code ignored;
+            socket.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+            co_return;
+        }
+
+        if (!session.has_partial_question()) {
+            question_deadline = never;
+        } else if (question_deadline == never) {
+            question_deadline = after(Clock::now(), options.question_timeout);
+        }
+        set_deadline(std::min(question_deadline, after(last_activity, options.idle_timeout)));
+        auto [error, n] = co_await socket.async_read_some(asio::buffer(buffer), as_values);
+        if (error == asio::error::operation_aborted) {
+            if (conversation.draining) continue;
+            log_timeout();
+            co_return;
+        }
+        if (error == asio::error::eof) {
+            session.receive_eof();
+            continue;
+        }
+        if (error) {
+            log_client_error(context_, peer, errno_text(error.value()));
+            co_return;
+        }
+        last_activity = Clock::now();
+        const auto answered_before = session.answered();
+        session.receive({buffer, n});
+        const auto answers = session.answered() - answered_before;
+        if (answers > 0 && options.delay.count() > 0) std::this_thread::sleep_for(options.delay * answers);
+        if (answers > 0 && options.wait.count() > 0) {
+            next_free = std::max(next_free, Clock::now()) + options.wait * answers;
+            asio::steady_timer wait(socket.get_executor(), next_free);
+            co_await wait.async_wait(as_values);
+        }
+    }
+}
+
+awaitable<void> CoroutineServer::watch_stop() {
+    auto [error] = co_await stop_pipe_.async_wait(asio::posix::stream_descriptor::wait_read, as_values);
+    if (error) co_return;
+    end_accepting();
+    for (const auto& weak : live_) {
+        if (auto conversation = weak.lock()) {
+            conversation->draining = true;
+            conversation->deadline = drain_deadline(context_);
+            asio::error_code ignored;
+            conversation->socket.cancel(ignored);  // its pending read returns; it drains
+            conversation->timer.cancel();
+        }
+    }
+    quit_pipe_.cancel();
+}
+
+awaitable<void> CoroutineServer::watch_quit() {
+    auto [error] = co_await quit_pipe_.async_wait(asio::posix::stream_descriptor::wait_read, as_values);
+    if (error) co_return;
+    end_accepting();
+    stop_pipe_.cancel();  // conversations finish; a later SIGTERM still stops hard by the watchdog
+}
+
+awaitable<void> CoroutineServer::watch_idleness() {
+    asio::steady_timer tick(io_);
+    while (acceptor_.is_open()) {
+        tick.expires_after(std::chrono::milliseconds(100));
+        co_await tick.async_wait(as_values);
+        live_.remove_if([](const std::weak_ptr<Conversation>& weak) { return weak.expired(); });
+        if (acceptor_.is_open() && idle_exit_due(context_, {acceptor_.native_handle()})) {
+            quit_for_idleness(context_);
+            co_return;
+        }
+    }
+}
+
+int CoroutineServer::run() {
+    asio::co_spawn(io_, accept_loop(), [this](std::exception_ptr failure) {
+        if (!failure) return;
+        try {
+            std::rethrow_exception(failure);
+        } catch (const std::exception& e) {
+            context_.log.server(LogLevel::error, "accept_error", std::string("The accept loop failed: ") + e.what());
+        }
+        code_ = 1;
+        io_.stop();
+    });
+    asio::co_spawn(io_, watch_stop(), asio::detached);
+    asio::co_spawn(io_, watch_quit(), asio::detached);
+    if (context_.options.exit_idle.count() > 0) asio::co_spawn(io_, watch_idleness(), asio::detached);
+    // Ends when the acceptor is closed, every conversation is over and the watchers are done.
+    io_.run();
+    return code_;
+}
+
+}  // namespace
+
+int serve_coroutines(Listener& listener, const ServerContext& context) {
+    const HardStopWatchdog watchdog(context);
+    CoroutineServer server(listener, context);
+    return server.run();
+}
+
+}  // namespace zen
