@@ -27,6 +27,7 @@ const std::vector<Architecture>& architectures() {
         {"chat", "an asynchat-style channel on the same framework (srv_legacy2.py)", serve_chat},
         {"coroutines", "C++20 coroutines on standalone Asio, one per client (srv_asyncio2.py)", serve_coroutines},
         {"reuseport", "--workers epoll loops, each with its own SO_REUSEPORT listener", serve_reuseport, true},
+        {"uring", "one thread, a completion-based io_uring loop (liburing): beyond the book", serve_uring},
     };
     return all;
 }

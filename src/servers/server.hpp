@@ -75,6 +75,7 @@ int serve_reuseport(Listener& listener, const ServerContext& context);
 int serve_callbacks(Listener& listener, const ServerContext& context);
 int serve_chat(Listener& listener, const ServerContext& context);
 int serve_coroutines(Listener& listener, const ServerContext& context);
+int serve_uring(Listener& listener, const ServerContext& context);
 
 // --exit-idle: true once the server has had no open conversation for that long and no client
 // waits in any of its listeners' backlogs (never when this process does not decide).

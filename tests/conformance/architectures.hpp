@@ -27,6 +27,7 @@ inline const std::vector<ServerVariant> conformance_variants = {
     {"chat", {"--arch", "chat"}},
     {"coroutines", {"--arch", "coroutines"}},
     {"reuseport", {"--arch", "reuseport", "--workers", "2"}},
+    {"uring", {"--arch", "uring"}},
 };
 
 }  // namespace zen::test

@@ -129,7 +129,8 @@ INSTANTIATE_TEST_SUITE_P(Event, EventArchitecture,
                                            EventVariant{"callbacks", {"--arch", "callbacks"}},
                                            EventVariant{"chat", {"--arch", "chat"}},
                                            EventVariant{"coroutines", {"--arch", "coroutines"}},
-                                           EventVariant{"reuseport", {"--arch", "reuseport"}}),
+                                           EventVariant{"reuseport", {"--arch", "reuseport"}},
+                                           EventVariant{"uring", {"--arch", "uring"}}),
                          [](const ::testing::TestParamInfo<EventVariant>& info) { return info.param.name; });
 
 }  // namespace
