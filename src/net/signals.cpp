@@ -43,8 +43,11 @@ extern "C" void on_signal(int signal_number) {
         quit_flag.store(true);
         poke(quit_pipe.write);
     } else {
+        // The time first: a thread that sees stop_requested() must also see when it began.
+        std::int64_t unset = 0;
+        stop_ns.compare_exchange_strong(unset, monotonic_ns());
         int none = 0;
-        if (stop_signal.compare_exchange_strong(none, signal_number)) stop_ns.store(monotonic_ns());
+        stop_signal.compare_exchange_strong(none, signal_number);
         poke(stop_pipe.write);
     }
     errno = saved_errno;
