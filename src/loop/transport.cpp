@@ -39,7 +39,7 @@ void Transport::update_watch() {
 void Transport::on_event(std::uint32_t events) {
     if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
         if (reading_ && !eof_seen_) {
-            on_readable();
+            read_once();
         } else if (events & (EPOLLHUP | EPOLLERR)) {
             flush();  // a send will report the error
             if (!closed_ && write_buffer_size() == 0 && (events & EPOLLERR)) finish("connection error");
@@ -48,34 +48,25 @@ void Transport::on_event(std::uint32_t events) {
     if (!closed_ && (events & EPOLLOUT)) flush();
 }
 
-void Transport::on_readable() {
+bool Transport::read_once() {
     char buffer[read_size];
     const IoResult got = receive_some(fd_.get(), buffer, sizeof buffer);
     if (got.status == IoStatus::ok) {
         protocol_->data_received({buffer, got.bytes});
-    } else if (got.status == IoStatus::eof) {
+        return true;
+    }
+    if (got.status == IoStatus::eof) {
         eof_seen_ = true;
         update_watch();
         protocol_->eof_received();
     } else if (got.status == IoStatus::error) {
         finish(errno_text(got.error));
     }
+    return false;
 }
 
 void Transport::read_now() {
-    while (!closed_ && reading_ && !eof_seen_) {
-        char buffer[read_size];
-        const IoResult got = receive_some(fd_.get(), buffer, sizeof buffer);
-        if (got.status == IoStatus::ok) {
-            protocol_->data_received({buffer, got.bytes});
-        } else if (got.status == IoStatus::eof) {
-            eof_seen_ = true;
-            update_watch();
-            protocol_->eof_received();
-        } else {
-            if (got.status == IoStatus::error) finish(errno_text(got.error));
-            return;
-        }
+    while (!closed_ && reading_ && !eof_seen_ && read_once()) {
     }
 }
 

@@ -62,7 +62,8 @@ public:
 
 private:
     void on_event(std::uint32_t events);
-    void on_readable();
+    // One read, handed to the protocol; false once there is nothing more to read now.
+    bool read_once();
     void flush();
     void update_watch();
     void finish(std::string_view error);

@@ -15,10 +15,6 @@ namespace {
 
 constexpr auto never = Clock::time_point::max();
 
-Clock::time_point after(Clock::time_point from, std::chrono::milliseconds limit) {
-    return limit.count() > 0 ? from + limit : never;
-}
-
 
 // Counts the conversation as open for --exit-idle for exactly as long as it exists.
 class OpenConversation {
@@ -70,7 +66,7 @@ void converse(AcceptedClient client, const ServerContext& context) {
                 log_client_error(context, peer, errno_text(sent.error));
                 return;
             }
-            const auto deadline = stopping ? drain_deadline(context) : after(last_activity, options.idle_timeout);
+            const auto deadline = stopping ? drain_deadline(context) : deadline_after(last_activity, options.idle_timeout);
             const WaitOutcome waited = wait_for(fd, POLLOUT, stopping ? -1 : stop_fd(), deadline);
             if (waited == WaitOutcome::timed_out) {
                 log_client_error(context, peer,
@@ -115,9 +111,9 @@ void converse(AcceptedClient client, const ServerContext& context) {
         if (!session.has_partial_question()) {
             question_deadline = never;
         } else if (question_deadline == never) {
-            question_deadline = after(Clock::now(), options.question_timeout);
+            question_deadline = deadline_after(Clock::now(), options.question_timeout);
         }
-        const auto deadline = std::min(question_deadline, after(last_activity, options.idle_timeout));
+        const auto deadline = std::min(question_deadline, deadline_after(last_activity, options.idle_timeout));
         const WaitOutcome waited = wait_for(fd, POLLIN, stop_fd(), deadline);
         if (waited == WaitOutcome::stopped) {
             stopping = true;

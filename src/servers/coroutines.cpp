@@ -40,10 +40,6 @@ using namespace asio::experimental::awaitable_operators;
 constexpr auto as_values = asio::experimental::as_tuple(use_awaitable);
 constexpr auto never = Clock::time_point::max();
 
-Clock::time_point after(Clock::time_point from, std::chrono::milliseconds limit) {
-    return limit.count() > 0 ? from + limit : never;
-}
-
 struct Conversation {
     explicit Conversation(asio::ip::tcp::socket s) : socket(std::move(s)), timer(socket.get_executor()) {}
     asio::ip::tcp::socket socket;
@@ -208,9 +204,9 @@ awaitable<void> CoroutineServer::talk(Conversation& conversation, const std::str
         if (!session.has_partial_question()) {
             question_deadline = never;
         } else if (question_deadline == never) {
-            question_deadline = after(Clock::now(), options.question_timeout);
+            question_deadline = deadline_after(Clock::now(), options.question_timeout);
         }
-        set_deadline(std::min(question_deadline, after(last_activity, options.idle_timeout)));
+        set_deadline(std::min(question_deadline, deadline_after(last_activity, options.idle_timeout)));
         auto [error, n] = co_await socket.async_read_some(asio::buffer(buffer), as_values);
         if (error == asio::error::operation_aborted) {
             if (conversation.draining) continue;

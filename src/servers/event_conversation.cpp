@@ -13,10 +13,6 @@ namespace {
 
 constexpr auto never = Clock::time_point::max();
 
-Clock::time_point after(Clock::time_point from, std::chrono::milliseconds limit) {
-    return limit.count() > 0 ? from + limit : never;
-}
-
 }  // namespace
 
 EventConversation::EventConversation(AcceptedClient client, const ServerContext& context, Clock::time_point now)
@@ -137,7 +133,7 @@ void EventConversation::after_progress(Clock::time_point now) {
     if (!session_.has_partial_question()) {
         question_deadline_ = never;
     } else if (question_deadline_ == never) {
-        question_deadline_ = after(now, context_.options.question_timeout);
+        question_deadline_ = deadline_after(now, context_.options.question_timeout);
     }
 }
 
@@ -193,7 +189,7 @@ Clock::time_point EventConversation::next_deadline() const {
             break;
     }
     if (draining_) return drain_deadline(context_);
-    auto deadline = std::min(question_deadline_, after(last_activity_, context_.options.idle_timeout));
+    auto deadline = std::min(question_deadline_, deadline_after(last_activity_, context_.options.idle_timeout));
     return std::min(deadline, pacer_.next_release());
 }
 
@@ -220,7 +216,7 @@ void EventConversation::handle_deadline(Clock::time_point now) {
         close_now();
         return;
     }
-    if (now >= after(last_activity_, context_.options.idle_timeout)) {
+    if (now >= deadline_after(last_activity_, context_.options.idle_timeout)) {
         log_client_error(context_, peer_,
                          send_blocked_ ? "not reading its answers for " + duration_text(context_.options.idle_timeout)
                                        : "idle for " + duration_text(context_.options.idle_timeout));

@@ -49,6 +49,11 @@ struct ServerContext {
     bool decides_idle_exit = true;  // false in prefork workers: their parent decides
 };
 
+// A deadline `limit` after `from`; a zero limit (a timeout switched off) never comes.
+inline Clock::time_point deadline_after(Clock::time_point from, std::chrono::milliseconds limit) {
+    return limit.count() > 0 ? from + limit : Clock::time_point::max();
+}
+
 // The moment a stopping server closes the connections it is still draining.
 Clock::time_point drain_deadline(const ServerContext& context);
 

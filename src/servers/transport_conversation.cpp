@@ -9,10 +9,6 @@ namespace {
 
 constexpr auto never = Clock::time_point::max();
 
-Clock::time_point after(Clock::time_point from, std::chrono::milliseconds limit) {
-    return limit.count() > 0 ? from + limit : never;
-}
-
 }  // namespace
 
 TransportConversation::TransportConversation(const ServerContext& context, Send send)
@@ -107,7 +103,7 @@ void TransportConversation::pump() {
     if (!session_.has_partial_question()) {
         question_deadline_ = never;
     } else if (question_deadline_ == never) {
-        question_deadline_ = after(now, context_.options.question_timeout);
+        question_deadline_ = deadline_after(now, context_.options.question_timeout);
     }
     rearm_deadline();
 }
@@ -140,7 +136,7 @@ void TransportConversation::rearm_deadline() {
     } else if (draining_) {
         deadline = drain_deadline(context_);
     } else {
-        deadline = std::min({question_deadline_, after(last_activity_, context_.options.idle_timeout),
+        deadline = std::min({question_deadline_, deadline_after(last_activity_, context_.options.idle_timeout),
                              pacer_.next_release()});
     }
     // A timer already due earlier stays: when it fires, nothing is due yet and it is armed again
@@ -170,7 +166,7 @@ void TransportConversation::on_deadline() {
                          "question not finished within " + duration_text(context_.options.question_timeout));
         transport_->abort();
         return;
-    } else if (!draining_ && now >= after(last_activity_, context_.options.idle_timeout)) {
+    } else if (!draining_ && now >= deadline_after(last_activity_, context_.options.idle_timeout)) {
         ended_ = true;
         log_client_error(context_, peer_,
                          transport_->write_buffer_size() > 0

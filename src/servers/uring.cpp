@@ -57,10 +57,6 @@ Kind kind_of(std::uint64_t data) { return static_cast<Kind>(data >> 56); }
 std::uint32_t slot_of(std::uint64_t data) { return static_cast<std::uint32_t>(data >> 32) & 0xffffff; }
 std::uint32_t generation_of(std::uint64_t data) { return static_cast<std::uint32_t>(data); }
 
-Clock::time_point after(Clock::time_point from, std::chrono::milliseconds limit) {
-    return limit.count() > 0 ? from + limit : never;
-}
-
 struct Client {
     Client(const ServerContext& context, Fd socket, std::string peer_text, Clock::time_point now)
         : fd(std::move(socket)), peer(std::move(peer_text)), session(context.table, context.options.limits),
@@ -370,7 +366,7 @@ void UringServer::advance(std::uint32_t index, Clock::time_point now) {
     if (!client.session.has_partial_question()) {
         client.question_deadline = never;
     } else if (client.question_deadline == never) {
-        client.question_deadline = after(now, context_.options.question_timeout);
+        client.question_deadline = deadline_after(now, context_.options.question_timeout);
     }
     submit_receive(index);
     arm(index);
@@ -415,7 +411,7 @@ void UringServer::arm(std::uint32_t index) {
     } else if (client.draining) {
         deadline = drain_deadline(context_);
     } else {
-        deadline = std::min({client.question_deadline, after(client.last_activity, context_.options.idle_timeout),
+        deadline = std::min({client.question_deadline, deadline_after(client.last_activity, context_.options.idle_timeout),
                              client.pacer.next_release()});
     }
     if (deadline >= client.armed) return;
@@ -441,7 +437,7 @@ void UringServer::on_deadline(std::uint32_t index, Clock::time_point now) {
     } else if (!client.draining && now >= client.question_deadline) {
         end_with(index, "question not finished within " + duration_text(context_.options.question_timeout));
         return;
-    } else if (!client.draining && now >= after(client.last_activity, context_.options.idle_timeout)) {
+    } else if (!client.draining && now >= deadline_after(client.last_activity, context_.options.idle_timeout)) {
         end_with(index, !client.session.pending_output().empty()
                             ? "not reading its answers for " + duration_text(context_.options.idle_timeout)
                             : "idle for " + duration_text(context_.options.idle_timeout));

@@ -14,11 +14,6 @@ using Clock = std::chrono::steady_clock;
 
 constexpr std::string_view beautiful = "Beautiful is better than?";
 
-bool answered_within(Connection& connection, std::string_view question, std::string_view answer, Millis timeout) {
-    connection.send(question);
-    return connection.receive_bytes(answer.size(), timeout).data == answer;
-}
-
 TEST(Threaded, ServesFourClientsAtOnceAndTheFifthOnlyWhenOneLeaves) {
     auto server = Server::start({"--arch", "threaded", "--workers", "4"});
     std::vector<Connection> four;

@@ -15,11 +15,6 @@ using Clock = std::chrono::steady_clock;
 
 constexpr std::string_view beautiful = "Beautiful is better than?";
 
-bool answered_within(Connection& connection, std::string_view question, std::string_view answer, Millis timeout) {
-    connection.send(question);
-    return connection.receive_bytes(answer.size(), timeout).data == answer;
-}
-
 class EveryArchitecture : public ::testing::TestWithParam<ServerVariant> {
 protected:
     std::unique_ptr<Server> start(std::vector<std::string> extra) {

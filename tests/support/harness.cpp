@@ -318,6 +318,11 @@ std::uint16_t Connection::local_port() const {
     return ntohs(reinterpret_cast<sockaddr_in*>(&local)->sin_port);
 }
 
+bool answered_within(Connection& connection, std::string_view question, std::string_view answer, Millis timeout) {
+    connection.send(question);
+    return connection.receive_bytes(answer.size(), timeout).data == answer;
+}
+
 std::string repeat(std::string_view text, std::size_t times) {
     std::string out;
     out.reserve(text.size() * times);

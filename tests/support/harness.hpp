@@ -108,7 +108,9 @@ private:
     int fd_ = -1;
 };
 
-// The book's three answers to a stream of the book's three questions.
 std::string repeat(std::string_view text, std::size_t times);
+
+// Sends the question and says whether exactly this answer came back in time.
+bool answered_within(Connection& connection, std::string_view question, std::string_view answer, Millis timeout);
 
 }  // namespace zen::test
