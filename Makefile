@@ -16,7 +16,7 @@ MAKEFLAGS += --no-print-directory
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps configure build zen run test clean
+.PHONY: all deps configure build zen run test fuzz clean
 
 all: build
 
@@ -49,5 +49,29 @@ run: zen
 test: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) --timeout 300
 
+# libFuzzer on the session and the chapter-5 codecs, FUZZ_SECONDS each (clang from Debian).
+FUZZ_DIR     ?= build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_PACKAGES := clang libclang-rt-dev
+fuzz: deps
+	@missing=""; \
+	for p in $(FUZZ_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}\n' "$$p" 2>/dev/null | grep -q '^install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  $(SUDO) apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+	@CC=clang CXX=clang++ cmake -S . -B $(FUZZ_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DZEN_FUZZ=ON >/dev/null
+	@cmake --build $(FUZZ_DIR) -j $(JOBS) --target fuzz_session fuzz_framing
+	@for target in fuzz_session fuzz_framing; do \
+	  mkdir -p $(FUZZ_DIR)/corpus/$$target && \
+	  echo "fuzz: $$target for $(FUZZ_SECONDS) s" && \
+	  $(FUZZ_DIR)/$$target -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -print_final_stats=1 -artifact_prefix=$(FUZZ_DIR)/ \
+	    $(FUZZ_DIR)/corpus/$$target > $(FUZZ_DIR)/$$target.log 2>&1; rc=$$?; \
+	  grep -E '^(#[0-9]+ +DONE|stat::number_of_executed_units)' $(FUZZ_DIR)/$$target.log | tail -2; \
+	  if [ $$rc != 0 ]; then tail -40 $(FUZZ_DIR)/$$target.log; echo "fuzz: $$target failed"; exit 1; fi; \
+	done
+
 clean:
-	rm -rf $(BUILD_DIR)
+	rm -rf $(BUILD_DIR) $(FUZZ_DIR)

@@ -4,7 +4,9 @@
 #include <iostream>
 
 #include "servers/serve_command.hpp"
+#include "tools/blocks.hpp"
 #include "tools/client.hpp"
+#include "tools/streamer.hpp"
 
 #ifndef ZEN_VERSION
 #define ZEN_VERSION "0.0.0"
@@ -19,8 +21,12 @@ int main(int argc, char** argv) {
 
     zen::ServeOptions serve_options;
     zen::ClientOptions client_options;
+    zen::StreamerOptions streamer_options;
+    zen::BlocksOptions blocks_options;
     CLI::App* serve = zen::add_serve_command(app, serve_options);
     CLI::App* client = zen::add_client_command(app, client_options);
+    CLI::App* streamer = zen::add_streamer_command(app, streamer_options);
+    CLI::App* blocks = zen::add_blocks_command(app, blocks_options);
 
     try {
         app.parse(argc, argv);
@@ -37,9 +43,9 @@ int main(int argc, char** argv) {
         std::replace(message.begin(), message.end(), '\n', ' ');
         if (app.get_subcommands().empty()) {
             if (argc > 1 && argv[1][0] != '-') {
-                message = std::string("unknown subcommand '") + argv[1] + "': choose serve or client";
+                message = std::string("unknown subcommand '") + argv[1] + "': choose serve, client, streamer or blocks";
             } else if (e.get_name() == "RequiredError") {
-                message = "a subcommand is required: serve or client";
+                message = "a subcommand is required: serve, client, streamer or blocks";
             }
         }
         std::cerr << where << ": " << message << " (see " << where << " --help)\n";
@@ -48,5 +54,7 @@ int main(int argc, char** argv) {
 
     if (serve->parsed()) return zen::run_serve(serve_options);
     if (client->parsed()) return zen::run_client(client_options);
+    if (streamer->parsed()) return zen::run_streamer(streamer_options);
+    if (blocks->parsed()) return zen::run_blocks(blocks_options);
     return 2;
 }

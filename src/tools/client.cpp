@@ -15,6 +15,7 @@
 
 #include "base/cli.hpp"
 #include "net/address.hpp"
+#include "net/connector.hpp"
 #include "net/fd.hpp"
 #include "net/io.hpp"
 #include "proto/aphorisms.hpp"
@@ -25,29 +26,6 @@ namespace zen {
 namespace {
 
 void fail(std::string_view message) { std::cerr << "zen client: " << message << '\n'; }
-
-// Connects within the timeout; the socket comes back blocking, with send/receive timeouts set.
-Result<Fd> connect_to(const SocketAddress& address, std::chrono::milliseconds timeout) {
-    Fd fd(::socket(address.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-    if (!fd.valid()) return Error{errno_text(errno)};
-    if (::connect(fd.get(), address.get(), address.length) != 0) {
-        if (errno != EINPROGRESS) return Error{errno_text(errno)};
-        if (wait_for(fd.get(), POLLOUT, -1, Clock::now() + timeout) != WaitOutcome::ready) {
-            return Error{"timed out"};
-        }
-        int error = 0;
-        socklen_t length = sizeof error;
-        ::getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &error, &length);
-        if (error != 0) return Error{errno_text(error)};
-    }
-    ::fcntl(fd.get(), F_SETFL, ::fcntl(fd.get(), F_GETFL) & ~O_NONBLOCK);
-    timeval limit{};
-    limit.tv_sec = timeout.count() / 1000;
-    limit.tv_usec = (timeout.count() % 1000) * 1000;
-    ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
-    ::setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof limit);
-    return fd;
-}
 
 // Reads up to and including the first '.', as the book's recv_until(sock, b'.').
 Result<std::string> receive_answer(int fd) {
@@ -82,26 +60,16 @@ CLI::App* add_client_command(CLI::App& zen, ClientOptions& options) {
 }
 
 int run_client(const ClientOptions& options) {
-    auto addresses = resolve(options.host, options.port, false);
-    if (!addresses) {
+    if (auto addresses = resolve(options.host, options.port, false); !addresses) {
         fail(addresses.error());
         return 2;
     }
-    Fd fd;
-    std::string failures;
-    for (const SocketAddress& address : *addresses) {
-        auto connected = connect_to(address, options.timeout);
-        if (connected) {
-            fd = std::move(connected).value();
-            break;
-        }
-        if (!failures.empty()) failures += "; ";
-        failures += format_address(address) + ": " + connected.error();
-    }
-    if (!fd.valid()) {
-        fail("cannot connect to " + failures);
+    auto connection = connect_to(options.host, options.port, options.timeout);
+    if (!connection) {
+        fail(connection.error());
         return 1;
     }
+    const Fd& fd = connection->fd;
 
     if (options.cause_error) {
         const std::string_view question = book_aphorisms[0].question;
