@@ -45,6 +45,18 @@ TEST(Cli, HelpListsTheSubcommands) {
     EXPECT_EQ(result.exit_code, 0);
     EXPECT_NE(result.out.find("serve"), std::string::npos) << result.out;
     EXPECT_NE(result.out.find("client"), std::string::npos) << result.out;
+    EXPECT_NE(result.out.find("streamer"), std::string::npos) << result.out;
+    EXPECT_NE(result.out.find("blocks"), std::string::npos) << result.out;
+}
+
+TEST(Cli, StreamerAndBlocksHelp) {
+    for (const char* name : {"streamer", "blocks"}) {
+        const RunResult result = run_zen({name, "--help"});
+        EXPECT_EQ(result.exit_code, 0) << name;
+        EXPECT_NE(result.out.find("-c"), std::string::npos) << result.out;
+        EXPECT_NE(result.out.find(std::string(name) == "blocks" ? "--max-block" : "--max-message"), std::string::npos)
+            << result.out;
+    }
 }
 
 TEST(Cli, ServeHelpNamesEveryOptionAndArchitecture) {
