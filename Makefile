@@ -8,7 +8,7 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 ARGS       ?=
 
 # Debian packages the build and the tests need (DESIGN §6).
-DEB_PACKAGES := cmake make g++ pkg-config python3 \
+DEB_PACKAGES := cmake make g++ pkg-config python3 systemd \
 	libasio-dev liburing-dev libcli11-dev libfmt-dev libspdlog-dev libsystemd-dev \
 	libwrap0-dev nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev
 

@@ -1,6 +1,9 @@
 #include "base/log.hpp"
 
+#include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/sinks/syslog_sink.h>
+#include <syslog.h>
 #include <spdlog/spdlog.h>
 
 #include <nlohmann/json.hpp>
@@ -29,9 +32,18 @@ const char* level_name(LogLevel level) {
 
 }  // namespace
 
+namespace {
+
+spdlog::sink_ptr make_sink(const LogOptions& options) {
+    if (!options.file.empty()) return std::make_shared<spdlog::sinks::basic_file_sink_mt>(options.file);
+    if (options.syslog) return std::make_shared<spdlog::sinks::syslog_sink_mt>("zen", LOG_PID, LOG_DAEMON, false);
+    return std::make_shared<spdlog::sinks::stdout_sink_mt>();
+}
+
+}  // namespace
+
 Log::Log(LogOptions options)
-    : options_(options),
-      logger_(std::make_shared<spdlog::logger>("zen", std::make_shared<spdlog::sinks::stdout_sink_mt>())) {
+    : options_(options), logger_(std::make_shared<spdlog::logger>("zen", make_sink(options_))) {
     if (options_.format == LogFormat::json) {
         // The time comes from spdlog; the rest of the object is built in write().
         logger_->set_pattern(R"({"time":"%Y-%m-%dT%H:%M:%S.%eZ",%v)", spdlog::pattern_time_type::utc);

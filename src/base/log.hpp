@@ -3,6 +3,7 @@
 #pragma once
 
 #include <memory>
+#include <string>
 #include <string_view>
 
 namespace spdlog {
@@ -15,13 +16,16 @@ enum class LogFormat { text, json };
 
 struct LogOptions {
     LogFormat format = LogFormat::text;
-    bool quiet = false;  // drop per-connection lines
+    bool quiet = false;     // drop per-connection lines
+    std::string file;       // append to this file instead of stdout
+    bool syslog = false;    // send to syslog (daemon facility) instead of stdout
 };
 
 enum class LogLevel { info, warning, error };
 
 class Log {
 public:
+    // Throws std::runtime_error (spdlog's) if the log file cannot be opened.
     explicit Log(LogOptions options);
     ~Log();
 

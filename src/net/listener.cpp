@@ -3,6 +3,8 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <fcntl.h>
+
 #include <cerrno>
 
 #include "net/io.hpp"
@@ -65,6 +67,52 @@ Result<Listener> open_sibling_listener(const Listener& first, int backlog) {
     sibling.port = first.port;
     sibling.bound = first.bound;
     return sibling;
+}
+
+namespace {
+
+// "a listening TCP socket" or "a connected TCP socket" or the reason it is neither.
+Result<bool> stream_socket_listening(int fd) {
+    int type = 0;
+    socklen_t length = sizeof type;
+    if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &length) != 0) {
+        return Error{"fd " + std::to_string(fd) + " is not a socket (" + errno_text(errno) + ")"};
+    }
+    if (type != SOCK_STREAM) return Error{"fd " + std::to_string(fd) + " is not a stream socket"};
+    int listening = 0;
+    length = sizeof listening;
+    ::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &length);
+    return listening != 0;
+}
+
+}  // namespace
+
+Result<Listener> adopt_listener(int fd) {
+    auto listening = stream_socket_listening(fd);
+    if (!listening) return Error{listening.error()};
+    if (!*listening) return Error{"fd " + std::to_string(fd) + " is a connected socket, not a listening one"};
+    set_nonblocking(fd);
+    ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+    Listener listener;
+    listener.fd.reset(fd);
+    listener.bound.length = sizeof listener.bound.storage;
+    ::getsockname(fd, listener.bound.get(), &listener.bound.length);
+    listener.port = address_port(listener.bound);
+    listener.display = format_address(listener.bound);
+    return listener;
+}
+
+Result<AcceptedClient> adopt_connection(int fd) {
+    auto listening = stream_socket_listening(fd);
+    if (!listening) return Error{listening.error()};
+    if (*listening) return Error{"fd " + std::to_string(fd) + " is a listening socket, not a connection"};
+    set_nonblocking(fd);
+    set_no_delay(fd);
+    AcceptedClient client;
+    client.fd.reset(fd);
+    client.peer.length = sizeof client.peer.storage;
+    ::getpeername(fd, client.peer.get(), &client.peer.length);
+    return client;
 }
 
 AcceptOutcome accept_client(int listener_fd) {

@@ -28,6 +28,10 @@ Result<Listener> open_listener(std::string_view host, std::uint16_t port, int ba
 // the kernel spreads new connections across all of them.
 Result<Listener> open_sibling_listener(const Listener& first, int backlog);
 
+// A listening socket someone else bound (inetd's wait mode, systemd's Accept=no): it must be a
+// listening stream socket. It is made non-blocking and close-on-exec.
+Result<Listener> adopt_listener(int fd);
+
 struct AcceptedClient {
     Fd fd;  // non-blocking, close-on-exec, TCP_NODELAY
     SocketAddress peer;
@@ -48,5 +52,8 @@ struct AcceptOutcome {
 };
 
 AcceptOutcome accept_client(int listener_fd);
+
+// A connected stream socket someone else accepted (inetd's nowait mode, systemd's Accept=yes).
+Result<AcceptedClient> adopt_connection(int fd);
 
 }  // namespace zen

@@ -1,15 +1,20 @@
 #include "servers/serve_command.hpp"
 
 #include <sys/resource.h>
+#include <syslog.h>
+#include <systemd/sd-daemon.h>
 
 #include <CLI/CLI.hpp>
 #include <cmath>
 #include <csignal>
+#include <cstdio>
 #include <iostream>
+#include <optional>
 
 #include "base/cli.hpp"
 #include "net/signals.hpp"
 #include "servers/connection_tracker.hpp"
+#include "servers/conversation.hpp"
 
 namespace zen {
 
@@ -72,9 +77,18 @@ CLI::App* add_serve_command(CLI::App& zen, ServeOptions& options) {
     add_seconds_option(*serve, "--wait", options.wait,
                        "simulated backend wait per answer; blocking architectures sleep, as for --delay", 0);
     add_seconds_option(*serve, "--exit-idle", options.exit_idle,
-                       "exit 0 once no connection has been open this long (0: never)", 0);
+                       "exit 0 once no connection has been open this long (0: never; --inetd-wait: 8)", 0)
+        ->each([&options](const std::string&) { options.exit_idle_given = true; });
     add_seconds_option(*serve, "--drain-timeout", options.drain_timeout,
                        "after SIGTERM/SIGINT, time to answer what has arrived and close before stopping hard", 0);
+    auto* inetd = serve->add_flag("--inetd", options.inetd,
+                                  "inetd 'nowait': fd 0 is one connected client; serve it and exit "
+                                  "(logs go to --log-file or syslog, never to fds 0-2)");
+    serve->add_flag("--inetd-wait", options.inetd_wait,
+                    "inetd 'wait': fd 0 is the listening socket; exit after --exit-idle (8 s) with no client")
+        ->excludes(inetd);
+    serve->add_option("--log-file", options.log.file, "append the log to FILE instead of stdout")->type_name("FILE");
+    serve->add_flag("--syslog", options.log.syslog, "send the log to syslog instead of stdout");
     serve->add_flag("-q,--quiet", options.log.quiet, "do not log each connection");
     serve
         ->add_option_function<std::string>(
@@ -88,58 +102,146 @@ CLI::App* add_serve_command(CLI::App& zen, ServeOptions& options) {
     return serve;
 }
 
-int run_serve(const ServeOptions& options) {
+namespace {
+
+// Where the server's socket comes from: bound here, or passed by inetd or systemd.
+struct Inherited {
+    int fd = -1;  // -1: nothing was passed, bind
+    std::string from;
+};
+
+Result<Inherited> inherited_socket(const ServeOptions& options) {
+    const int passed = ::sd_listen_fds(1);  // checks LISTEN_PID, then clears the variables
+    if (passed < 0) return Error{"systemd socket activation: " + errno_text(-passed)};
+    if (passed > 0) {
+        if (options.inetd || options.inetd_wait) {
+            return Error{"systemd passed a socket (LISTEN_FDS); --inetd and --inetd-wait take it from fd 0 instead"};
+        }
+        if (passed > 1) return Error{"systemd passed " + std::to_string(passed) + " sockets; zen serves exactly one"};
+        return Inherited{SD_LISTEN_FDS_START, "systemd"};
+    }
+    if (options.inetd || options.inetd_wait) return Inherited{0, "inetd"};
+    return Inherited{};
+}
+
+}  // namespace
+
+int run_serve(const ServeOptions& given) {
+    ServeOptions options = given;
+    const bool stdio_is_socket = options.inetd || options.inetd_wait;
+    if (stdio_is_socket && options.log.file.empty()) options.log.syslog = true;  // fds 0-2 are the client
+    if (options.inetd_wait && !options.exit_idle_given) options.exit_idle = std::chrono::seconds(8);
+    const auto report = [&](std::string_view message) {
+        if (!stdio_is_socket) {
+            fail(message);
+        } else if (options.log.syslog) {
+            ::syslog(LOG_DAEMON | LOG_ERR, "zen serve: %.*s", static_cast<int>(message.size()), message.data());
+        } else if (FILE* file = std::fopen(options.log.file.c_str(), "a"); file != nullptr) {
+            std::fprintf(file, "zen serve: %.*s\n", static_cast<int>(message.size()), message.data());
+            std::fclose(file);
+        }
+    };
+
     AphorismTable table = AphorismTable::book_defaults();
     if (!options.aphorisms_path.empty()) {
         auto loaded = AphorismTable::load_file(options.aphorisms_path);
         if (!loaded) {
-            fail(loaded.error());
+            report(loaded.error());
             return 2;
         }
         table = std::move(loaded).value();
     }
     if (table.longest_question() > options.limits.max_question) {
-        fail("--max-question " + std::to_string(options.limits.max_question) +
-             " is shorter than the longest aphorism (" + std::to_string(table.longest_question()) + " bytes)");
+        report("--max-question " + std::to_string(options.limits.max_question) +
+               " is shorter than the longest aphorism (" + std::to_string(table.longest_question()) + " bytes)");
         return 2;
     }
     const Architecture* architecture = find_architecture(options.arch);
     if (architecture == nullptr) {
-        fail("unknown architecture '" + options.arch + "'");
+        report("unknown architecture '" + options.arch + "'");
         return 2;
     }
-    if (auto addresses = resolve(options.host, options.port, true); !addresses) {
-        fail(addresses.error());
+    auto inherited = inherited_socket(options);
+    if (!inherited) {
+        report(inherited.error());
         return 2;
     }
+
     // A server's clients are its file descriptors: use every one the hard limit allows.
     if (rlimit files{}; ::getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
         files.rlim_cur = files.rlim_max;
         ::setrlimit(RLIMIT_NOFILE, &files);
     }
     if (auto installed = install_stop_signals(); !installed) {
-        fail(installed.error());
+        report(installed.error());
         return 1;
     }
-    auto listener = open_listener(options.host, options.port, options.backlog, architecture->reuse_port);
-    if (!listener) {
-        fail(listener.error());
-        return 1;
+
+    std::optional<Listener> listener;
+    std::optional<AcceptedClient> connection;
+    if (inherited->fd >= 0) {
+        auto adopted = adopt_listener(inherited->fd);
+        if (adopted) {
+            if (options.inetd) {
+                report("--inetd expects fd 0 to be a connected client, but it is a listening socket (use --inetd-wait)");
+                return 2;
+            }
+            if (architecture->reuse_port) {
+                report("--arch reuseport binds its own SO_REUSEPORT listeners and cannot use one passed by " +
+                       inherited->from);
+                return 2;
+            }
+            listener = std::move(adopted).value();
+        } else {
+            auto client = adopt_connection(inherited->fd);
+            if (!client) {
+                report("the socket passed by " + inherited->from + ": " + adopted.error());
+                return 2;
+            }
+            if (options.inetd_wait) {
+                report("--inetd-wait expects fd 0 to be the listening socket, but it is a connected client (use --inetd)");
+                return 2;
+            }
+            connection = std::move(client).value();
+        }
+    } else {
+        if (auto addresses = resolve(options.host, options.port, true); !addresses) {
+            report(addresses.error());
+            return 2;
+        }
+        auto bound = open_listener(options.host, options.port, options.backlog, architecture->reuse_port);
+        if (!bound) {
+            report(bound.error());
+            return 1;
+        }
+        listener = std::move(bound).value();
     }
 
     auto tracker = create_shared_connection_tracker();
     if (!tracker) {
-        fail(tracker.error());
+        report(tracker.error());
         return 1;
     }
+    std::unique_ptr<Log> log;
+    try {
+        log = std::make_unique<Log>(options.log);
+    } catch (const std::exception& e) {
+        report(std::string("cannot open the log: ") + e.what());
+        return 1;
+    }
+    const ServerContext context{options, table, *log, **tracker};
 
-    Log log(options.log);
-    const ServerContext context{options, table, log, **tracker};
-    log.server(LogLevel::info, "listening", "Listening at " + listener->display);
+    if (connection) {
+        // inetd nowait / systemd Accept=yes: one client, then exit.
+        converse(std::move(*connection), context);
+        return 0;
+    }
+    log->server(LogLevel::info, "listening", "Listening at " + listener->display);
+    ::sd_notify(0, "READY=1");  // a no-op unless systemd asked for it (NOTIFY_SOCKET)
     const int code = architecture->serve(*listener, context);
     if (stop_requested()) {
-        log.server(LogLevel::info, "stopped",
-                   std::string("Stopped on ") + (stop_signal_number() == SIGINT ? "SIGINT" : "SIGTERM"));
+        log->server(LogLevel::info, "stopped",
+                    std::string("Stopped on ") + (stop_signal_number() == SIGINT ? "SIGINT" : "SIGTERM"));
     }
     return code;
 }

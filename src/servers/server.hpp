@@ -31,6 +31,9 @@ struct ServeOptions {
     std::chrono::milliseconds wait{0};   // per answer, without blocking where the model allows
     std::chrono::milliseconds exit_idle{0};              // zero: never exit for want of clients
     std::chrono::milliseconds drain_timeout{5000};       // after SIGTERM, before stopping hard
+    bool exit_idle_given = false;  // --exit-idle was on the command line (else --inetd-wait uses 8 s)
+    bool inetd = false;       // fd 0 is one connected client: serve it and exit
+    bool inetd_wait = false;  // fd 0 is the listening socket
     LogOptions log;
 };
 
