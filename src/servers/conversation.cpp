@@ -31,6 +31,7 @@ private:
 }  // namespace
 
 void converse(AcceptedClient client, const ServerContext& context) {
+    if (!admit(context, client.peer)) return;
     const OpenConversation open(context.tracker);
     const std::string peer = format_address(client.peer);
     log_accepted(context, peer);

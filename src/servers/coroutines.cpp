@@ -109,12 +109,16 @@ awaitable<void> CoroutineServer::accept_loop() {
 }
 
 awaitable<void> CoroutineServer::converse(std::shared_ptr<Conversation> conversation) {
-    context_.tracker.opened();
     asio::error_code ignored;
     const auto endpoint = conversation->socket.remote_endpoint(ignored);
     SocketAddress address;
     std::memcpy(&address.storage, endpoint.data(), endpoint.size());
     address.length = static_cast<socklen_t>(endpoint.size());
+    if (!admit(context_, address)) {
+        conversation->socket.close(ignored);  // before a byte is read
+        co_return;
+    }
+    context_.tracker.opened();
     const std::string peer = format_address(address);
     log_accepted(context_, peer);
     conversation->socket.set_option(asio::ip::tcp::no_delay(true), ignored);

@@ -143,8 +143,11 @@ void EpollLoop::accept_clients(Clock::time_point now) {
         Slot& slot = slots_[index];
         slot.conversation = std::make_unique<EventConversation>(std::move(accepted.client), context_, now);
         ++live_;
-        if (!watch(slot.conversation->fd(), client_events, token(index, slot.generation))) {
-            log_client_error(context_, format_address(accepted.client.peer), "epoll_ctl: " + errno_text(errno));
+        if (slot.conversation->finished() ||
+            !watch(slot.conversation->fd(), client_events, token(index, slot.generation))) {
+            if (!slot.conversation->finished()) {
+                log_client_error(context_, format_address(accepted.client.peer), "epoll_ctl: " + errno_text(errno));
+            }
             slot.conversation.reset();
             ++slot.generation;
             free_slots_.push_back(index);

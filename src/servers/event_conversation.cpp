@@ -23,6 +23,10 @@ EventConversation::EventConversation(AcceptedClient client, const ServerContext&
       last_activity_(now),
       pacer_(context.options, now) {
     context_.tracker.opened();
+    if (!admit(context_, client.peer)) {
+        close_now();  // before a byte is read
+        return;
+    }
     log_accepted(context_, peer_);
 }
 

@@ -32,6 +32,21 @@ std::string architecture_help() {
 
 void fail(std::string_view message) { std::cerr << "zen serve: " << message << '\n'; }
 
+CLI::Validator cidr_check() {
+    return CLI::Validator(
+        [](std::string& text) -> std::string {
+            auto cidr = Cidr::parse(text);
+            return cidr ? std::string() : cidr.error();
+        },
+        "CIDR");
+}
+
+void add_cidrs(const std::vector<std::string>& blocks, std::vector<Cidr>& rules) {
+    for (const std::string& block : blocks) {
+        if (auto cidr = Cidr::parse(block)) rules.push_back(*cidr);  // checked by cidr_check()
+    }
+}
+
 }  // namespace
 
 CLI::App* add_serve_command(CLI::App& zen, ServeOptions& options) {
@@ -87,6 +102,27 @@ CLI::App* add_serve_command(CLI::App& zen, ServeOptions& options) {
     serve->add_flag("--inetd-wait", options.inetd_wait,
                     "inetd 'wait': fd 0 is the listening socket; exit after --exit-idle (8 s) with no client")
         ->excludes(inetd);
+    serve
+        ->add_option_function<std::vector<std::string>>(
+            "--allow", [&options](const std::vector<std::string>& blocks) { add_cidrs(blocks, options.access.allow); },
+            "admit clients in this CIDR block (IPv4 or IPv6, or 'all'), before any --deny; repeatable")
+        ->type_name("CIDR")
+        ->check(cidr_check());
+    serve
+        ->add_option_function<std::vector<std::string>>(
+            "--deny", [&options](const std::vector<std::string>& blocks) { add_cidrs(blocks, options.access.deny); },
+            "refuse clients in this CIDR block (or 'all') that no --allow admitted; repeatable")
+        ->type_name("CIDR")
+        ->check(cidr_check());
+    serve->add_option("--hosts-allow", options.access.hosts_allow,
+                      "hosts_access(5) allow table, checked with libwrap as tcpd does")
+        ->type_name("FILE")
+        ->check(CLI::ExistingFile);
+    serve->add_option("--hosts-deny", options.access.hosts_deny, "hosts_access(5) deny table")
+        ->type_name("FILE")
+        ->check(CLI::ExistingFile);
+    serve->add_option("--daemon-name", options.access.daemon_name, "the daemon name the hosts tables match")
+        ->capture_default_str();
     serve->add_option("--log-file", options.log.file, "append the log to FILE instead of stdout")->type_name("FILE");
     serve->add_flag("--syslog", options.log.syslog, "send the log to syslog instead of stdout");
     serve->add_flag("-q,--quiet", options.log.quiet, "do not log each connection");

@@ -70,6 +70,15 @@ Clock::time_point drain_deadline(const ServerContext& context) {
     return stop_time() + context.options.drain_timeout;
 }
 
+bool admit(const ServerContext& context, const SocketAddress& peer) {
+    if (context.options.access.empty()) return true;
+    const std::string why = refusal(context.options.access, peer);
+    if (why.empty()) return true;
+    const std::string name = format_address(peer);
+    context.log.connection(LogLevel::warning, "refused", name, "Client " + name + " refused: " + why);
+    return false;
+}
+
 void log_accepted(const ServerContext& context, const std::string& peer) {
     context.log.connection(LogLevel::info, "accepted", peer, "Accepted connection from " + peer);
 }

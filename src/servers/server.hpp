@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "base/log.hpp"
+#include "net/access.hpp"
 #include "net/io.hpp"
 #include "net/listener.hpp"
 #include "proto/aphorisms.hpp"
@@ -34,6 +35,7 @@ struct ServeOptions {
     bool exit_idle_given = false;  // --exit-idle was on the command line (else --inetd-wait uses 8 s)
     bool inetd = false;       // fd 0 is one connected client: serve it and exit
     bool inetd_wait = false;  // fd 0 is the listening socket
+    AccessRules access;
     LogOptions log;
 };
 
@@ -94,6 +96,10 @@ void quit_for_idleness(const ServerContext& context);
 
 // "300 s", "500 ms": a limit as the log and messages show it.
 std::string duration_text(std::chrono::milliseconds duration);
+
+// The access rules' verdict on a new client; a refused one is logged (and should be closed
+// before a byte is read).
+bool admit(const ServerContext& context, const SocketAddress& peer);
 
 // The book's per-client log lines.
 void log_accepted(const ServerContext& context, const std::string& peer);

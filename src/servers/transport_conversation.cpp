@@ -24,6 +24,11 @@ TransportConversation::~TransportConversation() {
 
 void TransportConversation::connection_made(loop::Transport& transport) {
     transport_ = &transport;
+    if (!admit(context_, transport.peer())) {
+        ended_ = true;
+        transport.abort();  // before a byte is read
+        return;
+    }
     peer_ = format_address(transport.peer());
     context_.tracker.opened();
     counted_ = true;

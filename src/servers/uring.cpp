@@ -245,6 +245,7 @@ void UringServer::on_accept(const io_uring_cqe& cqe, Clock::time_point now) {
     SocketAddress peer;
     peer.length = sizeof peer.storage;
     ::getpeername(socket.get(), peer.get(), &peer.length);
+    if (!admit(context_, peer)) return;  // closed before a byte is read
     std::uint32_t index;
     if (!free_.empty()) {
         index = free_.back();

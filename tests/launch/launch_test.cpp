@@ -102,6 +102,24 @@ TEST(Launch, InetdNowaitLogsToItsFileNeverToTheClient) {
     std::remove(log.c_str());
 }
 
+TEST(Launch, InetdNowaitAppliesAccessRulesBeforeReading) {
+    const std::uint16_t port = free_port();
+    const std::string log = temp_file("nowait-access.log");
+    std::remove(log.c_str());
+    auto activator = activate(port, {"--accept", "--inetd"}, {"--inetd", "--deny", "127.0.0.3/32", "--log-file", log});
+    Connection admitted = Connection::open("127.0.0.1", port, "127.0.0.2");
+    EXPECT_TRUE(answered_within(admitted, "Simple is better than?", "Complex.", 10s));
+    Connection refused = Connection::open("127.0.0.1", port, "127.0.0.3");
+    const Drained got = refused.receive_until_eof(10s);
+    EXPECT_TRUE(got.data.empty());
+    EXPECT_TRUE(got.eof || got.reset);
+    for (int i = 0; i < 500 && read_file(log).find("refused") == std::string::npos; ++i) std::this_thread::sleep_for(10ms);
+    EXPECT_NE(read_file(log).find("Client ('127.0.0.3', " + std::to_string(refused.local_port()) + ") refused: denied by --deny"),
+              std::string::npos)
+        << read_file(log);
+    std::remove(log.c_str());
+}
+
 TEST(Launch, InetdWaitServesThenExitsByItselfAfterExitIdle) {
     const std::uint16_t port = free_port();
     const std::string log = temp_file("wait.log");
