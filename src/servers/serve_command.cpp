@@ -12,6 +12,7 @@
 #include <optional>
 
 #include "base/cli.hpp"
+#include "net/privileges.hpp"
 #include "net/signals.hpp"
 #include "servers/connection_tracker.hpp"
 #include "servers/conversation.hpp"
@@ -123,6 +124,8 @@ CLI::App* add_serve_command(CLI::App& zen, ServeOptions& options) {
         ->check(CLI::ExistingFile);
     serve->add_option("--daemon-name", options.access.daemon_name, "the daemon name the hosts tables match")
         ->capture_default_str();
+    serve->add_option("--user", options.user, "switch to this user (and its groups) once the socket is ready")
+        ->type_name("NAME");
     serve->add_option("--log-file", options.log.file, "append the log to FILE instead of stdout")->type_name("FILE");
     serve->add_flag("--syslog", options.log.syslog, "send the log to syslog instead of stdout");
     serve->add_flag("-q,--quiet", options.log.quiet, "do not log each connection");
@@ -264,6 +267,12 @@ int run_serve(const ServeOptions& given) {
     } catch (const std::exception& e) {
         report(std::string("cannot open the log: ") + e.what());
         return 1;
+    }
+    if (!options.user.empty()) {
+        if (auto dropped = drop_privileges(options.user); !dropped) {
+            report(dropped.error());
+            return 1;
+        }
     }
     const ServerContext context{options, table, *log, **tracker};
 

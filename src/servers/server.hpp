@@ -36,6 +36,7 @@ struct ServeOptions {
     bool inetd = false;       // fd 0 is one connected client: serve it and exit
     bool inetd_wait = false;  // fd 0 is the listening socket
     AccessRules access;
+    std::string user;  // drop to this user once the socket is ready
     LogOptions log;
 };
 

@@ -147,6 +147,26 @@ TEST(Cli, PortInUseExitsOneSayingSo) {
         << second.err;
 }
 
+TEST(Cli, UserDropsPrivilegesAfterBinding) {
+    if (::geteuid() != 0) GTEST_SKIP() << "needs root to switch users";
+    auto server = Server::start({"--user", "nobody"});
+    std::ifstream status("/proc/" + std::to_string(server->process().pid()) + "/status");
+    std::string line;
+    std::string uid;
+    while (std::getline(status, line)) {
+        if (line.rfind("Uid:", 0) == 0) uid = line;
+    }
+    EXPECT_TRUE(std::regex_search(uid, std::regex(R"(Uid:\s+65534\s+65534\s+65534)"))) << uid;
+    const RunResult client = run_zen({"client", "-p", std::to_string(server->port())});
+    EXPECT_EQ(client.exit_code, 0) << client.err;
+}
+
+TEST(Cli, UnknownUserIsAnErrorExitOne) {
+    const RunResult result = run_zen({"serve", "-p", "0", "--user", "no-such-user-zen"});
+    EXPECT_EQ(result.exit_code, 1);
+    EXPECT_NE(result.err.find("no user 'no-such-user-zen'"), std::string::npos) << result.err;
+}
+
 TEST(Cli, ClientGetsThreeAnswersInTheBooksFormat) {
     auto server = Server::start({});
     const RunResult result = run_zen({"client", "127.0.0.1", "-p", std::to_string(server->port())});
