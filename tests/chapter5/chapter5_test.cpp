@@ -14,9 +14,14 @@ namespace {
 
 const std::string peer_script = source_dir() + "/tests/interop/python_chapter5.py";
 
-// `zen NAME -p 0` as a one-shot server; returns it once it has said where it listens.
-std::unique_ptr<Process> start_demo_server(const std::string& name, std::vector<std::string> extra, std::uint16_t& port) {
-    std::vector<std::string> argv{zen_binary(), name, "127.0.0.1", "-p", "0"};
+// `zen NAME -p 0` as a one-shot server (run through `wrapper` if given); returns it once it has
+// said where it listens.
+std::unique_ptr<Process> start_demo_server(const std::string& name, std::vector<std::string> extra, std::uint16_t& port,
+                                           std::vector<std::string> wrapper = {}) {
+    std::vector<std::string> argv = std::move(wrapper);
+    for (const std::string& arg : {zen_binary(), name, std::string("127.0.0.1"), std::string("-p"), std::string("0")}) {
+        argv.push_back(arg);
+    }
     argv.insert(argv.end(), extra.begin(), extra.end());
     auto server = Process::start(argv);
     const std::regex listening(R"(Listening at \('127\.0\.0\.1', (\d+)\))");
@@ -142,15 +147,7 @@ TEST(Blocks, ABlockArrivingOneByteAtATimeIsPrintedWhole) {
 TEST(Blocks, AnAnnouncedFourGibibyteBlockIsRefusedWithoutAllocatingIt) {
     // 256 MiB of address space: a 4 GiB allocation could not even be tried without failing.
     std::uint16_t port = 0;
-    std::vector<std::string> argv{"prlimit", "--as=268435456", zen_binary(), "blocks", "127.0.0.1", "-p", "0"};
-    auto server = Process::start(argv);
-    const std::regex listening(R"(Listening at \('127\.0\.0\.1', (\d+)\))");
-    for (int i = 0; i < 1000 && port == 0; ++i) {
-        std::smatch match;
-        const std::string output = server->output();
-        if (std::regex_search(output, match, listening)) port = static_cast<std::uint16_t>(std::stoi(match[1].str()));
-        std::this_thread::sleep_for(10ms);
-    }
+    auto server = start_demo_server("blocks", {}, port, {"prlimit", "--as=268435456"});
     ASSERT_NE(port, 0) << server->output();
     run_command({"python3", peer_script, "blocks-huge", std::to_string(port)});
     EXPECT_EQ(server->wait_exit(10s), 1) << server->output();
