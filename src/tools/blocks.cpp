@@ -18,10 +18,7 @@ constexpr std::string_view messages[] = {
     "Simple is better than complex.",
 };
 
-int fail(std::string_view message) {
-    std::cerr << "zen blocks: " << message << '\n';
-    return 1;
-}
+int fail(std::string_view message) { return demo_failure("blocks", message); }
 
 int serve(const BlocksOptions& options) {
     auto connection = accept_one_client(options.demo);
@@ -90,15 +87,7 @@ CLI::App* add_blocks_command(CLI::App& zen, BlocksOptions& options) {
 }
 
 int run_blocks(const BlocksOptions& options) {
-    if (options.demo.client && options.demo.port == 0) {
-        std::cerr << "zen blocks: -c needs the server's port (-p PORT)\n";
-        return 2;
-    }
-    if (auto addresses = resolve(options.demo.host, options.demo.port, !options.demo.client); !addresses) {
-        std::cerr << "zen blocks: " << addresses.error() << '\n';
-        return 2;
-    }
-    return options.demo.client ? send_blocks(options) : serve(options);
+    return run_demo("blocks", options.demo, [&] { return serve(options); }, [&] { return send_blocks(options); });
 }
 
 }  // namespace zen

@@ -54,6 +54,24 @@ Result<Connection> connect_as_client(const DemoOptions& options) {
     return connection;
 }
 
+int demo_failure(std::string_view name, std::string_view message) {
+    std::cerr << "zen " << name << ": " << message << '\n';
+    return 1;
+}
+
+int run_demo(std::string_view name, const DemoOptions& options, const std::function<int()>& serve,
+             const std::function<int()>& send) {
+    if (options.client && options.port == 0) {
+        demo_failure(name, "-c needs the server's port (-p PORT)");
+        return 2;
+    }
+    if (auto addresses = resolve(options.host, options.port, !options.client); !addresses) {
+        demo_failure(name, addresses.error());
+        return 2;
+    }
+    return options.client ? send() : serve();
+}
+
 Result<std::size_t> receive_bytes(int fd, char* buffer, std::size_t capacity) {
     const IoResult got = receive_some(fd, buffer, capacity);
     switch (got.status) {

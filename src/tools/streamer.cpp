@@ -18,10 +18,7 @@ constexpr std::string_view lines[] = {
     "Simple is better than complex.\n",
 };
 
-int fail(std::string_view message) {
-    std::cerr << "zen streamer: " << message << '\n';
-    return 1;
-}
+int fail(std::string_view message) { return demo_failure("streamer", message); }
 
 int serve(const StreamerOptions& options) {
     auto connection = accept_one_client(options.demo);
@@ -75,15 +72,7 @@ CLI::App* add_streamer_command(CLI::App& zen, StreamerOptions& options) {
 }
 
 int run_streamer(const StreamerOptions& options) {
-    if (options.demo.client && options.demo.port == 0) {
-        std::cerr << "zen streamer: -c needs the server's port (-p PORT)\n";
-        return 2;
-    }
-    if (auto addresses = resolve(options.demo.host, options.demo.port, !options.demo.client); !addresses) {
-        std::cerr << "zen streamer: " << addresses.error() << '\n';
-        return 2;
-    }
-    return options.demo.client ? send_lines(options) : serve(options);
+    return run_demo("streamer", options.demo, [&] { return serve(options); }, [&] { return send_lines(options); });
 }
 
 }  // namespace zen
