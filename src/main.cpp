@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "servers/serve_command.hpp"
+#include "tools/bench/bench_command.hpp"
 #include "tools/blocks.hpp"
 #include "tools/client.hpp"
 #include "tools/streamer.hpp"
@@ -23,10 +24,12 @@ int main(int argc, char** argv) {
     zen::ClientOptions client_options;
     zen::StreamerOptions streamer_options;
     zen::BlocksOptions blocks_options;
+    zen::BenchOptions bench_options;
     CLI::App* serve = zen::add_serve_command(app, serve_options);
     CLI::App* client = zen::add_client_command(app, client_options);
     CLI::App* streamer = zen::add_streamer_command(app, streamer_options);
     CLI::App* blocks = zen::add_blocks_command(app, blocks_options);
+    CLI::App* bench = zen::add_bench_command(app, bench_options);
 
     try {
         app.parse(argc, argv);
@@ -43,9 +46,9 @@ int main(int argc, char** argv) {
         std::replace(message.begin(), message.end(), '\n', ' ');
         if (app.get_subcommands().empty()) {
             if (argc > 1 && argv[1][0] != '-') {
-                message = std::string("unknown subcommand '") + argv[1] + "': choose serve, client, streamer or blocks";
+                message = std::string("unknown subcommand '") + argv[1] + "': choose serve, client, bench, streamer or blocks";
             } else if (e.get_name() == "RequiredError") {
-                message = "a subcommand is required: serve, client, streamer or blocks";
+                message = "a subcommand is required: serve, client, bench, streamer or blocks";
             }
         }
         std::cerr << where << ": " << message << " (see " << where << " --help)\n";
@@ -56,5 +59,6 @@ int main(int argc, char** argv) {
     if (client->parsed()) return zen::run_client(client_options);
     if (streamer->parsed()) return zen::run_streamer(streamer_options);
     if (blocks->parsed()) return zen::run_blocks(blocks_options);
+    if (bench->parsed()) return zen::run_bench(bench_options);
     return 2;
 }

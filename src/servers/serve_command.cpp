@@ -1,6 +1,5 @@
 #include "servers/serve_command.hpp"
 
-#include <sys/resource.h>
 #include <syslog.h>
 #include <systemd/sd-daemon.h>
 
@@ -12,6 +11,7 @@
 #include <optional>
 
 #include "base/cli.hpp"
+#include "base/resources.hpp"
 #include "net/privileges.hpp"
 #include "net/signals.hpp"
 #include "servers/connection_tracker.hpp"
@@ -206,11 +206,7 @@ int run_serve(const ServeOptions& given) {
         return 2;
     }
 
-    // A server's clients are its file descriptors: use every one the hard limit allows.
-    if (rlimit files{}; ::getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
-        files.rlim_cur = files.rlim_max;
-        ::setrlimit(RLIMIT_NOFILE, &files);
-    }
+    raise_open_file_limit();
     if (auto installed = install_stop_signals(); !installed) {
         report(installed.error());
         return 1;

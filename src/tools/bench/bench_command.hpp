@@ -1,0 +1,39 @@
+// `zen bench`: a load generator for the Zen protocol, or any protocol whose answers end with one
+// byte. Closed or open loop, pipelined, several threads, answers checked, latency percentiles
+// corrected for coordinated omission, a concurrency sweep, JSON and CSV output.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace CLI {
+class App;
+}
+
+namespace zen {
+
+struct BenchOptions {
+    std::string host = "127.0.0.1";
+    std::uint16_t port = 1060;
+    int connections = 10;
+    int threads = 1;
+    std::chrono::milliseconds duration{10'000};
+    std::chrono::milliseconds warmup{1'000};
+    std::chrono::milliseconds timeout{2'000};
+    int depth = 1;
+    double rate = 0;  // total questions per second; 0 = closed loop
+    std::vector<std::string> questions;
+    std::vector<std::string> answers;
+    std::string suffix;
+    bool json = false;
+    std::string csv_path;
+    std::vector<int> sweep;
+    std::vector<int> server_pids;
+};
+
+CLI::App* add_bench_command(CLI::App& zen, BenchOptions& options);
+int run_bench(const BenchOptions& options);
+
+}  // namespace zen
