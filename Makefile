@@ -16,14 +16,14 @@ MAKEFLAGS += --no-print-directory
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps configure build zen run test fuzz clean
+.PHONY: all deps configure build zen run test bench fuzz clean
 
 all: build
 
 # Real peers the tests and benchmarks start themselves on loopback (DESIGN §6). Their packages
 # would start system-wide daemons on install; a temporary policy-rc.d forbids that, so the only
-# redis-server or memcached running is one a test started.
-PEER_PACKAGES := redis-server memcached chromium
+# redis-server, memcached, haproxy or inetd running is one a test started.
+PEER_PACKAGES := redis-server memcached chromium haproxy openbsd-inetd
 
 # Installs only what is missing, so a second run takes a moment.
 deps:
@@ -61,6 +61,13 @@ run: zen
 
 test: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) --timeout 300
+
+# The side-by-side comparison (about 12 minutes on 2 cores): every architecture, redis-server and
+# memcached, then zen bench cross-checked against redis-benchmark. Report: BENCH_OUT/report.html.
+BENCH_OUT ?= $(BUILD_DIR)/bench-report
+bench: build
+	bench/compare --out $(BENCH_OUT) --zen $(BUILD_DIR)/zen
+	bench/vs_redis_benchmark --zen $(BUILD_DIR)/zen
 
 # libFuzzer on the session and the chapter-5 codecs, FUZZ_SECONDS each (clang from Debian).
 FUZZ_DIR     ?= build-fuzz

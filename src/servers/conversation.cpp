@@ -3,6 +3,7 @@
 #include <poll.h>
 
 #include <algorithm>
+#include <span>
 #include <thread>
 
 #include "net/io.hpp"
@@ -28,13 +29,35 @@ private:
     ConnectionTracker& tracker_;
 };
 
+// Under --proxy-protocol: reads until the intake has decided. False: close the connection.
+bool read_header(ClientIntake& intake, int fd, std::span<char> buffer) {
+    while (intake.reading_header()) {
+        const WaitOutcome waited = wait_for(fd, POLLIN, stop_fd(), intake.header_deadline());
+        if (waited == WaitOutcome::stopped) return false;  // no question can have arrived yet
+        if (waited == WaitOutcome::timed_out) {
+            intake.header_timed_out();
+            return false;
+        }
+        const IoResult got = receive_some(fd, buffer.data(), buffer.size());
+        if (got.status == IoStatus::would_block) continue;
+        if (got.status != IoStatus::ok) {
+            intake.header_cut_short();
+            return false;
+        }
+        if (intake.feed({buffer.data(), got.bytes}) == ClientIntake::Step::close) return false;
+    }
+    return true;
+}
+
 }  // namespace
 
 void converse(AcceptedClient client, const ServerContext& context) {
-    if (!admit(context, client.peer)) return;
+    ClientIntake intake(context, client.peer, Clock::now());
+    if (!intake.open()) return;
     const OpenConversation open(context.tracker);
-    const std::string peer = format_address(client.peer);
-    log_accepted(context, peer);
+    char buffer[16 * 1024];
+    if (!read_header(intake, client.fd.get(), buffer)) return;
+    const std::string peer = intake.peer();
 
     const ServeOptions& options = context.options;
     // Blocking architectures have nothing better to do while a backend call is pending, so
@@ -42,7 +65,6 @@ void converse(AcceptedClient client, const ServerContext& context) {
     const auto work_per_answer = options.delay + options.wait;
     Session session(context.table, options.limits);
     const int fd = client.fd.get();
-    char buffer[16 * 1024];
     auto last_activity = Clock::now();
     auto question_deadline = never;  // while a question is incomplete
     bool stopping = false;
@@ -54,6 +76,8 @@ void converse(AcceptedClient client, const ServerContext& context) {
             std::this_thread::sleep_for(work_per_answer * (session.answered() - answered_before));
         }
     };
+
+    if (!intake.remainder().empty()) receive(intake.remainder());
 
     for (;;) {
         while (!session.pending_output().empty()) {

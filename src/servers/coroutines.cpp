@@ -21,9 +21,12 @@
 #include <asio.hpp>
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/experimental/awaitable_operators.hpp>
+#include <cstring>
 #include <list>
 #include <memory>
 #include <thread>
+#include <tuple>
+#include <variant>
 
 #include "net/io.hpp"
 #include "net/signals.hpp"
@@ -61,7 +64,11 @@ public:
 private:
     awaitable<void> accept_loop();
     awaitable<void> converse(std::shared_ptr<Conversation> conversation);
-    awaitable<void> talk(Conversation& conversation, const std::string& peer, Session& session);
+    // Under --proxy-protocol: reads until the intake has decided; false: close.
+    awaitable<bool> read_header(Conversation& conversation, ClientIntake& intake);
+    // `first` holds bytes already read with the header, answered before reading more.
+    awaitable<void> talk(Conversation& conversation, const std::string& peer, Session& session,
+                         std::string_view first);
     // Returns once the conversation's deadline has passed; talk() is then cancelled and logs why.
     awaitable<void> watchdog(Conversation& conversation);
     awaitable<void> watch_stop();
@@ -114,19 +121,40 @@ awaitable<void> CoroutineServer::converse(std::shared_ptr<Conversation> conversa
     SocketAddress address;
     std::memcpy(&address.storage, endpoint.data(), endpoint.size());
     address.length = static_cast<socklen_t>(endpoint.size());
-    if (!admit(context_, address)) {
+    ClientIntake intake(context_, address, Clock::now());
+    if (!intake.open()) {
         conversation->socket.close(ignored);  // before a byte is read
         co_return;
     }
     context_.tracker.opened();
-    const std::string peer = format_address(address);
-    log_accepted(context_, peer);
     conversation->socket.set_option(asio::ip::tcp::no_delay(true), ignored);
 
-    Session session(context_.table, context_.options.limits);
-    co_await (talk(*conversation, peer, session) || watchdog(*conversation));
+    bool admitted = true;
+    if (intake.reading_header()) {
+        conversation->deadline = intake.header_deadline();
+        const auto outcome = co_await (read_header(*conversation, intake) || watchdog(*conversation));
+        admitted = outcome.index() == 0 && std::get<0>(outcome);
+        if (outcome.index() == 1 && !conversation->draining) intake.header_timed_out();
+    }
+    if (admitted) {
+        Session session(context_.table, context_.options.limits);
+        co_await (talk(*conversation, intake.peer(), session, intake.remainder()) || watchdog(*conversation));
+    }
     conversation->socket.close(ignored);
     context_.tracker.closed();
+}
+
+awaitable<bool> CoroutineServer::read_header(Conversation& conversation, ClientIntake& intake) {
+    char buffer[4096];
+    while (intake.reading_header()) {
+        auto [error, n] = co_await conversation.socket.async_read_some(asio::buffer(buffer), as_values);
+        if (error) {
+            if (!conversation.draining && error != asio::error::operation_aborted) intake.header_cut_short();
+            co_return false;
+        }
+        if (intake.feed({buffer, n}) == ClientIntake::Step::close) co_return false;
+    }
+    co_return true;
 }
 
 awaitable<void> CoroutineServer::watchdog(Conversation& conversation) {
@@ -137,7 +165,8 @@ awaitable<void> CoroutineServer::watchdog(Conversation& conversation) {
     }
 }
 
-awaitable<void> CoroutineServer::talk(Conversation& conversation, const std::string& peer, Session& session) {
+awaitable<void> CoroutineServer::talk(Conversation& conversation, const std::string& peer, Session& session,
+                                      std::string_view first) {
     const ServeOptions& options = context_.options;
     auto& socket = conversation.socket;
     char buffer[4096];
@@ -211,7 +240,15 @@ awaitable<void> CoroutineServer::talk(Conversation& conversation, const std::str
             question_deadline = deadline_after(Clock::now(), options.question_timeout);
         }
         set_deadline(std::min(question_deadline, deadline_after(last_activity, options.idle_timeout)));
-        auto [error, n] = co_await socket.async_read_some(asio::buffer(buffer), as_values);
+        asio::error_code error;
+        std::size_t n = 0;
+        if (!first.empty()) {
+            n = std::min(first.size(), sizeof buffer);
+            std::memcpy(buffer, first.data(), n);
+            first.remove_prefix(n);
+        } else {
+            std::tie(error, n) = co_await socket.async_read_some(asio::buffer(buffer), as_values);
+        }
         if (error == asio::error::operation_aborted) {
             if (conversation.draining) continue;
             log_timeout();

@@ -18,16 +18,16 @@ constexpr auto never = Clock::time_point::max();
 EventConversation::EventConversation(AcceptedClient client, const ServerContext& context, Clock::time_point now)
     : context_(context),
       fd_(std::move(client.fd)),
-      peer_(format_address(client.peer)),
+      intake_(context, client.peer, now),
       session_(context.table, context.options.limits),
       last_activity_(now),
       pacer_(context.options, now) {
     context_.tracker.opened();
-    if (!admit(context_, client.peer)) {
+    if (!intake_.open()) {
         close_now();  // before a byte is read
         return;
     }
-    log_accepted(context_, peer_);
+    peer_ = intake_.peer();
 }
 
 EventConversation::~EventConversation() { context_.tracker.closed(); }
@@ -43,12 +43,26 @@ std::string_view EventConversation::releasable(Clock::time_point now) {
 }
 
 void EventConversation::feed(std::string_view bytes, Clock::time_point now) {
+    if (intake_.reading_header()) {
+        const ClientIntake::Step step = intake_.feed(bytes);
+        if (step == ClientIntake::Step::close) close_now();
+        if (step != ClientIntake::Step::converse) return;
+        peer_ = intake_.peer();
+        bytes = intake_.remainder();
+    }
     const auto answered_before = session_.answered();
     session_.receive(bytes);
     pacer_.answered(session_.answered() - answered_before, sent_total_ + session_.pending_output().size(), now);
 }
 
-void EventConversation::feed_eof(Clock::time_point) { session_.receive_eof(); }
+void EventConversation::feed_eof(Clock::time_point) {
+    if (intake_.reading_header()) {
+        intake_.header_cut_short();
+        close_now();
+        return;
+    }
+    session_.receive_eof();
+}
 
 bool EventConversation::handle_readable(std::span<char> buffer, Clock::time_point now, int read_budget) {
     if (phase_ == Phase::lingering) {
@@ -193,6 +207,7 @@ Clock::time_point EventConversation::next_deadline() const {
             break;
     }
     if (draining_) return drain_deadline(context_);
+    if (intake_.reading_header()) return intake_.header_deadline();
     auto deadline = std::min(question_deadline_, deadline_after(last_activity_, context_.options.idle_timeout));
     return std::min(deadline, pacer_.next_release());
 }
@@ -210,6 +225,13 @@ void EventConversation::handle_deadline(Clock::time_point now) {
     if (draining_) {
         if (now >= drain_deadline(context_)) {
             log_client_error(context_, peer_, "not reading its answers; closed as the server stops");
+            close_now();
+        }
+        return;
+    }
+    if (intake_.reading_header()) {
+        if (now >= intake_.header_deadline()) {
+            intake_.header_timed_out();
             close_now();
         }
         return;

@@ -56,6 +56,7 @@ private:
 
     const ServerContext& context_;
     Fd fd_;
+    ClientIntake intake_;
     std::string peer_;
     Session session_;
     Phase phase_ = Phase::conversing;

@@ -115,6 +115,21 @@ CLI::App* add_serve_command(CLI::App& zen, ServeOptions& options) {
             "refuse clients in this CIDR block (or 'all') that no --allow admitted; repeatable")
         ->type_name("CIDR")
         ->check(cidr_check());
+    auto* proxy = serve->add_flag("--proxy-protocol", options.proxy.enabled,
+                                  "expect a PROXY protocol v1 or v2 header (haproxy send-proxy[-v2]) from each "
+                                  "--trusted-proxy; logs and access rules then see the real client. Other clients "
+                                  "are served directly, and refused if they send a header");
+    serve
+        ->add_option_function<std::vector<std::string>>(
+            "--trusted-proxy",
+            [&options](const std::vector<std::string>& blocks) { add_cidrs(blocks, options.proxy.trusted); },
+            "a proxy in this CIDR block may send a PROXY header (required with --proxy-protocol); repeatable")
+        ->type_name("CIDR")
+        ->check(cidr_check())
+        ->needs(proxy);
+    add_seconds_option(*serve, "--proxy-header-timeout", options.proxy.header_timeout,
+                       "a trusted proxy's connection without a whole header by then is closed", 0.001)
+        ->needs(proxy);
     serve->add_option("--hosts-allow", options.access.hosts_allow,
                       "hosts_access(5) allow table, checked with libwrap as tcpd does")
         ->type_name("FILE")
@@ -180,6 +195,11 @@ int run_serve(const ServeOptions& given) {
             std::fclose(file);
         }
     };
+
+    if (options.proxy.enabled && options.proxy.trusted.empty()) {
+        report("--proxy-protocol needs --trusted-proxy CIDR: a header is believed only from a known proxy");
+        return 2;
+    }
 
     AphorismTable table = AphorismTable::book_defaults();
     if (!options.aphorisms_path.empty()) {

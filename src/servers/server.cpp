@@ -79,6 +79,60 @@ bool admit(const ServerContext& context, const SocketAddress& peer) {
     return false;
 }
 
+ClientIntake::ClientIntake(const ServerContext& context, const SocketAddress& peer, Clock::time_point now)
+    : context_(context),
+      address_(peer),
+      gate_(context.options.proxy, peer),
+      peer_(format_address(peer)),
+      reading_header_(gate_.active()),
+      // A direct client's first bytes get the usual idle timeout; a proxy's header its own.
+      header_deadline_(!reading_header_ ? Clock::time_point::max()
+                       : gate_.trusted() ? deadline_after(now, context.options.proxy.header_timeout)
+                                         : deadline_after(now, context.options.idle_timeout)) {}
+
+bool ClientIntake::open() {
+    // A proxy's own address says nothing of its clients: the rules apply once the header names one.
+    if (!gate_.trusted() && !admit(context_, address_)) return false;
+    if (!reading_header_) log_accepted(context_, peer_);
+    return true;
+}
+
+ClientIntake::Step ClientIntake::feed(std::string_view bytes) {
+    switch (gate_.feed(bytes)) {
+        case ProxyGate::Verdict::wait:
+            return Step::wait;
+        case ProxyGate::Verdict::refuse:
+            context_.log.connection(LogLevel::warning, "refused", peer_, "Client " + peer_ + " refused: " + gate_.reason());
+            return Step::close;
+        case ProxyGate::Verdict::admit:
+            break;
+    }
+    reading_header_ = false;
+    if (gate_.trusted()) {
+        if (!admit(context_, gate_.client())) return Step::close;
+        const std::string proxy = peer_;
+        peer_ = format_address(gate_.client());
+        context_.log.connection(LogLevel::info, "proxied", peer_, "Client " + peer_ + " comes through proxy " + proxy);
+    }
+    log_accepted(context_, peer_);
+    return Step::converse;
+}
+
+void ClientIntake::header_timed_out() {
+    if (gate_.trusted()) {
+        context_.log.connection(LogLevel::warning, "refused", peer_,
+                                "Client " + peer_ + " refused: no PROXY header within " +
+                                    duration_text(context_.options.proxy.header_timeout));
+    } else {
+        log_client_error(context_, peer_, "idle for " + duration_text(context_.options.idle_timeout));
+    }
+}
+
+void ClientIntake::header_cut_short() {
+    context_.log.connection(LogLevel::info, "closed", peer_,
+                            "Client socket to " + peer_ + " closed before its PROXY header was complete");
+}
+
 void log_accepted(const ServerContext& context, const std::string& peer) {
     context.log.connection(LogLevel::info, "accepted", peer, "Accepted connection from " + peer);
 }

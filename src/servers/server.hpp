@@ -13,6 +13,7 @@
 #include "net/access.hpp"
 #include "net/io.hpp"
 #include "net/listener.hpp"
+#include "net/proxy_protocol.hpp"
 #include "proto/aphorisms.hpp"
 #include "proto/session.hpp"
 
@@ -36,6 +37,7 @@ struct ServeOptions {
     bool inetd = false;       // fd 0 is one connected client: serve it and exit
     bool inetd_wait = false;  // fd 0 is the listening socket
     AccessRules access;
+    ProxyPolicy proxy;
     std::string user;  // drop to this user once the socket is ready
     LogOptions log;
 };
@@ -107,6 +109,38 @@ void log_accepted(const ServerContext& context, const std::string& peer);
 // How the conversation ended: "has closed", "sent b'...' but then closed", "error: question too long".
 void log_session_end(const ServerContext& context, const std::string& peer, const Session& session);
 void log_client_error(const ServerContext& context, const std::string& peer, std::string_view what);
+
+// The start of every conversation, in every driver: access control before a byte is read, and
+// under --proxy-protocol the header phase that finds the real client. Without
+// --proxy-protocol it is admit() and log_accepted(), nothing more.
+class ClientIntake {
+public:
+    enum class Step { wait, converse, close };
+
+    ClientIntake(const ServerContext& context, const SocketAddress& peer, Clock::time_point now);
+
+    // Right after accept: false when the client is refused (close it unread).
+    bool open();
+    // True while a PROXY header (or a direct client's first bytes) must be read first.
+    bool reading_header() const { return reading_header_; }
+    Clock::time_point header_deadline() const { return header_deadline_; }
+    // Bytes read while reading_header(). converse: hand remainder() to the session.
+    Step feed(std::string_view bytes);
+    std::string_view remainder() const { return gate_.remainder(); }
+    // The header did not come in time, or the connection ended first: logs it.
+    void header_timed_out();
+    void header_cut_short();
+    // The client as the logs name it: the real one once a header said so.
+    const std::string& peer() const { return peer_; }
+
+private:
+    const ServerContext& context_;
+    SocketAddress address_;
+    ProxyGate gate_;
+    std::string peer_;
+    bool reading_header_;
+    Clock::time_point header_deadline_;
+};
 
 // After an accept() failed for want of descriptors, how long to stop accepting.
 inline constexpr std::chrono::milliseconds accept_pause{100};

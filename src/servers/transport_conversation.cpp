@@ -24,15 +24,15 @@ TransportConversation::~TransportConversation() {
 
 void TransportConversation::connection_made(loop::Transport& transport) {
     transport_ = &transport;
-    if (!admit(context_, transport.peer())) {
+    intake_.emplace(context_, transport.peer(), transport.loop().now());
+    if (!intake_->open()) {
         ended_ = true;
         transport.abort();  // before a byte is read
         return;
     }
-    peer_ = format_address(transport.peer());
+    peer_ = intake_->peer();
     context_.tracker.opened();
     counted_ = true;
-    log_accepted(context_, peer_);
     const std::size_t high = context_.options.limits.max_pending;
     transport.set_write_buffer_limits(high, high / 4);
     rearm_deadline();
@@ -42,6 +42,17 @@ void TransportConversation::data_received(std::string_view data) {
     const auto now = transport_->loop().now();
     if (lingering_ || ended_) return;  // discarded: only a clean close is still to come
     last_activity_ = now;
+    if (intake_->reading_header()) {
+        const ClientIntake::Step step = intake_->feed(data);
+        if (step == ClientIntake::Step::close) {
+            ended_ = true;
+            transport_->abort();
+            return;
+        }
+        if (step == ClientIntake::Step::wait) return;
+        peer_ = intake_->peer();
+        data = intake_->remainder();
+    }
     const auto answered_before = session_.answered();
     session_.receive(data);
     pacer_.answered(session_.answered() - answered_before, sent_total_ + session_.pending_output().size(), now);
@@ -54,6 +65,12 @@ void TransportConversation::eof_received() {
         return;
     }
     if (ended_) return;
+    if (intake_->reading_header()) {
+        ended_ = true;
+        intake_->header_cut_short();
+        transport_->abort();
+        return;
+    }
     session_.receive_eof();
     pump();
 }
@@ -140,6 +157,8 @@ void TransportConversation::rearm_deadline() {
         deadline = linger_deadline_;
     } else if (draining_) {
         deadline = drain_deadline(context_);
+    } else if (intake_->reading_header()) {
+        deadline = intake_->header_deadline();
     } else {
         deadline = std::min({question_deadline_, deadline_after(last_activity_, context_.options.idle_timeout),
                              pacer_.next_release()});
@@ -164,6 +183,15 @@ void TransportConversation::on_deadline() {
         ended_ = true;
         log_client_error(context_, peer_, "not reading its answers; closed as the server stops");
         transport_->abort();
+        return;
+    } else if (!draining_ && intake_->reading_header()) {
+        if (now >= intake_->header_deadline()) {
+            ended_ = true;
+            intake_->header_timed_out();
+            transport_->abort();
+            return;
+        }
+        rearm_deadline();
         return;
     } else if (!draining_ && now >= question_deadline_) {
         ended_ = true;

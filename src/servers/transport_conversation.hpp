@@ -5,6 +5,7 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "loop/transport.hpp"
@@ -42,6 +43,7 @@ private:
     const ServerContext& context_;
     Send send_;
     loop::Transport* transport_ = nullptr;
+    std::optional<ClientIntake> intake_;  // from connection_made on
     std::string peer_;
     Session session_;
     AnswerPacer pacer_;

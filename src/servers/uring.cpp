@@ -58,10 +58,11 @@ std::uint32_t slot_of(std::uint64_t data) { return static_cast<std::uint32_t>(da
 std::uint32_t generation_of(std::uint64_t data) { return static_cast<std::uint32_t>(data); }
 
 struct Client {
-    Client(const ServerContext& context, Fd socket, std::string peer_text, Clock::time_point now)
-        : fd(std::move(socket)), peer(std::move(peer_text)), session(context.table, context.options.limits),
-          pacer(context.options, now), last_activity(now) {}
+    Client(const ServerContext& context, Fd socket, ClientIntake opened, Clock::time_point now)
+        : fd(std::move(socket)), intake(std::move(opened)), peer(intake.peer()),
+          session(context.table, context.options.limits), pacer(context.options, now), last_activity(now) {}
     Fd fd;
+    ClientIntake intake;
     std::string peer;
     Session session;
     AnswerPacer pacer;
@@ -245,7 +246,8 @@ void UringServer::on_accept(const io_uring_cqe& cqe, Clock::time_point now) {
     SocketAddress peer;
     peer.length = sizeof peer.storage;
     ::getpeername(socket.get(), peer.get(), &peer.length);
-    if (!admit(context_, peer)) return;  // closed before a byte is read
+    ClientIntake intake(context_, peer, now);
+    if (!intake.open()) return;  // closed before a byte is read
     std::uint32_t index;
     if (!free_.empty()) {
         index = free_.back();
@@ -255,10 +257,9 @@ void UringServer::on_accept(const io_uring_cqe& cqe, Clock::time_point now) {
         clients_.emplace_back();
         generations_.push_back(1);
     }
-    clients_[index] = std::make_unique<Client>(context_, std::move(socket), format_address(peer), now);
+    clients_[index] = std::make_unique<Client>(context_, std::move(socket), std::move(intake), now);
     ++live_;
     context_.tracker.opened();
-    log_accepted(context_, clients_[index]->peer);
     submit_receive(index);
     arm(index);
 }
@@ -292,16 +293,36 @@ void UringServer::on_receive(std::uint32_t index, const io_uring_cqe& cqe, Clock
         }
         return;
     }
+    if (cqe.res == 0 && client.intake.reading_header()) {
+        client.intake.header_cut_short();
+        client.ended = true;
+        close_if_idle(index);
+        return;
+    }
     if (cqe.res == 0) {
         client.session.receive_eof();
     } else {
         const auto buffer_id = static_cast<unsigned short>(cqe.flags >> IORING_CQE_BUFFER_SHIFT);
         client.last_activity = now;
-        const auto before = client.session.answered();
-        client.session.receive({buffers_.data() + std::size_t{buffer_id} * buffer_size, static_cast<std::size_t>(cqe.res)});
+        std::string_view bytes(buffers_.data() + std::size_t{buffer_id} * buffer_size, static_cast<std::size_t>(cqe.res));
+        ClientIntake::Step step = ClientIntake::Step::converse;
+        if (client.intake.reading_header()) {
+            step = client.intake.feed(bytes);  // keeps its own copy: the buffer can go back
+            client.peer = client.intake.peer();
+            bytes = client.intake.remainder();
+        }
+        if (step == ClientIntake::Step::converse) {
+            const auto before = client.session.answered();
+            client.session.receive(bytes);
+            client.pacer.answered(client.session.answered() - before,
+                                  client.sent_total + client.session.pending_output().size(), now);
+        }
         recycle(buffer_id);
-        client.pacer.answered(client.session.answered() - before,
-                              client.sent_total + client.session.pending_output().size(), now);
+        if (step == ClientIntake::Step::close) {
+            client.ended = true;
+            close_if_idle(index);
+            return;
+        }
     }
     advance(index, now);
 }
@@ -342,6 +363,11 @@ void UringServer::advance(std::uint32_t index, Clock::time_point now) {
         } else {
             close_if_idle(index);
         }
+        return;
+    }
+    if (client.draining && client.intake.reading_header()) {
+        client.ended = true;  // no question can have arrived yet
+        close_if_idle(index);
         return;
     }
     if (client.draining) {
@@ -411,6 +437,8 @@ void UringServer::arm(std::uint32_t index) {
         deadline = client.linger_deadline;
     } else if (client.draining) {
         deadline = drain_deadline(context_);
+    } else if (client.intake.reading_header()) {
+        deadline = client.intake.header_deadline();
     } else {
         deadline = std::min({client.question_deadline, deadline_after(client.last_activity, context_.options.idle_timeout),
                              client.pacer.next_release()});
@@ -435,6 +463,14 @@ void UringServer::on_deadline(std::uint32_t index, Clock::time_point now) {
     } else if (client.draining && now >= drain_deadline(context_)) {
         end_with(index, "not reading its answers; closed as the server stops");
         return;
+    } else if (!client.draining && client.intake.reading_header()) {
+        if (now >= client.intake.header_deadline()) {
+            client.intake.header_timed_out();
+            client.ended = true;
+            ::shutdown(client.fd.get(), SHUT_RDWR);  // completes the pending receive, so the slot can go
+            close_if_idle(index);
+            return;
+        }
     } else if (!client.draining && now >= client.question_deadline) {
         end_with(index, "question not finished within " + duration_text(context_.options.question_timeout));
         return;

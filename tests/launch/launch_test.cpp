@@ -3,6 +3,7 @@
 // kind.
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <pwd.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -188,6 +189,65 @@ TEST(Launch, NotifiesSystemdWhenReady) {
     std::remove(path.c_str());
     ASSERT_GT(n, 0);
     EXPECT_NE(std::string(message, static_cast<std::size_t>(n)).find("READY=1"), std::string::npos);
+}
+
+// The real inetd (openbsd-inetd), in the foreground with a configuration of our own, running zen
+// in both of its modes: nowait (one zen per connection) and wait (zen takes the listener and exits
+// after --exit-idle; inetd then listens again and starts a new one for the next client).
+TEST(RealInetd, NowaitAndWaitBothAnswer) {
+    const std::uint16_t nowait_port = free_port();
+    const std::uint16_t wait_port = free_port();
+    const std::string nowait_log = temp_file("inetd-nowait.log");
+    const std::string wait_log = temp_file("inetd-wait.log");
+    const std::string config = temp_file("inetd.conf");
+    std::remove(nowait_log.c_str());
+    std::remove(wait_log.c_str());
+    const std::string user = ::getpwuid(::geteuid())->pw_name;
+    std::ofstream(config) << "127.0.0.1:" << nowait_port << " stream tcp nowait " << user << " " << zen_binary()
+                          << " zen serve --inetd --log-file " << nowait_log << "\n"
+                          << "127.0.0.1:" << wait_port << " stream tcp wait " << user << " " << zen_binary()
+                          << " zen serve --inetd-wait --exit-idle 1 --log-file " << wait_log << "\n";
+    auto inetd = Process::start({"inetd", "-i", config});
+    bool listening = false;
+    for (int i = 0; i < 500 && !listening; ++i) {
+        try {
+            Connection probe = Connection::open("127.0.0.1", wait_port);
+            listening = probe.valid();
+        } catch (const std::exception&) {
+            std::this_thread::sleep_for(10ms);
+        }
+    }
+    ASSERT_TRUE(listening) << "inetd did not listen (make deps installs openbsd-inetd): " << inetd->output();
+
+    for (int i = 0; i < 2; ++i) {
+        Connection client = Connection::open("127.0.0.1", nowait_port);
+        EXPECT_TRUE(answered_within(client, "Beautiful is better than?", "Ugly.", 10s)) << inetd->output();
+    }
+    const auto exits = [&wait_log] {
+        const std::string text = read_file(wait_log);
+        std::size_t count = 0;
+        for (std::size_t at = text.find("exiting (--exit-idle)"); at != std::string::npos;
+             at = text.find("exiting (--exit-idle)", at + 1))
+            ++count;
+        return count;
+    };
+    for (std::size_t round = 1; round <= 2; ++round) {
+        {
+            Connection client = Connection::open("127.0.0.1", wait_port);
+            EXPECT_TRUE(answered_within(client, "Explicit is better than?", "Implicit.", 10s)) << inetd->output();
+        }
+        // That zen exits after a second with no client; inetd listens again and starts a new one.
+        for (int i = 0; i < 1000 && exits() < round; ++i) std::this_thread::sleep_for(10ms);
+        EXPECT_EQ(exits(), round) << read_file(wait_log);
+    }
+    std::size_t accepted = 0;
+    const std::string nowaited = read_file(nowait_log);
+    for (std::size_t at = nowaited.find("Accepted connection"); at != std::string::npos;
+         at = nowaited.find("Accepted connection", at + 1))
+        ++accepted;
+    EXPECT_EQ(accepted, 2u) << nowaited;
+    EXPECT_EQ(inetd->stop(SIGTERM), 0) << inetd->output();  // inetd exits 0 on SIGTERM
+    for (const std::string& path : {nowait_log, wait_log, config}) std::remove(path.c_str());
 }
 
 }  // namespace

@@ -1,0 +1,218 @@
+// The PROXY protocol reader and gate, fed bytes in memory: whole, one byte at a time, and every
+// way the specification says a header can be wrong.
+#include <gtest/gtest.h>
+#include <arpa/inet.h>
+
+#include "net/proxy_protocol.hpp"
+
+namespace zen {
+namespace {
+
+using Status = ProxyHeaderReader::Status;
+
+std::string v2(unsigned char version_command, unsigned char family, std::string block) {
+    std::string header("\r\n\r\n\0\r\nQUIT\n", 12);
+    header += static_cast<char>(version_command);
+    header += static_cast<char>(family);
+    header += static_cast<char>(block.size() >> 8);
+    header += static_cast<char>(block.size() & 0xff);
+    return header + block;
+}
+
+std::string ipv4_block(const char* source, std::uint16_t source_port, const char* destination, std::uint16_t port) {
+    std::string block(12, '\0');
+    inet_pton(AF_INET, source, block.data());
+    inet_pton(AF_INET, destination, block.data() + 4);
+    block[8] = static_cast<char>(source_port >> 8);
+    block[9] = static_cast<char>(source_port & 0xff);
+    block[10] = static_cast<char>(port >> 8);
+    block[11] = static_cast<char>(port & 0xff);
+    return block;
+}
+
+ProxyHeaderReader read_whole(std::string_view bytes) {
+    ProxyHeaderReader reader;
+    reader.feed(bytes);
+    return reader;
+}
+
+// Fed one byte at a time, the reader must reach the same verdict and never decide early.
+ProxyHeaderReader read_bytewise(std::string_view bytes) {
+    ProxyHeaderReader reader;
+    for (char c : bytes)
+        if (reader.feed(std::string_view(&c, 1)) != Status::need_more) break;
+    return reader;
+}
+
+TEST(ProxyHeader, Version1Tcp4) {
+    const std::string bytes = "PROXY TCP4 127.0.0.7 127.0.0.1 51234 1060\r\nBeautiful is better than?";
+    for (const auto& reader : {read_whole(bytes), read_bytewise(bytes)}) {
+        ASSERT_EQ(reader.status(), Status::header) << reader.error();
+        EXPECT_TRUE(reader.relayed());
+        EXPECT_EQ(format_address(reader.source()), "('127.0.0.7', 51234)");
+    }
+    EXPECT_EQ(read_whole(bytes).remainder(), "Beautiful is better than?");
+}
+
+TEST(ProxyHeader, Version1Tcp6AndUnknown) {
+    auto reader = read_whole("PROXY TCP6 ::1 ::1 40000 1060\r\n");
+    ASSERT_EQ(reader.status(), Status::header) << reader.error();
+    EXPECT_EQ(format_address(reader.source()), "('::1', 40000, 0, 0)");
+    reader = read_whole("PROXY UNKNOWN\r\n");
+    ASSERT_EQ(reader.status(), Status::header);
+    EXPECT_FALSE(reader.relayed());
+    reader = read_whole("PROXY UNKNOWN ffff::1 ffff::2 1 2\r\n");
+    EXPECT_EQ(reader.status(), Status::header);
+}
+
+TEST(ProxyHeader, Version1IsStrict) {
+    const char* bad[] = {
+        "PROXY TCP4 127.0.0.7 127.0.0.1 51234 1060\n",     // no CR
+        "PROXY TCP4 127.0.0.7 127.0.0.1 51234\r\n",        // a port missing
+        "PROXY TCP4  127.0.0.7 127.0.0.1 51234 1060\r\n",  // two spaces
+        "PROXY TCP4 ::1 127.0.0.1 51234 1060\r\n",         // IPv6 in TCP4
+        "PROXY TCP6 127.0.0.7 ::1 51234 1060\r\n",         // IPv4 in TCP6
+        "PROXY TCP4 127.0.0.7 127.0.0.1 65536 1060\r\n",   // port too big
+        "PROXY TCP4 127.0.0.7 127.0.0.1 051234 1060\r\n",  // leading zero
+        "PROXY TCP4 127.0.0.7 127.0.0.1 -1 1060\r\n",
+        "PROXY UDP4 127.0.0.7 127.0.0.1 51234 1060\r\n",
+        "PROXY TCP4 127.0.0.7 127.0.0.1 51234 1060 extra\r\n",
+        "PROXY TCP4 127.0.0.7\r127.0.0.1 51234 1060\r\n",
+    };
+    for (const char* header : bad) {
+        EXPECT_EQ(read_whole(header).status(), Status::invalid) << header;
+        EXPECT_EQ(read_bytewise(header).status(), Status::invalid) << header;
+    }
+}
+
+TEST(ProxyHeader, Version1LineIsAtMost107Bytes) {
+    // The longest legal line: TCP6 with two full-length addresses and five-digit ports.
+    const std::string longest =
+        "PROXY TCP6 ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff 65535 65535\r\n";
+    ASSERT_EQ(longest.size(), 104u);
+    EXPECT_EQ(read_whole(longest).status(), Status::header);
+    const std::string endless = "PROXY TCP4 " + std::string(200, '1');
+    const auto reader = read_bytewise(endless);
+    EXPECT_EQ(reader.status(), Status::invalid);
+    EXPECT_NE(reader.error().find("107"), std::string::npos);
+}
+
+TEST(ProxyHeader, Version2Tcp4WithTlvsAfterTheAddresses) {
+    const std::string block = ipv4_block("127.0.0.7", 40001, "127.0.0.1", 1060) + std::string("\x04\x00\x01\x00", 4);
+    const std::string bytes = v2(0x21, 0x11, block) + "Simple is better than?";
+    for (const auto& reader : {read_whole(bytes), read_bytewise(bytes)}) {
+        ASSERT_EQ(reader.status(), Status::header) << reader.error();
+        EXPECT_EQ(format_address(reader.source()), "('127.0.0.7', 40001)");
+    }
+    EXPECT_EQ(read_whole(bytes).remainder(), "Simple is better than?");
+}
+
+TEST(ProxyHeader, Version2Tcp6) {
+    std::string block(36, '\0');
+    inet_pton(AF_INET6, "2001:db8::7", block.data());
+    inet_pton(AF_INET6, "2001:db8::1", block.data() + 16);
+    block[32] = static_cast<char>(0x9c);
+    block[33] = 0x40;  // 40000
+    const auto reader = read_whole(v2(0x21, 0x21, block));
+    ASSERT_EQ(reader.status(), Status::header) << reader.error();
+    EXPECT_EQ(format_address(reader.source()), "('2001:db8::7', 40000, 0, 0)");
+}
+
+TEST(ProxyHeader, Version2LocalAndUnspecKeepTheConnectionsAddress) {
+    auto reader = read_whole(v2(0x20, 0x00, ""));
+    ASSERT_EQ(reader.status(), Status::header);
+    EXPECT_FALSE(reader.relayed());
+    reader = read_whole(v2(0x20, 0x11, ipv4_block("10.0.0.1", 1, "10.0.0.2", 2)));
+    ASSERT_EQ(reader.status(), Status::header);
+    EXPECT_FALSE(reader.relayed());
+    reader = read_whole(v2(0x21, 0x00, ""));
+    ASSERT_EQ(reader.status(), Status::header);
+    EXPECT_FALSE(reader.relayed());
+}
+
+TEST(ProxyHeader, Version2IsStrict) {
+    const std::string ipv4 = ipv4_block("127.0.0.7", 1, "127.0.0.1", 2);
+    EXPECT_EQ(read_whole(v2(0x11, 0x11, ipv4)).status(), Status::invalid);               // version 1
+    EXPECT_EQ(read_whole(v2(0x22, 0x11, ipv4)).status(), Status::invalid);               // command 2
+    EXPECT_EQ(read_whole(v2(0x21, 0x12, ipv4)).status(), Status::invalid);               // UDP
+    EXPECT_EQ(read_whole(v2(0x21, 0x31, std::string(216, 'x'))).status(), Status::invalid);  // UNIX
+    EXPECT_EQ(read_whole(v2(0x21, 0x11, ipv4.substr(0, 8))).status(), Status::invalid);  // too short
+    EXPECT_EQ(read_whole(v2(0x21, 0x21, ipv4)).status(), Status::invalid);               // short for IPv6
+    // A length beyond the bound is refused at once, before the bytes are awaited.
+    std::string huge("\r\n\r\n\0\r\nQUIT\n\x21\x11\xff\xff", 16);
+    EXPECT_EQ(read_whole(huge).status(), Status::invalid);
+}
+
+TEST(ProxyHeader, IncompleteHeadersWait) {
+    EXPECT_EQ(read_whole("PROXY TCP4 127.0.0.7").status(), Status::need_more);
+    EXPECT_EQ(read_whole("PRO").status(), Status::need_more);
+    EXPECT_EQ(read_whole(std::string("\r\n\r\n\0", 5)).status(), Status::need_more);
+    const std::string header = v2(0x21, 0x11, ipv4_block("127.0.0.7", 1, "127.0.0.1", 2));
+    EXPECT_EQ(read_whole(header.substr(0, header.size() - 1)).status(), Status::need_more);
+}
+
+TEST(ProxyHeader, OtherBytesAreNotAHeader) {
+    for (const char* bytes : {"Beautiful is better than?", "Practicality beats purity?", "\r\nBeautiful", "GET / HTTP/1.1\r\n"}) {
+        const auto reader = read_whole(bytes);
+        EXPECT_EQ(reader.status(), Status::not_a_header) << bytes;
+        EXPECT_EQ(reader.remainder(), bytes);
+    }
+    // Decided as soon as a byte rules a header out.
+    EXPECT_EQ(read_whole("PR0").status(), Status::not_a_header);
+}
+
+SocketAddress loopback(const char* address, std::uint16_t port) {
+    return resolve(address, port, false).value().front();
+}
+
+ProxyPolicy policy_trusting(const char* block) {
+    ProxyPolicy policy;
+    policy.enabled = true;
+    policy.trusted.push_back(Cidr::parse(block).value());
+    return policy;
+}
+
+TEST(ProxyGate, ATrustedProxysHeaderNamesTheClient) {
+    ProxyGate gate(policy_trusting("127.0.0.1/32"), loopback("127.0.0.1", 50000));
+    EXPECT_TRUE(gate.active());
+    EXPECT_TRUE(gate.trusted());
+    EXPECT_EQ(gate.feed("PROXY TCP4 127.0.0.7 127.0.0.1 5555 1060\r"), ProxyGate::Verdict::wait);
+    EXPECT_EQ(gate.feed("\nUgly"), ProxyGate::Verdict::admit);
+    EXPECT_EQ(format_address(gate.client()), "('127.0.0.7', 5555)");
+    EXPECT_EQ(gate.remainder(), "Ugly");
+}
+
+TEST(ProxyGate, ATrustedProxyMustSendAHeader) {
+    ProxyGate gate(policy_trusting("127.0.0.0/8"), loopback("127.0.0.1", 50000));
+    EXPECT_EQ(gate.feed("Beautiful is better than?"), ProxyGate::Verdict::refuse);
+    EXPECT_NE(gate.reason().find("no PROXY header"), std::string::npos);
+}
+
+TEST(ProxyGate, ADirectClientIsServedButMayNotForgeAHeader) {
+    const ProxyPolicy policy = policy_trusting("127.0.0.1/32");
+    ProxyGate direct(policy, loopback("127.0.0.3", 50000));
+    EXPECT_FALSE(direct.trusted());
+    EXPECT_EQ(direct.feed("Beautiful is better than?"), ProxyGate::Verdict::admit);
+    EXPECT_EQ(format_address(direct.client()), "('127.0.0.3', 50000)");
+    EXPECT_EQ(direct.remainder(), "Beautiful is better than?");
+
+    ProxyGate forger(policy, loopback("127.0.0.3", 50001));
+    EXPECT_EQ(forger.feed("PROXY TCP4 10.9.9.9 127.0.0.1 1 1060\r\n"), ProxyGate::Verdict::refuse);
+    EXPECT_NE(forger.reason().find("not a --trusted-proxy"), std::string::npos);
+    EXPECT_EQ(format_address(forger.client()), "('127.0.0.3', 50001)");
+}
+
+TEST(ProxyGate, AMalformedHeaderIsRefused) {
+    ProxyGate gate(policy_trusting("127.0.0.1/32"), loopback("127.0.0.1", 50000));
+    EXPECT_EQ(gate.feed("PROXY TCP4 nonsense\r\n"), ProxyGate::Verdict::refuse);
+    EXPECT_NE(gate.reason().find("invalid PROXY header"), std::string::npos);
+}
+
+TEST(ProxyGate, OffWhenTheOptionIsOff) {
+    const ProxyGate gate(ProxyPolicy{}, loopback("127.0.0.1", 50000));
+    EXPECT_FALSE(gate.active());
+    EXPECT_FALSE(gate.trusted());
+}
+
+}  // namespace
+}  // namespace zen
