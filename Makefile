@@ -69,7 +69,7 @@ bench: build
 	bench/compare --out $(BENCH_OUT) --zen $(BUILD_DIR)/zen
 	bench/vs_redis_benchmark --zen $(BUILD_DIR)/zen
 
-# libFuzzer on the session and the chapter-5 codecs, FUZZ_SECONDS each (clang from Debian).
+# libFuzzer on the session, the chapter-5 codecs and the PROXY header reader, FUZZ_SECONDS each (clang from Debian).
 FUZZ_DIR     ?= build-fuzz
 FUZZ_SECONDS ?= 60
 FUZZ_PACKAGES := clang libclang-rt-dev
@@ -83,8 +83,8 @@ fuzz: deps
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $$missing; \
 	fi
 	@CC=clang CXX=clang++ cmake -S . -B $(FUZZ_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DZEN_FUZZ=ON >/dev/null
-	@cmake --build $(FUZZ_DIR) -j $(JOBS) --target fuzz_session fuzz_framing
-	@for target in fuzz_session fuzz_framing; do \
+	@cmake --build $(FUZZ_DIR) -j $(JOBS) --target fuzz_session fuzz_framing fuzz_proxy
+	@for target in fuzz_session fuzz_framing fuzz_proxy; do \
 	  mkdir -p $(FUZZ_DIR)/corpus/$$target && \
 	  echo "fuzz: $$target for $(FUZZ_SECONDS) s" && \
 	  $(FUZZ_DIR)/$$target -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -print_final_stats=1 -artifact_prefix=$(FUZZ_DIR)/ \

@@ -86,8 +86,13 @@ BlockDecoder::Event BlockDecoder::next() {
             return final_;
         }
         have_header_ = true;
+        if (announced_ > block_.capacity()) {
+            // A fresh string (swap: assignment would keep the old buffer): growing the old one
+            // may double its capacity past max_block.
+            std::string().swap(block_);
+            block_.reserve(announced_);  // bounded by max_block, checked above
+        }
         block_.clear();
-        block_.reserve(announced_);  // bounded by max_block, checked above
     }
     const std::size_t take = std::min<std::size_t>(announced_ - block_.size(), available.size());
     block_.append(available.substr(0, take));

@@ -88,6 +88,19 @@ TEST(Blocks, AnnouncedFourGibibytesIsRefusedBeforeAnyAllocation) {
     EXPECT_EQ(decoder.next(), BlockDecoder::Event::too_large);
 }
 
+TEST(Blocks, GrowingBlocksNeverHoldMoreThanTheLimit) {
+    // Found by fuzz_framing: reserving a larger block on the old string doubled its capacity,
+    // past --max-block (30 bytes, then 40, under a 49-byte limit, held 60).
+    BlockDecoder decoder(49);
+    decoder.feed(encode_block(std::string(30, 'a')) + encode_block(std::string(40, 'b')) +
+                 encode_block(std::string(49, 'c')));
+    for (std::size_t size : {30u, 40u, 49u}) {
+        ASSERT_EQ(decoder.next(), BlockDecoder::Event::block);
+        EXPECT_EQ(decoder.block().size(), size);
+        EXPECT_LE(decoder.block().capacity(), 49u);
+    }
+}
+
 TEST(Blocks, LimitIsInclusive) {
     BlockDecoder decoder(5);
     decoder.feed(encode_block("12345") + encode_block("123456"));
