@@ -34,33 +34,6 @@ Json bench_json(const std::vector<std::string>& args, RunResult& result, Millis 
     return parsed;
 }
 
-// A port nobody listens on right now, for peers that cannot take port 0 (redis, memcached).
-std::uint16_t unused_port() {
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address);
-    socklen_t length = sizeof address;
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-    ::close(fd);
-    return ntohs(address.sin_port);
-}
-
-bool port_answers(std::uint16_t port, Millis timeout) {
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    address.sin_port = htons(port);
-    for (const auto deadline = Clock::now() + timeout; Clock::now() < deadline; std::this_thread::sleep_for(20ms)) {
-        const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-        const bool connected = ::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0;
-        ::close(fd);
-        if (connected) return true;
-    }
-    return false;
-}
-
 void expect_ordered_percentiles(const Json& report) {
     EXPECT_LE(report["min_us"].get<double>(), report["p50_us"].get<double>());
     EXPECT_LE(report["p50_us"].get<double>(), report["p90_us"].get<double>());
@@ -261,7 +234,7 @@ TEST(Bench, BadOptionsGetOneClearLine) {
 }
 
 TEST(Bench, NobodyListeningFailsAtOnce) {
-    const std::uint16_t port = unused_port();
+    const std::uint16_t port = free_loopback_port();
     const RunResult result = run_zen({"bench", "-p", port_text(port), "-d", "5"}, 5s);
     EXPECT_EQ(result.exit_code, 1);
     EXPECT_NE(result.err.find("Connection refused"), std::string::npos) << result.err;
@@ -277,10 +250,10 @@ TEST(Bench, HelpNamesEveryOption) {
 }
 
 TEST(BenchPeers, RedisServerAnswersInlinePing) {
-    const std::uint16_t port = unused_port();
+    const std::uint16_t port = free_loopback_port();
     auto redis = Process::start({"redis-server", "--port", std::to_string(port), "--bind", "127.0.0.1", "--save", "",
                                  "--appendonly", "no"});
-    ASSERT_TRUE(port_answers(port, 5s)) << "redis-server did not start (make deps installs it): " << redis->output();
+    ASSERT_TRUE(port_accepts(port, 5s)) << "redis-server did not start (make deps installs it): " << redis->output();
     RunResult result;
     const Json report = bench_json({"-p", port_text(port), "-c", "10", "-P", "4", "-d", "0.5", "-w", "0.1",
                                     "--question", "PING\\r\\n", "--answer", "+PONG\\r\\n", "--server-pid",
@@ -299,11 +272,11 @@ TEST(BenchPeers, MemcachedAnswersVersion) {
     std::istringstream words(version.out);
     std::string name, number;
     words >> name >> number;  // "memcached 1.6.18"
-    const std::uint16_t port = unused_port();
+    const std::uint16_t port = free_loopback_port();
     std::vector<std::string> argv{"memcached", "-t", "1", "-l", "127.0.0.1", "-p", std::to_string(port), "-U", "0"};
     if (::geteuid() == 0) argv.insert(argv.end(), {"-u", "root"});  // it refuses root without saying so
     auto memcached = Process::start(argv);
-    ASSERT_TRUE(port_answers(port, 5s)) << memcached->output();
+    ASSERT_TRUE(port_accepts(port, 5s)) << memcached->output();
     RunResult result;
     const Json report = bench_json({"-p", port_text(port), "-c", "4", "-d", "0.5", "-w", "0.1", "--question",
                                     "version\\r\\n", "--answer", "VERSION " + number + "\\r\\n"},

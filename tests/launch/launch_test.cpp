@@ -18,19 +18,6 @@
 namespace zen::test {
 namespace {
 
-// A loopback port free a moment ago (systemd-socket-activate needs a number, not 0).
-std::uint16_t free_port() {
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address);
-    socklen_t length = sizeof address;
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-    ::close(fd);
-    return ntohs(address.sin_port);
-}
-
 std::string read_file(const std::string& path) {
     std::ifstream in(path);
     std::ostringstream text;
@@ -58,7 +45,7 @@ std::unique_ptr<Process> activate(std::uint16_t port, std::vector<std::string> a
 class AcceptNo : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(AcceptNo, AdoptsThePassedListener) {
-    const std::uint16_t port = free_port();
+    const std::uint16_t port = free_loopback_port();
     auto server = activate(port, {}, {"--arch", GetParam()});
     Connection client = Connection::open("127.0.0.1", port);
     EXPECT_TRUE(answered_within(client, "Beautiful is better than?", "Ugly.", 10s)) << server->output();
@@ -73,7 +60,7 @@ INSTANTIATE_TEST_SUITE_P(Launch, AcceptNo,
                          [](const ::testing::TestParamInfo<std::string>& info) { return info.param; });
 
 TEST(Launch, AcceptYesServesEachConnectionInItsOwnProcess) {
-    const std::uint16_t port = free_port();
+    const std::uint16_t port = free_loopback_port();
     auto activator = activate(port, {"--accept"}, {});
     for (int i = 0; i < 2; ++i) {
         Connection client = Connection::open("127.0.0.1", port);
@@ -87,7 +74,7 @@ TEST(Launch, AcceptYesServesEachConnectionInItsOwnProcess) {
 }
 
 TEST(Launch, InetdNowaitLogsToItsFileNeverToTheClient) {
-    const std::uint16_t port = free_port();
+    const std::uint16_t port = free_loopback_port();
     const std::string log = temp_file("nowait.log");
     std::remove(log.c_str());
     auto activator = activate(port, {"--accept", "--inetd"}, {"--inetd", "--log-file", log});
@@ -104,7 +91,7 @@ TEST(Launch, InetdNowaitLogsToItsFileNeverToTheClient) {
 }
 
 TEST(Launch, InetdNowaitAppliesAccessRulesBeforeReading) {
-    const std::uint16_t port = free_port();
+    const std::uint16_t port = free_loopback_port();
     const std::string log = temp_file("nowait-access.log");
     std::remove(log.c_str());
     auto activator = activate(port, {"--accept", "--inetd"}, {"--inetd", "--deny", "127.0.0.3/32", "--log-file", log});
@@ -122,7 +109,7 @@ TEST(Launch, InetdNowaitAppliesAccessRulesBeforeReading) {
 }
 
 TEST(Launch, InetdWaitServesThenExitsByItselfAfterExitIdle) {
-    const std::uint16_t port = free_port();
+    const std::uint16_t port = free_loopback_port();
     const std::string log = temp_file("wait.log");
     std::remove(log.c_str());
     // Without --accept, systemd-socket-activate execs zen with the listener as fd 0.
@@ -152,7 +139,7 @@ TEST(Launch, InetdWithoutASocketOnFdZeroIsAClearError) {
 }
 
 TEST(Launch, InetdGivenAListenerSaysToUseInetdWait) {
-    const std::uint16_t port = free_port();
+    const std::uint16_t port = free_loopback_port();
     const std::string log = temp_file("wrongmode.log");
     std::remove(log.c_str());
     auto server = activate(port, {"--inetd"}, {"--inetd", "--log-file", log});
@@ -163,7 +150,7 @@ TEST(Launch, InetdGivenAListenerSaysToUseInetdWait) {
 }
 
 TEST(Launch, ReuseportCannotUseAPassedListener) {
-    const std::uint16_t port = free_port();
+    const std::uint16_t port = free_loopback_port();
     auto server = activate(port, {}, {"--arch", "reuseport"});
     Connection trigger = Connection::open("127.0.0.1", port);  // zen is started on the first connection
     EXPECT_EQ(server->wait_exit(10s), 2) << server->output();
@@ -195,8 +182,8 @@ TEST(Launch, NotifiesSystemdWhenReady) {
 // in both of its modes: nowait (one zen per connection) and wait (zen takes the listener and exits
 // after --exit-idle; inetd then listens again and starts a new one for the next client).
 TEST(RealInetd, NowaitAndWaitBothAnswer) {
-    const std::uint16_t nowait_port = free_port();
-    const std::uint16_t wait_port = free_port();
+    const std::uint16_t nowait_port = free_loopback_port();
+    const std::uint16_t wait_port = free_loopback_port();
     const std::string nowait_log = temp_file("inetd-nowait.log");
     const std::string wait_log = temp_file("inetd-wait.log");
     const std::string config = temp_file("inetd.conf");
@@ -208,16 +195,7 @@ TEST(RealInetd, NowaitAndWaitBothAnswer) {
                           << "127.0.0.1:" << wait_port << " stream tcp wait " << user << " " << zen_binary()
                           << " zen serve --inetd-wait --exit-idle 1 --log-file " << wait_log << "\n";
     auto inetd = Process::start({"inetd", "-i", config});
-    bool listening = false;
-    for (int i = 0; i < 500 && !listening; ++i) {
-        try {
-            Connection probe = Connection::open("127.0.0.1", wait_port);
-            listening = probe.valid();
-        } catch (const std::exception&) {
-            std::this_thread::sleep_for(10ms);
-        }
-    }
-    ASSERT_TRUE(listening) << "inetd did not listen (make deps installs openbsd-inetd): " << inetd->output();
+    ASSERT_TRUE(port_accepts(wait_port, 5s)) << "inetd did not listen (make deps installs openbsd-inetd): " << inetd->output();
 
     for (int i = 0; i < 2; ++i) {
         Connection client = Connection::open("127.0.0.1", nowait_port);

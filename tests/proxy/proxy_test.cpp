@@ -144,26 +144,13 @@ TEST(ProxyOptions, ProxyProtocolNeedsATrustedProxy) {
     EXPECT_EQ(std::count(result.err.begin(), result.err.end(), '\n'), 1) << result.err;
 }
 
-// A port nobody listens on right now, for haproxy's frontend.
-std::uint16_t unused_port() {
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address);
-    socklen_t length = sizeof address;
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-    ::close(fd);
-    return ntohs(address.sin_port);
-}
-
 // haproxy in the foreground, round-robin over two zen instances of different architectures.
 class BehindHaproxy : public ::testing::TestWithParam<std::string> {
 protected:
     void SetUp() override {
         first_ = Server::start({"--arch", "epoll", "--proxy-protocol", "--trusted-proxy", "127.0.0.1/32"});
         second_ = Server::start({"--arch", "threaded", "--proxy-protocol", "--trusted-proxy", "127.0.0.1/32"});
-        frontend_ = unused_port();
+        frontend_ = free_loopback_port();
         config_ = ::testing::TempDir() + "zen-haproxy-" + GetParam() + "-" + std::to_string(::getpid()) + ".cfg";
         std::ofstream(config_) << "global\n"
                                   "    maxconn 256\n"
@@ -185,22 +172,11 @@ protected:
                                   "    server zen2 127.0.0.1:"
                                << second_->port() << " " << GetParam() << "\n";
         haproxy_ = Process::start({"haproxy", "-db", "-f", config_});
-        for (int i = 0; i < 500 && !listening(); ++i) std::this_thread::sleep_for(10ms);
-        ASSERT_TRUE(listening()) << "haproxy did not start (make deps installs it): " << haproxy_->output();
+        ASSERT_TRUE(port_accepts(frontend_, 5s)) << "haproxy did not start (make deps installs it): " << haproxy_->output();
     }
     void TearDown() override {
         if (haproxy_) haproxy_->stop(SIGTERM);
         std::remove(config_.c_str());
-    }
-    bool listening() const {
-        const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-        sockaddr_in address{};
-        address.sin_family = AF_INET;
-        address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        address.sin_port = htons(frontend_);
-        const bool connected = ::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0;
-        ::close(fd);
-        return connected;
     }
 
     std::unique_ptr<Server> first_, second_;

@@ -323,6 +323,39 @@ bool answered_within(Connection& connection, std::string_view question, std::str
     return connection.receive_bytes(answer.size(), timeout).data == answer;
 }
 
+namespace {
+
+sockaddr_in loopback_address(std::uint16_t port) {
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    address.sin_port = htons(port);
+    return address;
+}
+
+}  // namespace
+
+std::uint16_t free_loopback_port() {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in address = loopback_address(0);
+    ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address);
+    socklen_t length = sizeof address;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
+    ::close(fd);
+    return ntohs(address.sin_port);
+}
+
+bool port_accepts(std::uint16_t port, Millis timeout) {
+    const sockaddr_in address = loopback_address(port);
+    for (const auto deadline = std::chrono::steady_clock::now() + timeout;;) {
+        const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+        const bool connected = ::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0;
+        ::close(fd);
+        if (connected || std::chrono::steady_clock::now() >= deadline) return connected;
+        std::this_thread::sleep_for(10ms);
+    }
+}
+
 std::string repeat(std::string_view text, std::size_t times) {
     std::string out;
     out.reserve(text.size() * times);

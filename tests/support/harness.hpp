@@ -110,6 +110,13 @@ private:
 
 std::string repeat(std::string_view text, std::size_t times);
 
+// A loopback port free a moment ago, for peers that need a number, not 0 (systemd-socket-activate,
+// inetd, haproxy, redis-server, memcached).
+std::uint16_t free_loopback_port();
+// Whether something accepts connections on 127.0.0.1:port, trying until the timeout.
+// Each try is a connection the listener sees (and may log).
+bool port_accepts(std::uint16_t port, Millis timeout);
+
 // Sends the question and says whether exactly this answer came back in time.
 bool answered_within(Connection& connection, std::string_view question, std::string_view answer, Millis timeout);
 
