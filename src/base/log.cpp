@@ -60,23 +60,29 @@ void Log::server(LogLevel level, std::string_view event, std::string_view messag
     write(level, event, {}, message);
 }
 
+void Log::server(LogLevel level, std::string_view event, std::string_view message, const Fields& fields) {
+    write(level, event, {}, message, fields);
+}
+
 void Log::connection(LogLevel level, std::string_view event, std::string_view peer,
                      std::string_view message) {
     if (options_.quiet) return;
     write(level, event, peer, message);
 }
 
-void Log::write(LogLevel level, std::string_view event, std::string_view peer, std::string_view message) {
+void Log::write(LogLevel level, std::string_view event, std::string_view peer, std::string_view message,
+                const Fields& fields) {
     if (options_.format == LogFormat::text) {
         logger_->log(to_spdlog(level), "{}", message);
         return;
     }
-    nlohmann::ordered_json fields;
-    fields["level"] = level_name(level);
-    fields["event"] = event;
-    if (!peer.empty()) fields["peer"] = peer;
-    fields["message"] = message;
-    std::string object = fields.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    nlohmann::ordered_json object_fields;
+    object_fields["level"] = level_name(level);
+    object_fields["event"] = event;
+    if (!peer.empty()) object_fields["peer"] = peer;
+    for (const auto& [name, value] : fields) object_fields[std::string(name)] = value;
+    object_fields["message"] = message;
+    std::string object = object_fields.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     object.erase(0, 1);  // the opening brace is in the pattern, before the time
     logger_->log(to_spdlog(level), "{}", object);
 }

@@ -2,9 +2,12 @@
 // JSON object per line with --log-format json. Thread-safe; every line is flushed as written.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace spdlog {
 class logger;
@@ -31,12 +34,16 @@ public:
 
     // Lines about the server itself ("Listening at ..."): always written.
     void server(LogLevel level, std::string_view event, std::string_view message);
+    // A server line with numbers: text shows the message; JSON adds each field as a number.
+    using Fields = std::vector<std::pair<std::string_view, std::uint64_t>>;
+    void server(LogLevel level, std::string_view event, std::string_view message, const Fields& fields);
     // Lines about one client ("Accepted connection from ..."): dropped by --quiet.
     void connection(LogLevel level, std::string_view event, std::string_view peer,
                     std::string_view message);
 
 private:
-    void write(LogLevel level, std::string_view event, std::string_view peer, std::string_view message);
+    void write(LogLevel level, std::string_view event, std::string_view peer, std::string_view message,
+               const Fields& fields = {});
 
     LogOptions options_;
     std::shared_ptr<spdlog::logger> logger_;

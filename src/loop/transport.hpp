@@ -57,6 +57,7 @@ public:
     bool is_closing() const { return closing_ || closed_; }
     bool closed() const { return closed_; }
     const SocketAddress& peer() const { return peer_; }
+    int fd() const { return fd_.get(); }
     Protocol& protocol() { return *protocol_; }
     EventLoop& loop() { return loop_; }
 

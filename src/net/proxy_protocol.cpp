@@ -177,6 +177,7 @@ ProxyGate::Verdict ProxyGate::feed(std::string_view bytes) {
             return Verdict::wait;
         case ProxyHeaderReader::Status::header:
             if (!trusted_) {
+                forged_ = true;
                 reason_ = "PROXY header from an address that is not a --trusted-proxy";
                 return Verdict::refuse;
             }

@@ -81,6 +81,8 @@ public:
     std::string_view remainder() const { return reader_.remainder(); }
     // Why a connection was refused, for the log.
     const std::string& reason() const { return reason_; }
+    // Refused for who sent the header (an untrusted address), not for what it held.
+    bool forged() const { return forged_; }
 
 private:
     bool active_ = false;
@@ -88,6 +90,7 @@ private:
     SocketAddress client_;
     ProxyHeaderReader reader_;
     std::string reason_;
+    bool forged_ = false;
 };
 
 }  // namespace zen

@@ -53,7 +53,7 @@ bool read_header(ClientIntake& intake, int fd, std::span<char> buffer) {
 
 void converse(AcceptedClient client, const ServerContext& context) {
     ClientIntake intake(context, client.peer, Clock::now());
-    if (!intake.open()) return;
+    if (!intake.open(client.fd.get())) return;
     const OpenConversation open(context.tracker);
     char buffer[16 * 1024];
     if (!read_header(intake, client.fd.get(), buffer)) return;
@@ -70,11 +70,8 @@ void converse(AcceptedClient client, const ServerContext& context) {
     bool stopping = false;
 
     const auto receive = [&](std::string_view bytes) {
-        const auto answered_before = session.answered();
-        session.receive(bytes);
-        if (work_per_answer.count() > 0) {
-            std::this_thread::sleep_for(work_per_answer * (session.answered() - answered_before));
-        }
+        const auto answers = receive_counted(context, session, bytes);
+        if (work_per_answer.count() > 0) std::this_thread::sleep_for(work_per_answer * answers);
     };
 
     if (!intake.remainder().empty()) receive(intake.remainder());
@@ -94,7 +91,7 @@ void converse(AcceptedClient client, const ServerContext& context) {
             const auto deadline = stopping ? drain_deadline(context) : deadline_after(last_activity, options.idle_timeout);
             const WaitOutcome waited = wait_for(fd, POLLOUT, stopping ? -1 : stop_fd(), deadline);
             if (waited == WaitOutcome::timed_out) {
-                log_client_error(context, peer,
+                log_client_timeout(context, peer,
                                  stopping ? "not reading its answers; closed as the server stops"
                                           : "not reading its answers for " + duration_text(options.idle_timeout));
                 return;
@@ -146,10 +143,10 @@ void converse(AcceptedClient client, const ServerContext& context) {
         }
         if (waited == WaitOutcome::timed_out) {
             if (Clock::now() >= question_deadline) {
-                log_client_error(context, peer,
+                log_client_timeout(context, peer,
                                  "question not finished within " + duration_text(options.question_timeout));
             } else {
-                log_client_error(context, peer, "idle for " + duration_text(options.idle_timeout));
+                log_client_timeout(context, peer, "idle for " + duration_text(options.idle_timeout));
             }
             return;
         }

@@ -122,7 +122,7 @@ awaitable<void> CoroutineServer::converse(std::shared_ptr<Conversation> conversa
     std::memcpy(&address.storage, endpoint.data(), endpoint.size());
     address.length = static_cast<socklen_t>(endpoint.size());
     ClientIntake intake(context_, address, Clock::now());
-    if (!intake.open()) {
+    if (!intake.open(conversation->socket.native_handle())) {
         conversation->socket.close(ignored);  // before a byte is read
         co_return;
     }
@@ -181,9 +181,9 @@ awaitable<void> CoroutineServer::talk(Conversation& conversation, const std::str
     };
     const auto log_timeout = [&] {
         if (Clock::now() >= question_deadline) {
-            log_client_error(context_, peer, "question not finished within " + duration_text(options.question_timeout));
+            log_client_timeout(context_, peer, "question not finished within " + duration_text(options.question_timeout));
         } else {
-            log_client_error(context_, peer, "idle for " + duration_text(options.idle_timeout));
+            log_client_timeout(context_, peer, "idle for " + duration_text(options.idle_timeout));
         }
     };
 
@@ -192,7 +192,7 @@ awaitable<void> CoroutineServer::talk(Conversation& conversation, const std::str
             auto [error, sent] = co_await asio::async_write(socket, asio::buffer(session.pending_output()), as_values);
             if (error) {
                 if (error == asio::error::operation_aborted) {
-                    log_client_error(context_, peer, "not reading its answers; closed");
+                    log_client_timeout(context_, peer, "not reading its answers; closed");
                 } else {
                     log_client_error(context_, peer, errno_text(error.value()));
                 }
@@ -220,7 +220,7 @@ awaitable<void> CoroutineServer::talk(Conversation& conversation, const std::str
             asio::error_code error;
             const std::size_t n = socket.read_some(asio::buffer(buffer), error);
             if (!error) {
-                session.receive({buffer, n});
+                receive_counted(context_, session, {buffer, n});
                 continue;
             }
             if (error == asio::error::eof) {
@@ -263,9 +263,7 @@ awaitable<void> CoroutineServer::talk(Conversation& conversation, const std::str
             co_return;
         }
         last_activity = Clock::now();
-        const auto answered_before = session.answered();
-        session.receive({buffer, n});
-        const auto answers = session.answered() - answered_before;
+        const auto answers = receive_counted(context_, session, {buffer, n});
         if (answers > 0 && options.delay.count() > 0) std::this_thread::sleep_for(options.delay * answers);
         if (answers > 0 && options.wait.count() > 0) {
             next_free = std::max(next_free, Clock::now()) + options.wait * answers;

@@ -22,15 +22,18 @@ EventConversation::EventConversation(AcceptedClient client, const ServerContext&
       session_(context.table, context.options.limits),
       last_activity_(now),
       pacer_(context.options, now) {
-    context_.tracker.opened();
-    if (!intake_.open()) {
+    if (!intake_.open(fd_.get())) {
         close_now();  // before a byte is read
         return;
     }
+    context_.tracker.opened();
+    counted_ = true;
     peer_ = intake_.peer();
 }
 
-EventConversation::~EventConversation() { context_.tracker.closed(); }
+EventConversation::~EventConversation() {
+    if (counted_) context_.tracker.closed();
+}
 
 bool EventConversation::wants_read() const {
     if (phase_ == Phase::lingering) return true;
@@ -50,9 +53,8 @@ void EventConversation::feed(std::string_view bytes, Clock::time_point now) {
         peer_ = intake_.peer();
         bytes = intake_.remainder();
     }
-    const auto answered_before = session_.answered();
-    session_.receive(bytes);
-    pacer_.answered(session_.answered() - answered_before, sent_total_ + session_.pending_output().size(), now);
+    const auto answers = receive_counted(context_, session_, bytes);
+    pacer_.answered(answers, sent_total_ + session_.pending_output().size(), now);
 }
 
 void EventConversation::feed_eof(Clock::time_point) {
@@ -224,7 +226,7 @@ void EventConversation::handle_deadline(Clock::time_point now) {
     }
     if (draining_) {
         if (now >= drain_deadline(context_)) {
-            log_client_error(context_, peer_, "not reading its answers; closed as the server stops");
+            log_client_timeout(context_, peer_, "not reading its answers; closed as the server stops");
             close_now();
         }
         return;
@@ -237,13 +239,13 @@ void EventConversation::handle_deadline(Clock::time_point now) {
         return;
     }
     if (now >= question_deadline_) {
-        log_client_error(context_, peer_,
+        log_client_timeout(context_, peer_,
                          "question not finished within " + duration_text(context_.options.question_timeout));
         close_now();
         return;
     }
     if (now >= deadline_after(last_activity_, context_.options.idle_timeout)) {
-        log_client_error(context_, peer_,
+        log_client_timeout(context_, peer_,
                          send_blocked_ ? "not reading its answers for " + duration_text(context_.options.idle_timeout)
                                        : "idle for " + duration_text(context_.options.idle_timeout));
         close_now();

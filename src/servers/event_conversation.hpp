@@ -63,6 +63,7 @@ private:
     bool read_blocked_ = false;   // the last read said EAGAIN
     bool send_blocked_ = false;   // the last send said EAGAIN with bytes left
     bool draining_ = false;
+    bool counted_ = false;        // counted as open in the tracker
     Clock::time_point last_activity_;
     Clock::time_point question_deadline_ = Clock::time_point::max();
     Clock::time_point linger_deadline_ = Clock::time_point::max();

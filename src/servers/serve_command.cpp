@@ -76,6 +76,11 @@ CLI::App* add_serve_command(CLI::App& zen, ServeOptions& options) {
                       "longest question in bytes; a longer one gets 'Error: question too long.' and a close")
         ->check(CLI::Range(std::size_t{1}, max_limit_bytes))
         ->capture_default_str();
+    serve->add_option("--max-connections", options.max_connections,
+                      "open connections at most; the next client gets 'Error: server busy.' and a close "
+                      "(0: no limit but the open-file limit)")
+        ->check(CLI::Range(0, 1 << 24))
+        ->capture_default_str();
     serve->add_option("--max-pending", options.limits.max_pending,
                       "answer bytes queued for a client before the server stops reading from it")
         ->check(CLI::Range(std::size_t{1}, max_limit_bytes))
@@ -291,6 +296,7 @@ int run_serve(const ServeOptions& given) {
         }
     }
     const ServerContext context{options, table, *log, **tracker};
+    const CounterReporter reporter(context);  // before any other thread: see its header
 
     if (connection) {
         // inetd nowait / systemd Accept=yes: one client, then exit.
@@ -304,6 +310,7 @@ int run_serve(const ServeOptions& given) {
         log->server(LogLevel::info, "stopped",
                     std::string("Stopped on ") + (stop_signal_number() == SIGINT ? "SIGINT" : "SIGTERM"));
     }
+    log_counters(context, "at exit");
     return code;
 }
 

@@ -1,14 +1,18 @@
 #include "servers/server.hpp"
 
-#include "servers/connection_tracker.hpp"
-
 #include <poll.h>
+#include <sys/socket.h>
+#include <pthread.h>
+#include <signal.h>
 
+#include <algorithm>
 #include <atomic>
+#include <mutex>
 
 #include "net/io.hpp"
 #include "net/signals.hpp"
 #include "proto/bytes_repr.hpp"
+#include "servers/connection_tracker.hpp"
 
 namespace zen {
 
@@ -76,8 +80,25 @@ bool admit(const ServerContext& context, const SocketAddress& peer) {
     if (why.empty()) return true;
     const std::string name = format_address(peer);
     context.log.connection(LogLevel::warning, "refused", name, "Client " + name + " refused: " + why);
+    context.tracker.count(Counter::refused_denied);
     return false;
 }
+
+namespace {
+
+constexpr std::string_view busy_answer = "Error: server busy.";
+
+// Says why, then closes our side. What the client has already sent is read and dropped, so the
+// close does not turn into a reset that could destroy the message; the caller closes the fd.
+void turn_away_busy(int fd) {
+    ::send(fd, busy_answer.data(), busy_answer.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    ::shutdown(fd, SHUT_WR);
+    char discard[4096];
+    for (int i = 0; i < 16 && ::recv(fd, discard, sizeof discard, MSG_DONTWAIT) > 0; ++i) {
+    }
+}
+
+}  // namespace
 
 ClientIntake::ClientIntake(const ServerContext& context, const SocketAddress& peer, Clock::time_point now)
     : context_(context),
@@ -90,9 +111,18 @@ ClientIntake::ClientIntake(const ServerContext& context, const SocketAddress& pe
                        : gate_.trusted() ? deadline_after(now, context.options.proxy.header_timeout)
                                          : deadline_after(now, context.options.idle_timeout)) {}
 
-bool ClientIntake::open() {
+bool ClientIntake::open(int fd) {
     // A proxy's own address says nothing of its clients: the rules apply once the header names one.
     if (!gate_.trusted() && !admit(context_, address_)) return false;
+    const int limit = context_.options.max_connections;
+    if (limit > 0 && context_.tracker.active() >= limit) {
+        turn_away_busy(fd);
+        context_.log.connection(LogLevel::warning, "refused", peer_,
+                                "Client " + peer_ + " refused: server busy (--max-connections " +
+                                    std::to_string(limit) + ")");
+        context_.tracker.count(Counter::refused_busy);
+        return false;
+    }
     if (!reading_header_) log_accepted(context_, peer_);
     return true;
 }
@@ -103,6 +133,7 @@ ClientIntake::Step ClientIntake::feed(std::string_view bytes) {
             return Step::wait;
         case ProxyGate::Verdict::refuse:
             context_.log.connection(LogLevel::warning, "refused", peer_, "Client " + peer_ + " refused: " + gate_.reason());
+            context_.tracker.count(gate_.forged() ? Counter::refused_denied : Counter::protocol_errors);
             return Step::close;
         case ProxyGate::Verdict::admit:
             break;
@@ -119,12 +150,14 @@ ClientIntake::Step ClientIntake::feed(std::string_view bytes) {
 }
 
 void ClientIntake::header_timed_out() {
+    context_.tracker.count(Counter::timeouts);
     if (gate_.trusted()) {
         context_.log.connection(LogLevel::warning, "refused", peer_,
                                 "Client " + peer_ + " refused: no PROXY header within " +
                                     duration_text(context_.options.proxy.header_timeout));
     } else {
-        log_client_error(context_, peer_, "idle for " + duration_text(context_.options.idle_timeout));
+        context_.log.connection(LogLevel::warning, "client_error", peer_,
+                                "Client " + peer_ + " error: idle for " + duration_text(context_.options.idle_timeout));
     }
 }
 
@@ -133,11 +166,79 @@ void ClientIntake::header_cut_short() {
                             "Client socket to " + peer_ + " closed before its PROXY header was complete");
 }
 
+void log_counters(const ServerContext& context, std::string_view when) {
+    Log::Fields fields;
+    std::string message = "Counters (" + std::string(when) + "):";
+    const auto add = [&](std::string_view name, std::uint64_t value) {
+        fields.emplace_back(name, value);
+        message += (fields.size() == 1 ? " " : ", ") + std::string(name) + " " + std::to_string(value);
+    };
+    add("active", static_cast<std::uint64_t>(std::max(0, context.tracker.active())));
+    for (std::size_t i = 0; i < counter_kinds; ++i) add(counter_names[i], context.tracker.value(static_cast<Counter>(i)));
+    context.log.server(LogLevel::info, "counters", message, fields);
+}
+
+namespace {
+
+// Held while the reporter writes; fork() takes it first, so no worker is born holding the
+// log's lock.
+std::mutex reporter_mutex;
+
+sigset_t usr1_only() {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR1);
+    return set;
+}
+
+}  // namespace
+
+CounterReporter::CounterReporter(const ServerContext& context) : context_(context) {
+    static const bool fork_guard = [] {
+        ::pthread_atfork([] { reporter_mutex.lock(); }, [] { reporter_mutex.unlock(); },
+                         [] { reporter_mutex.unlock(); });
+        return true;
+    }();
+    (void)fork_guard;
+    const sigset_t set = usr1_only();
+    ::pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    thread_ = std::thread([this] {
+        const sigset_t wanted = usr1_only();
+        for (;;) {
+            int signal_number = 0;
+            if (::sigwait(&wanted, &signal_number) != 0 || stopping_.load()) return;
+            const std::lock_guard lock(reporter_mutex);
+            log_counters(context_, "SIGUSR1");
+        }
+    });
+}
+
+CounterReporter::~CounterReporter() {
+    stopping_.store(true);
+    ::pthread_kill(thread_.native_handle(), SIGUSR1);
+    thread_.join();
+}
+
+std::uint64_t receive_counted(const ServerContext& context, Session& session, std::string_view bytes) {
+    const auto before = session.answered();
+    session.receive(bytes);
+    const std::uint64_t answers = session.answered() - before;
+    if (answers > 0) context.tracker.count(Counter::answered, answers);
+    return answers;
+}
+
 void log_accepted(const ServerContext& context, const std::string& peer) {
+    context.tracker.count(Counter::accepted);
     context.log.connection(LogLevel::info, "accepted", peer, "Accepted connection from " + peer);
 }
 
+void log_client_timeout(const ServerContext& context, const std::string& peer, std::string_view what) {
+    context.tracker.count(Counter::timeouts);
+    context.log.connection(LogLevel::warning, "client_error", peer, "Client " + peer + " error: " + std::string(what));
+}
+
 void log_client_error(const ServerContext& context, const std::string& peer, std::string_view what) {
+    context.tracker.count(Counter::resets);
     context.log.connection(LogLevel::warning, "client_error", peer,
                            "Client " + peer + " error: " + std::string(what));
 }
@@ -154,9 +255,10 @@ void log_session_end(const ServerContext& context, const std::string& peer, cons
                                        " but then closed");
             return;
         case Session::Status::too_long:
-            log_client_error(context, peer,
-                             "question too long (over " + std::to_string(context.options.limits.max_question) +
-                                 " bytes)");
+            context.tracker.count(Counter::protocol_errors);
+            context.log.connection(LogLevel::warning, "client_error", peer,
+                                   "Client " + peer + " error: question too long (over " +
+                                       std::to_string(context.options.limits.max_question) + " bytes)");
             return;
     }
 }

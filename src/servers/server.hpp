@@ -2,8 +2,10 @@
 // the registry of --arch names, and the book's log lines about clients.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <thread>
 #include <initializer_list>
 #include <string>
 #include <string_view>
@@ -28,6 +30,7 @@ struct ServeOptions {
     SessionLimits limits;
     std::chrono::milliseconds idle_timeout{300'000};     // zero: never
     std::chrono::milliseconds question_timeout{30'000};  // zero: never
+    int max_connections = 0;  // 0: no limit but the fd limit
     int workers = 0;  // threaded, prefork (4), reuseport (one per core); 0: that default
     std::chrono::milliseconds delay{0};  // per answer, blocking the answering thread (the book's sleep)
     std::chrono::milliseconds wait{0};   // per answer, without blocking where the model allows
@@ -104,11 +107,35 @@ std::string duration_text(std::chrono::milliseconds duration);
 // before a byte is read).
 bool admit(const ServerContext& context, const SocketAddress& peer);
 
+// One line with every counter and the open connections: "Counters (SIGUSR1): accepted 3, ...".
+void log_counters(const ServerContext& context, std::string_view when);
+
+// Logs the counters whenever SIGUSR1 comes, from a thread of its own, for as long as it lives.
+// Construct it before any other thread: it blocks SIGUSR1 in the constructing thread, and so in
+// every thread (and prefork worker) started after. fork() waits while it writes a line.
+class CounterReporter {
+public:
+    explicit CounterReporter(const ServerContext& context);
+    ~CounterReporter();
+    CounterReporter(const CounterReporter&) = delete;
+    CounterReporter& operator=(const CounterReporter&) = delete;
+
+private:
+    const ServerContext& context_;
+    std::atomic<bool> stopping_{false};
+    std::thread thread_;
+};
+
+// Feeds bytes to the session and adds its new answers to the server's count; returns how many.
+std::uint64_t receive_counted(const ServerContext& context, Session& session, std::string_view bytes);
+
 // The book's per-client log lines.
 void log_accepted(const ServerContext& context, const std::string& peer);
 // How the conversation ended: "has closed", "sent b'...' but then closed", "error: question too long".
 void log_session_end(const ServerContext& context, const std::string& peer, const Session& session);
+// A conversation ended by an I/O error (counted as a reset) or by a timeout (counted as one).
 void log_client_error(const ServerContext& context, const std::string& peer, std::string_view what);
+void log_client_timeout(const ServerContext& context, const std::string& peer, std::string_view what);
 
 // The start of every conversation, in every driver: access control before a byte is read, and
 // under --proxy-protocol the header phase that finds the real client. Without
@@ -119,8 +146,10 @@ public:
 
     ClientIntake(const ServerContext& context, const SocketAddress& peer, Clock::time_point now);
 
-    // Right after accept: false when the client is refused (close it unread).
-    bool open();
+    // Right after accept, before this connection is counted as open: false when the client is
+    // refused (access rules; or --max-connections, when it is sent "Error: server busy.").
+    // Close it unread.
+    bool open(int fd);
     // True while a PROXY header (or a direct client's first bytes) must be read first.
     bool reading_header() const { return reading_header_; }
     Clock::time_point header_deadline() const { return header_deadline_; }

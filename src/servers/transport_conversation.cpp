@@ -25,7 +25,7 @@ TransportConversation::~TransportConversation() {
 void TransportConversation::connection_made(loop::Transport& transport) {
     transport_ = &transport;
     intake_.emplace(context_, transport.peer(), transport.loop().now());
-    if (!intake_->open()) {
+    if (!intake_->open(transport.fd())) {
         ended_ = true;
         transport.abort();  // before a byte is read
         return;
@@ -53,9 +53,8 @@ void TransportConversation::data_received(std::string_view data) {
         peer_ = intake_->peer();
         data = intake_->remainder();
     }
-    const auto answered_before = session_.answered();
-    session_.receive(data);
-    pacer_.answered(session_.answered() - answered_before, sent_total_ + session_.pending_output().size(), now);
+    const auto answers = receive_counted(context_, session_, data);
+    pacer_.answered(answers, sent_total_ + session_.pending_output().size(), now);
     pump();
 }
 
@@ -181,7 +180,7 @@ void TransportConversation::on_deadline() {
         }
     } else if (draining_ && now >= drain_deadline(context_)) {
         ended_ = true;
-        log_client_error(context_, peer_, "not reading its answers; closed as the server stops");
+        log_client_timeout(context_, peer_, "not reading its answers; closed as the server stops");
         transport_->abort();
         return;
     } else if (!draining_ && intake_->reading_header()) {
@@ -195,13 +194,13 @@ void TransportConversation::on_deadline() {
         return;
     } else if (!draining_ && now >= question_deadline_) {
         ended_ = true;
-        log_client_error(context_, peer_,
+        log_client_timeout(context_, peer_,
                          "question not finished within " + duration_text(context_.options.question_timeout));
         transport_->abort();
         return;
     } else if (!draining_ && now >= deadline_after(last_activity_, context_.options.idle_timeout)) {
         ended_ = true;
-        log_client_error(context_, peer_,
+        log_client_timeout(context_, peer_,
                          transport_->write_buffer_size() > 0
                              ? "not reading its answers for " + duration_text(context_.options.idle_timeout)
                              : "idle for " + duration_text(context_.options.idle_timeout));

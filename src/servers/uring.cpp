@@ -96,7 +96,7 @@ private:
     void on_receive(std::uint32_t index, const io_uring_cqe& cqe, Clock::time_point now);
     void on_send(std::uint32_t index, int result, Clock::time_point now);
     void advance(std::uint32_t index, Clock::time_point now);
-    void end_with(std::uint32_t index, std::string_view error);
+    void end_with(std::uint32_t index, std::string_view error, bool timed_out = false);
     void start_linger(std::uint32_t index, Clock::time_point limit);
     void close_if_idle(std::uint32_t index);
     void on_deadline(std::uint32_t index, Clock::time_point now);
@@ -247,7 +247,7 @@ void UringServer::on_accept(const io_uring_cqe& cqe, Clock::time_point now) {
     peer.length = sizeof peer.storage;
     ::getpeername(socket.get(), peer.get(), &peer.length);
     ClientIntake intake(context_, peer, now);
-    if (!intake.open()) return;  // closed before a byte is read
+    if (!intake.open(socket.get())) return;  // closed before a byte is read
     std::uint32_t index;
     if (!free_.empty()) {
         index = free_.back();
@@ -312,10 +312,8 @@ void UringServer::on_receive(std::uint32_t index, const io_uring_cqe& cqe, Clock
             bytes = client.intake.remainder();
         }
         if (step == ClientIntake::Step::converse) {
-            const auto before = client.session.answered();
-            client.session.receive(bytes);
-            client.pacer.answered(client.session.answered() - before,
-                                  client.sent_total + client.session.pending_output().size(), now);
+            const auto answers = receive_counted(context_, client.session, bytes);
+            client.pacer.answered(answers, client.sent_total + client.session.pending_output().size(), now);
         }
         recycle(buffer_id);
         if (step == ClientIntake::Step::close) {
@@ -375,7 +373,7 @@ void UringServer::advance(std::uint32_t index, Clock::time_point now) {
         char buffer[buffer_size];
         const IoResult got = receive_some(client.fd.get(), buffer, sizeof buffer);
         if (got.status == IoStatus::ok) {
-            client.session.receive({buffer, got.bytes});
+            receive_counted(context_, client.session, {buffer, got.bytes});
             advance(index, now);
             return;
         }
@@ -410,9 +408,9 @@ void UringServer::start_linger(std::uint32_t index, Clock::time_point limit) {
     close_if_idle(index);
 }
 
-void UringServer::end_with(std::uint32_t index, std::string_view error) {
+void UringServer::end_with(std::uint32_t index, std::string_view error, bool timed_out) {
     Client& client = *clients_[index];
-    if (!client.ended) log_client_error(context_, client.peer, error);
+    if (!client.ended) (timed_out ? log_client_timeout : log_client_error)(context_, client.peer, error);
     client.ended = true;
     client.lingering = false;
     ::shutdown(client.fd.get(), SHUT_RDWR);  // completes a pending receive, so the slot can go
@@ -461,7 +459,7 @@ void UringServer::on_deadline(std::uint32_t index, Clock::time_point now) {
     } else if (client.ended) {
         return;
     } else if (client.draining && now >= drain_deadline(context_)) {
-        end_with(index, "not reading its answers; closed as the server stops");
+        end_with(index, "not reading its answers; closed as the server stops", true);
         return;
     } else if (!client.draining && client.intake.reading_header()) {
         if (now >= client.intake.header_deadline()) {
@@ -472,12 +470,13 @@ void UringServer::on_deadline(std::uint32_t index, Clock::time_point now) {
             return;
         }
     } else if (!client.draining && now >= client.question_deadline) {
-        end_with(index, "question not finished within " + duration_text(context_.options.question_timeout));
+        end_with(index, "question not finished within " + duration_text(context_.options.question_timeout), true);
         return;
     } else if (!client.draining && now >= deadline_after(client.last_activity, context_.options.idle_timeout)) {
         end_with(index, !client.session.pending_output().empty()
                             ? "not reading its answers for " + duration_text(context_.options.idle_timeout)
-                            : "idle for " + duration_text(context_.options.idle_timeout));
+                            : "idle for " + duration_text(context_.options.idle_timeout),
+                 true);
         return;
     }
     advance(index, now);  // --wait answers whose time has come

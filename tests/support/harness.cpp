@@ -180,8 +180,11 @@ long Process::rss_kib() const {
     return total;
 }
 
-std::unique_ptr<Server> Server::start(const std::vector<std::string>& args, const std::string& host) {
-    std::vector<std::string> argv{zen_binary(), "serve", host, "-p", "0"};
+std::unique_ptr<Server> Server::start(const std::vector<std::string>& args, const std::string& host,
+                                      const std::vector<std::string>& wrapper) {
+    std::vector<std::string> argv = wrapper;
+    for (const std::string& word : {zen_binary(), std::string("serve"), host, std::string("-p"), std::string("0")})
+        argv.push_back(word);
     argv.insert(argv.end(), args.begin(), args.end());
     auto server = std::make_unique<Server>();
     server->process_ = Process::start(argv);

@@ -61,7 +61,9 @@ private:
 // `zen serve HOST -p 0 ARGS...`, started and waited on until it prints "Listening at".
 class Server {
 public:
-    static std::unique_ptr<Server> start(const std::vector<std::string>& args, const std::string& host = "127.0.0.1");
+    // wrapper: a command zen runs under, e.g. {"prlimit", "--nofile=64"}.
+    static std::unique_ptr<Server> start(const std::vector<std::string>& args, const std::string& host = "127.0.0.1",
+                                         const std::vector<std::string>& wrapper = {});
 
     std::uint16_t port() const { return port_; }
     Process& process() { return *process_; }
