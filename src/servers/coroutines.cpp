@@ -3,9 +3,12 @@
 //
 // Model: one thread runs an asio::io_context. An accept coroutine takes each connection and
 // co_spawns a conversation coroutine for it; the conversation reads, answers and writes as the
-// blocking driver does, but every co_await yields the thread to the other clients. Each
-// conversation races against a watchdog coroutine (`talk() || watchdog()`) that enforces
-// --idle-timeout and --question-timeout. Errors are values (as_tuple), never exceptions on the
+// blocking driver does, but every co_await yields the thread to the other clients. Beside each
+// conversation runs a watchdog coroutine that enforces --idle-timeout, --question-timeout, the
+// header and drain deadlines: when the deadline passes it marks the conversation expired and
+// cancels the socket's operations. (Not `talk() || watchdog()`: Asio's parallel groups have had
+// use-after-free bugs in their cancellation handlers, asio issue 1332; a watchdog of its own
+// needs none of that machinery.) Errors are values (as_tuple), never exceptions on the
 // hot path; the accept coroutine is spawned with a completion handler that logs and stops the
 // server if it ever ends by an exception, so an accept error cannot silently stop service.
 // Blocks: only in io_context::run() (epoll inside Asio) — and in --delay (the lesson).
@@ -20,13 +23,11 @@
 // the acceptor and let conversations finish.
 #include <asio.hpp>
 #include <asio/experimental/as_tuple.hpp>
-#include <asio/experimental/awaitable_operators.hpp>
 #include <cstring>
 #include <list>
 #include <memory>
 #include <thread>
 #include <tuple>
-#include <variant>
 
 #include "net/io.hpp"
 #include "net/signals.hpp"
@@ -39,16 +40,26 @@ namespace {
 
 using asio::awaitable;
 using asio::use_awaitable;
-using namespace asio::experimental::awaitable_operators;
 constexpr auto as_values = asio::experimental::as_tuple(use_awaitable);
 constexpr auto never = Clock::time_point::max();
 
 struct Conversation {
     explicit Conversation(asio::ip::tcp::socket s) : socket(std::move(s)), timer(socket.get_executor()) {}
+
+    // The watchdog sleeps until the deadline; an earlier one wakes it to sleep less.
+    void move_deadline(Clock::time_point to) {
+        const bool earlier = to < deadline;
+        deadline = to;
+        if (earlier) timer.cancel();
+    }
+
     asio::ip::tcp::socket socket;
     asio::steady_timer timer;  // the watchdog's
     Clock::time_point deadline = never;
     bool draining = false;
+    bool expired = false;   // the watchdog ended it: its operations were cancelled
+    bool finished = false;  // the conversation is over: the watchdog ends too
+    std::list<std::weak_ptr<Conversation>>::iterator entry;  // in the server's live_ list
 };
 
 class CoroutineServer {
@@ -69,8 +80,8 @@ private:
     // `first` holds bytes already read with the header, answered before reading more.
     awaitable<void> talk(Conversation& conversation, const std::string& peer, Session& session,
                          std::string_view first);
-    // Returns once the conversation's deadline has passed; talk() is then cancelled and logs why.
-    awaitable<void> watchdog(Conversation& conversation);
+    // Runs until the conversation finishes, or expires it when its deadline passes.
+    static awaitable<void> watchdog(std::shared_ptr<Conversation> conversation);
     awaitable<void> watch_stop();
     awaitable<void> watch_quit();
     awaitable<void> watch_idleness();
@@ -93,7 +104,7 @@ awaitable<void> CoroutineServer::accept_loop() {
         auto [error, socket] = co_await acceptor_.async_accept(as_values);
         if (!error) {
             auto conversation = std::make_shared<Conversation>(std::move(socket));
-            live_.push_back(conversation);
+            conversation->entry = live_.insert(live_.end(), conversation);
             asio::co_spawn(io_, converse(conversation), asio::detached);  // converse catches nothing: it throws nothing
             continue;
         }
@@ -124,23 +135,27 @@ awaitable<void> CoroutineServer::converse(std::shared_ptr<Conversation> conversa
     ClientIntake intake(context_, address, Clock::now());
     if (!intake.open(conversation->socket.native_handle())) {
         conversation->socket.close(ignored);  // before a byte is read
+        live_.erase(conversation->entry);
         co_return;
     }
     context_.tracker.opened();
     conversation->socket.set_option(asio::ip::tcp::no_delay(true), ignored);
+    asio::co_spawn(io_, watchdog(conversation), asio::detached);
 
     bool admitted = true;
     if (intake.reading_header()) {
-        conversation->deadline = intake.header_deadline();
-        const auto outcome = co_await (read_header(*conversation, intake) || watchdog(*conversation));
-        admitted = outcome.index() == 0 && std::get<0>(outcome);
-        if (outcome.index() == 1 && !conversation->draining) intake.header_timed_out();
+        conversation->move_deadline(intake.header_deadline());
+        admitted = co_await read_header(*conversation, intake);
+        if (!admitted && conversation->expired && !conversation->draining) intake.header_timed_out();
     }
     if (admitted) {
         Session session(context_.table, context_.options.limits);
-        co_await (talk(*conversation, intake.peer(), session, intake.remainder()) || watchdog(*conversation));
+        co_await talk(*conversation, intake.peer(), session, intake.remainder());
     }
+    conversation->finished = true;
+    conversation->timer.cancel();
     conversation->socket.close(ignored);
+    live_.erase(conversation->entry);  // its weak_ptr would keep the whole allocation alive
     context_.tracker.closed();
 }
 
@@ -157,11 +172,17 @@ awaitable<bool> CoroutineServer::read_header(Conversation& conversation, ClientI
     co_return true;
 }
 
-awaitable<void> CoroutineServer::watchdog(Conversation& conversation) {
-    for (;;) {
-        conversation.timer.expires_at(conversation.deadline);
-        co_await conversation.timer.async_wait(as_values);  // cancelled when the deadline moves earlier
-        if (Clock::now() >= conversation.deadline) co_return;
+awaitable<void> CoroutineServer::watchdog(std::shared_ptr<Conversation> conversation) {
+    while (!conversation->finished) {
+        conversation->timer.expires_at(conversation->deadline);
+        co_await conversation->timer.async_wait(as_values);  // cancelled when the deadline moves earlier
+        if (conversation->finished) co_return;
+        if (Clock::now() >= conversation->deadline) {
+            conversation->expired = true;
+            asio::error_code ignored;
+            conversation->socket.cancel(ignored);  // the pending read or write returns at once
+            co_return;
+        }
     }
 }
 
@@ -174,11 +195,7 @@ awaitable<void> CoroutineServer::talk(Conversation& conversation, const std::str
     auto question_deadline = never;
     auto next_free = Clock::now();  // --wait: one answer after another
 
-    const auto set_deadline = [&](Clock::time_point deadline) {
-        const bool earlier = deadline < conversation.deadline;
-        conversation.deadline = deadline;
-        if (earlier) conversation.timer.cancel();
-    };
+    const auto set_deadline = [&](Clock::time_point deadline) { conversation.move_deadline(deadline); };
     const auto log_timeout = [&] {
         if (Clock::now() >= question_deadline) {
             log_client_timeout(context_, peer, "question not finished within " + duration_text(options.question_timeout));
@@ -188,17 +205,26 @@ awaitable<void> CoroutineServer::talk(Conversation& conversation, const std::str
     };
 
     for (;;) {
+        if (conversation.expired) {
+            if (conversation.draining) {
+                log_client_timeout(context_, peer, "not reading its answers; closed as the server stops");
+            } else {
+                log_timeout();
+            }
+            co_return;
+        }
         while (!session.pending_output().empty()) {
             auto [error, sent] = co_await asio::async_write(socket, asio::buffer(session.pending_output()), as_values);
+            session.consume_output(sent);
+            if (error == asio::error::operation_aborted && !conversation.expired) continue;  // draining now
             if (error) {
-                if (error == asio::error::operation_aborted) {
+                if (conversation.expired) {
                     log_client_timeout(context_, peer, "not reading its answers; closed");
                 } else {
                     log_client_error(context_, peer, errno_text(error.value()));
                 }
                 co_return;
             }
-            session.consume_output(sent);
             last_activity = Clock::now();
         }
         if (session.done()) {
@@ -249,11 +275,8 @@ awaitable<void> CoroutineServer::talk(Conversation& conversation, const std::str
         } else {
             std::tie(error, n) = co_await socket.async_read_some(asio::buffer(buffer), as_values);
         }
-        if (error == asio::error::operation_aborted) {
-            if (conversation.draining) continue;
-            log_timeout();
-            co_return;
-        }
+        if (error == asio::error::operation_aborted) continue;  // draining, or expired: the loop's top says
+
         if (error == asio::error::eof) {
             session.receive_eof();
             continue;
@@ -301,7 +324,6 @@ awaitable<void> CoroutineServer::watch_idleness() {
     while (acceptor_.is_open()) {
         tick.expires_after(std::chrono::milliseconds(100));
         co_await tick.async_wait(as_values);
-        live_.remove_if([](const std::weak_ptr<Conversation>& weak) { return weak.expired(); });
         if (acceptor_.is_open() && idle_exit_due(context_, {acceptor_.native_handle()})) {
             quit_for_idleness(context_);
             co_return;

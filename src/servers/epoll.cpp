@@ -116,6 +116,10 @@ void EpollLoop::settle(std::uint32_t index) {
     if (deadline < slot.armed) {
         slot.armed = deadline;
         timers_.arm(deadline, token(index, slot.generation));
+        // A closed client's entry stays until its time (up to --idle-timeout away): drop such
+        // entries once they outnumber the live clients, or the heap grows with the accept rate.
+        if (timers_.size() > 1024 && timers_.size() > 4 * (live_ + 1))
+            timers_.compact([this](std::uint64_t stale) { return find(stale) == nullptr; });
     }
 }
 

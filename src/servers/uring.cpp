@@ -444,6 +444,14 @@ void UringServer::arm(std::uint32_t index) {
     if (deadline >= client.armed) return;
     client.armed = deadline;
     timers_.arm(deadline, data(Kind::receive, index));
+    // A closed client's entry stays until its time (up to --idle-timeout away): drop such
+    // entries once they outnumber the live clients, or the heap grows with the accept rate.
+    if (timers_.size() > 1024 && timers_.size() > 4 * (live_ + 1)) {
+        timers_.compact([this](std::uint64_t stale) {
+            const std::uint32_t slot = slot_of(stale);
+            return slot >= clients_.size() || !clients_[slot] || generations_[slot] != generation_of(stale);
+        });
+    }
 }
 
 void UringServer::on_deadline(std::uint32_t index, Clock::time_point now) {

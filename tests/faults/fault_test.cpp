@@ -13,6 +13,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <fstream>
 #include <random>
@@ -292,6 +293,29 @@ TEST_P(Faults, RandomResetsUnderLoadNeverCostAWrongAnswer) {
     for (auto& client : clients) client.join();
     EXPECT_EQ(wrong.load(), 0);
     EXPECT_GT(answered.load(), 100);
+    expect_still_serving(*server);
+}
+
+// 11. A TLS ClientHello (someone speaking HTTPS to the port): a defined answer for every '?'
+// in it, a close at EOF, no crash, no hang.
+TEST_P(Faults, ATlsClientHelloGetsADefinedAnswerAndAClose) {
+    auto server = start();
+    std::string hello("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 11);
+    std::mt19937 random(3);
+    for (int i = 0; i < 32; ++i) hello.push_back(static_cast<char>(random()));  // client random
+    hello += std::string("\x20", 1) + std::string(32, '\x5a');                   // session id
+    hello += std::string("\x00\x04\x13\x01\x13\x02\x01\x00", 8);               // ciphers, compression
+    hello += std::string("\x00\x0e\x00\x00\x00\x0a\x00\x08\x00\x00\x05", 11) + "x?.io";  // SNI with a '?'
+    {
+        Connection client = Connection::open("127.0.0.1", server->port());
+        client.send(hello);
+        client.shutdown_write();
+        const Drained got = client.receive_until_eof(10s);
+        EXPECT_TRUE(got.eof) << "no close at EOF";
+        const auto questions = static_cast<std::size_t>(std::count(hello.begin(), hello.end(), '?'));
+        EXPECT_GE(questions, 1u);
+        EXPECT_EQ(got.data, repeat("Error: unknown aphorism.", questions));
+    }
     expect_still_serving(*server);
 }
 
