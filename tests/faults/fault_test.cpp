@@ -296,6 +296,23 @@ TEST_P(Faults, RandomResetsUnderLoadNeverCostAWrongAnswer) {
     expect_still_serving(*server);
 }
 
+// Found by the soak run: memory kept per closed connection (the coroutines' list of live
+// conversations). Ten thousand short conversations must leave the server's memory flat.
+TEST_P(Faults, TenThousandShortConversationsLeaveMemoryFlat) {
+    auto server = start();
+    const auto converse = [&server](int times) {
+        for (int i = 0; i < times; ++i) {
+            Connection client = Connection::open("127.0.0.1", server->port());
+            ASSERT_TRUE(answered_within(client, "Simple is better than?", "Complex.", 10s));
+        }
+    };
+    converse(1000);  // warm-up: pools, arenas and buffers reach their working size
+    const long before = server->process().rss_kib();
+    converse(10'000);
+    const long after = server->process().rss_kib();
+    EXPECT_LT(after - before, 2048) << "RSS " << before << " KiB -> " << after << " KiB";
+}
+
 // 11. A TLS ClientHello (someone speaking HTTPS to the port): a defined answer for every '?'
 // in it, a close at EOF, no crash, no hang.
 TEST_P(Faults, ATlsClientHelloGetsADefinedAnswerAndAClose) {
