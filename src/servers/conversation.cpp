@@ -88,12 +88,13 @@ void converse(AcceptedClient client, const ServerContext& context) {
                 log_client_error(context, peer, errno_text(sent.error));
                 return;
             }
-            const auto deadline = stopping ? drain_deadline(context) : deadline_after(last_activity, options.idle_timeout);
+            const auto deadline =
+                stopping ? drain_deadline(context) : deadline_after(last_activity, quiet_limit(options, true));
             const WaitOutcome waited = wait_for(fd, POLLOUT, stopping ? -1 : stop_fd(), deadline);
             if (waited == WaitOutcome::timed_out) {
                 log_client_timeout(context, peer,
                                  stopping ? "not reading its answers; closed as the server stops"
-                                          : "not reading its answers for " + duration_text(options.idle_timeout));
+                                          : "not reading its answers for " + duration_text(quiet_limit(options, true)));
                 return;
             }
             if (waited == WaitOutcome::stopped) stopping = true;

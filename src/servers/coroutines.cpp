@@ -214,12 +214,16 @@ awaitable<void> CoroutineServer::talk(Conversation& conversation, const std::str
             co_return;
         }
         while (!session.pending_output().empty()) {
+            if (!conversation.draining) set_deadline(deadline_after(last_activity, quiet_limit(options, true)));
             auto [error, sent] = co_await asio::async_write(socket, asio::buffer(session.pending_output()), as_values);
             session.consume_output(sent);
             if (error == asio::error::operation_aborted && !conversation.expired) continue;  // draining now
             if (error) {
                 if (conversation.expired) {
-                    log_client_timeout(context_, peer, "not reading its answers; closed");
+                    log_client_timeout(context_, peer, conversation.draining
+                                                           ? "not reading its answers; closed as the server stops"
+                                                           : "not reading its answers for " +
+                                                                 duration_text(quiet_limit(options, true)));
                 } else {
                     log_client_error(context_, peer, errno_text(error.value()));
                 }

@@ -210,7 +210,8 @@ Clock::time_point EventConversation::next_deadline() const {
     }
     if (draining_) return drain_deadline(context_);
     if (intake_.reading_header()) return intake_.header_deadline();
-    auto deadline = std::min(question_deadline_, deadline_after(last_activity_, context_.options.idle_timeout));
+    auto deadline =
+        std::min(question_deadline_, deadline_after(last_activity_, quiet_limit(context_.options, send_blocked_)));
     return std::min(deadline, pacer_.next_release());
 }
 
@@ -244,9 +245,9 @@ void EventConversation::handle_deadline(Clock::time_point now) {
         close_now();
         return;
     }
-    if (now >= deadline_after(last_activity_, context_.options.idle_timeout)) {
+    if (now >= deadline_after(last_activity_, quiet_limit(context_.options, send_blocked_))) {
         log_client_timeout(context_, peer_,
-                         send_blocked_ ? "not reading its answers for " + duration_text(context_.options.idle_timeout)
+                         send_blocked_ ? "not reading its answers for " + duration_text(quiet_limit(context_.options, true))
                                        : "idle for " + duration_text(context_.options.idle_timeout));
         close_now();
         return;

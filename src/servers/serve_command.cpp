@@ -87,6 +87,8 @@ CLI::App* add_serve_command(CLI::App& zen, ServeOptions& options) {
         ->capture_default_str();
     add_seconds_option(*serve, "--idle-timeout", options.idle_timeout,
                        "close a connection silent this long (0: never)", 0);
+    add_seconds_option(*serve, "--send-timeout", options.send_timeout,
+                       "close a connection whose answers wait this long with none taken (0: only --idle-timeout)", 0);
     add_seconds_option(*serve, "--question-timeout", options.question_timeout,
                        "close a connection whose started question is not finished this long (0: never)", 0);
     serve->add_option("--workers", options.workers,

@@ -30,6 +30,7 @@ struct ServeOptions {
     SessionLimits limits;
     std::chrono::milliseconds idle_timeout{300'000};     // zero: never
     std::chrono::milliseconds question_timeout{30'000};  // zero: never
+    std::chrono::milliseconds send_timeout{60'000};      // answers waiting, none taken; zero: never
     int max_connections = 0;  // 0: no limit but the fd limit
     int workers = 0;  // threaded, prefork (4), reuseport (one per core); 0: that default
     std::chrono::milliseconds delay{0};  // per answer, blocking the answering thread (the book's sleep)
@@ -63,6 +64,14 @@ struct ServerContext {
 // A deadline `limit` after `from`; a zero limit (a timeout switched off) never comes.
 inline Clock::time_point deadline_after(Clock::time_point from, std::chrono::milliseconds limit) {
     return limit.count() > 0 ? from + limit : Clock::time_point::max();
+}
+
+// How long a connection may go without progress: --idle-timeout, or, while answers wait for the
+// client to take them, --send-timeout if that is shorter. Zero: no limit.
+inline std::chrono::milliseconds quiet_limit(const ServeOptions& options, bool answers_waiting) {
+    if (!answers_waiting || options.send_timeout.count() == 0) return options.idle_timeout;
+    if (options.idle_timeout.count() == 0) return options.send_timeout;
+    return std::min(options.idle_timeout, options.send_timeout);
 }
 
 // The moment a stopping server closes the connections it is still draining.

@@ -159,7 +159,8 @@ void TransportConversation::rearm_deadline() {
     } else if (intake_->reading_header()) {
         deadline = intake_->header_deadline();
     } else {
-        deadline = std::min({question_deadline_, deadline_after(last_activity_, context_.options.idle_timeout),
+        const bool waiting = transport_->write_buffer_size() > 0 || !session_.pending_output().empty();
+        deadline = std::min({question_deadline_, deadline_after(last_activity_, quiet_limit(context_.options, waiting)),
                              pacer_.next_release()});
     }
     // A timer already due earlier stays: when it fires, nothing is due yet and it is armed again
@@ -198,11 +199,14 @@ void TransportConversation::on_deadline() {
                          "question not finished within " + duration_text(context_.options.question_timeout));
         transport_->abort();
         return;
-    } else if (!draining_ && now >= deadline_after(last_activity_, context_.options.idle_timeout)) {
+    } else if (!draining_ &&
+               now >= deadline_after(last_activity_,
+                                     quiet_limit(context_.options, transport_->write_buffer_size() > 0 ||
+                                                                       !session_.pending_output().empty()))) {
         ended_ = true;
         log_client_timeout(context_, peer_,
                          transport_->write_buffer_size() > 0
-                             ? "not reading its answers for " + duration_text(context_.options.idle_timeout)
+                             ? "not reading its answers for " + duration_text(quiet_limit(context_.options, true))
                              : "idle for " + duration_text(context_.options.idle_timeout));
         transport_->abort();
         return;

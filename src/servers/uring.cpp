@@ -438,7 +438,9 @@ void UringServer::arm(std::uint32_t index) {
     } else if (client.intake.reading_header()) {
         deadline = client.intake.header_deadline();
     } else {
-        deadline = std::min({client.question_deadline, deadline_after(client.last_activity, context_.options.idle_timeout),
+        const bool waiting = !client.session.pending_output().empty();
+        deadline = std::min({client.question_deadline,
+                             deadline_after(client.last_activity, quiet_limit(context_.options, waiting)),
                              client.pacer.next_release()});
     }
     if (deadline >= client.armed) return;
@@ -480,9 +482,11 @@ void UringServer::on_deadline(std::uint32_t index, Clock::time_point now) {
     } else if (!client.draining && now >= client.question_deadline) {
         end_with(index, "question not finished within " + duration_text(context_.options.question_timeout), true);
         return;
-    } else if (!client.draining && now >= deadline_after(client.last_activity, context_.options.idle_timeout)) {
+    } else if (!client.draining &&
+               now >= deadline_after(client.last_activity,
+                                     quiet_limit(context_.options, !client.session.pending_output().empty()))) {
         end_with(index, !client.session.pending_output().empty()
-                            ? "not reading its answers for " + duration_text(context_.options.idle_timeout)
+                            ? "not reading its answers for " + duration_text(quiet_limit(context_.options, true))
                             : "idle for " + duration_text(context_.options.idle_timeout),
                  true);
         return;

@@ -9,7 +9,10 @@
 //   HTTP, NUL bytes, binary junk         conformance: HttpRequestGetsUnknownAphorism..., BinaryJunk...
 //   SIGTERM while delayed, stuck drains  lifecycle: SigtermDuringADelayedAnswer..., AStuckDrainIsStoppedHard...
 #include <gtest/gtest.h>
+#include <arpa/inet.h>
 #include <dirent.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -130,6 +133,37 @@ TEST_P(Faults, AMebibyteWithoutAQuestionMarkIsRefusedAndOthersAreServed) {
     flood.join();
     EXPECT_EQ(got.data, "Error: question too long.");
     EXPECT_TRUE(answered_within(other, "Beautiful is better than?", "Ugly.", 10s));
+}
+
+// 3. A client that pipelines without end and never reads: reading from it pauses at
+// --max-pending, and with --send-timeout it is dropped; another client is served all along.
+TEST_P(Faults, AClientThatNeverReadsIsDroppedAtTheSendTimeout) {
+    if (is(GetParam(), {"single"})) GTEST_SKIP() << "single serves one client at a time: no other to serve";
+    auto server = start({"--send-timeout", "0.5"});
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    const int small = 4096;
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);  // its answers back up soon
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    address.sin_port = htons(server->port());
+    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+    std::thread flooder([fd] {
+        const std::string questions = repeat("Simple is better than?", 1000);
+        for (int i = 0; i < 20'000; ++i)
+            if (::send(fd, questions.data(), questions.size(), MSG_NOSIGNAL) < 0) return;  // dropped
+    });
+    const std::string dropped = "not reading its answers for 500 ms";
+    for (int i = 0; i < 20 && server->log().find(dropped) == std::string::npos; ++i) {
+        Connection other = Connection::open("127.0.0.1", server->port());
+        EXPECT_TRUE(answered_within(other, "Beautiful is better than?", "Ugly.", 10s));
+        std::this_thread::sleep_for(200ms);
+    }
+    EXPECT_TRUE(server->wait_for_log(dropped)) << server->log();
+    ::shutdown(fd, SHUT_RDWR);  // the flooder's send returns, if it still waits
+    flooder.join();
+    ::close(fd);
+    expect_still_serving(*server);
 }
 
 // 4 and 7. Hundreds of connections reset mid-question, mid-answer, before being accepted, or
