@@ -16,23 +16,24 @@ MAKEFLAGS += --no-print-directory
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps configure build zen run test sanitize bench soak fuzz clean
+.PHONY: all deps peer-deps configure build zen run test sanitize bench soak fuzz clean
 
 all: build
 
-# Real peers the tests and benchmarks start themselves on loopback (DESIGN §6). Their packages
-# would start system-wide daemons on install; a temporary policy-rc.d forbids that, so the only
-# redis-server, memcached, haproxy or inetd running is one a test started.
+# Real peers the tests and benchmarks start themselves on loopback (DESIGN §6): `make test`,
+# `make bench` and `make soak` install them; `make run` needs none of them.
 PEER_PACKAGES := redis-server memcached chromium haproxy openbsd-inetd
 
-# Installs only what is missing, so a second run takes a moment.
-deps:
+# $(call install_missing,PACKAGES): apt-get installs those not installed yet, so a second run
+# takes a moment. Packages like redis-server would start system-wide daemons on install; a
+# temporary policy-rc.d forbids that, so the only one running is one a test started.
+define install_missing
 	@missing=""; \
-	for p in $(DEB_PACKAGES) $(PEER_PACKAGES); do \
+	for p in $(1); do \
 	  dpkg-query -W -f='$${Status}\n' "$$p" 2>/dev/null | grep -q '^install ok installed' || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
-	  echo "make deps: installing$$missing"; \
+	  echo "make: installing$$missing"; \
 	  guard=""; \
 	  if [ ! -e /usr/sbin/policy-rc.d ]; then \
 	    printf '#!/bin/sh\nexit 101\n' | $(SUDO) tee /usr/sbin/policy-rc.d >/dev/null && \
@@ -44,6 +45,13 @@ deps:
 	  if [ -n "$$guard" ]; then $(SUDO) rm -f /usr/sbin/policy-rc.d; fi; \
 	  exit $$status; \
 	fi
+endef
+
+deps:
+	$(call install_missing,$(DEB_PACKAGES))
+
+peer-deps: deps
+	$(call install_missing,$(PEER_PACKAGES))
 
 configure: deps
 	@cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DZEN_WERROR=$(ZEN_WERROR) >/dev/null
@@ -59,7 +67,7 @@ zen: configure
 run: zen
 	$(BUILD_DIR)/zen serve $(ARGS)
 
-test: build
+test: build peer-deps
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) --timeout 300
 	@if [ "$(ZEN_DEEP_CHECKS)" = 1 ]; then $(MAKE) sanitize fuzz; fi
 
@@ -93,14 +101,14 @@ sanitize: deps
 # The side-by-side comparison (about 12 minutes on 2 cores): every architecture, redis-server and
 # memcached, then zen bench cross-checked against redis-benchmark. Report: BENCH_OUT/report.html.
 BENCH_OUT ?= $(BUILD_DIR)/bench-report
-bench: build
+bench: build peer-deps
 	bench/compare --out $(BENCH_OUT) --zen $(BUILD_DIR)/zen
 	bench/vs_redis_benchmark --zen $(BUILD_DIR)/zen
 
 # Mixed load with random resets against every architecture for SOAK_SECONDS in all; descriptors
 # and memory must come back to their baseline. Not part of `make test`.
 SOAK_SECONDS ?= 600
-soak: build
+soak: build peer-deps
 	bench/soak --seconds $(SOAK_SECONDS) --zen $(BUILD_DIR)/zen
 
 # libFuzzer on the session, the chapter-5 codecs and the PROXY header reader, FUZZ_SECONDS each (clang from Debian).
@@ -108,14 +116,7 @@ FUZZ_DIR     ?= build-fuzz
 FUZZ_SECONDS ?= 60
 FUZZ_PACKAGES := clang libclang-rt-dev
 fuzz: deps
-	@missing=""; \
-	for p in $(FUZZ_PACKAGES); do \
-	  dpkg-query -W -f='$${Status}\n' "$$p" 2>/dev/null | grep -q '^install ok installed' || missing="$$missing $$p"; \
-	done; \
-	if [ -n "$$missing" ]; then \
-	  $(SUDO) apt-get update -q && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $$missing; \
-	fi
+	$(call install_missing,$(FUZZ_PACKAGES))
 	@CC=clang CXX=clang++ cmake -S . -B $(FUZZ_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DZEN_FUZZ=ON >/dev/null
 	@cmake --build $(FUZZ_DIR) -j $(JOBS) --target fuzz_session fuzz_framing fuzz_proxy
 	@for target in fuzz_session fuzz_framing fuzz_proxy; do \
