@@ -13,8 +13,9 @@
 // or EOF); the other workers and the listener are untouched. Workers die with the parent
 // (PR_SET_PDEATHSIG), so a killed parent leaves no orphans serving.
 // Stop: SIGTERM/SIGINT to the parent is passed to every worker, which drains like --arch single;
-// workers still alive past the drain deadline are killed. The parent starts no threads (so
-// fork() stays simple and safe); each worker has its own hard-stop watchdog. SIGQUIT (or
+// workers still alive past the drain deadline are killed. The parent's only other thread is the
+// SIGUSR1 counter reporter, fully started and idle in sigwait() before the first fork() (so fork()
+// stays simple and safe); each worker has its own hard-stop watchdog. SIGQUIT (or
 // --exit-idle) lets workers finish their conversations, however long they take.
 #include <poll.h>
 #include <signal.h>

@@ -204,6 +204,8 @@ CounterReporter::CounterReporter(const ServerContext& context) : context_(contex
     ::pthread_sigmask(SIG_BLOCK, &set, nullptr);
     thread_ = std::thread([this] {
         const sigset_t wanted = usr1_only();
+        started_.store(true);
+        started_.notify_one();
         for (;;) {
             int signal_number = 0;
             if (::sigwait(&wanted, &signal_number) != 0 || stopping_.load()) return;
@@ -211,6 +213,7 @@ CounterReporter::CounterReporter(const ServerContext& context) : context_(contex
             log_counters(context_, "SIGUSR1");
         }
     });
+    started_.wait(false);
 }
 
 CounterReporter::~CounterReporter() {

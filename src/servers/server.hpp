@@ -121,7 +121,9 @@ void log_counters(const ServerContext& context, std::string_view when);
 
 // Logs the counters whenever SIGUSR1 comes, from a thread of its own, for as long as it lives.
 // Construct it before any other thread: it blocks SIGUSR1 in the constructing thread, and so in
-// every thread (and prefork worker) started after. fork() waits while it writes a line.
+// every thread (and prefork worker) started after. fork() waits while it writes a line, and the
+// constructor returns only once the thread has started: a fork() during a thread's start-up can
+// hand the child an allocator lock no one will release (ASan's allocator is not fork-safe).
 class CounterReporter {
 public:
     explicit CounterReporter(const ServerContext& context);
@@ -132,6 +134,7 @@ public:
 private:
     const ServerContext& context_;
     std::atomic<bool> stopping_{false};
+    std::atomic<bool> started_{false};
     std::thread thread_;
 };
 
