@@ -79,6 +79,13 @@ std::string_view ProxyHeaderReader::remainder() const {
     return std::string_view(buffer_).substr(std::min(header_length_, buffer_.size()));
 }
 
+std::string ProxyHeaderReader::take_remainder() {
+    std::string rest(remainder());
+    std::string().swap(buffer_);
+    header_length_ = 0;
+    return rest;
+}
+
 ProxyHeaderReader::Status ProxyHeaderReader::fail(std::string reason) {
     error_ = std::move(reason);
     return Status::invalid;

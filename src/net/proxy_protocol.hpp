@@ -38,6 +38,8 @@ public:
     const SocketAddress& source() const { return source_; }
     // The bytes that followed the header (or every byte, when there was no header).
     std::string_view remainder() const;
+    // Moves remainder() out and frees the buffer, which held up to one whole read.
+    std::string take_remainder();
     const std::string& error() const { return error_; }
 
 private:
@@ -79,6 +81,7 @@ public:
     const SocketAddress& client() const { return client_; }
     // Bytes for the session once admitted.
     std::string_view remainder() const { return reader_.remainder(); }
+    std::string take_remainder() { return reader_.take_remainder(); }
     // Why a connection was refused, for the log.
     const std::string& reason() const { return reason_; }
     // Refused for who sent the header (an untrusted address), not for what it held.

@@ -74,7 +74,7 @@ void converse(AcceptedClient client, const ServerContext& context) {
         if (work_per_answer.count() > 0) std::this_thread::sleep_for(work_per_answer * answers);
     };
 
-    if (!intake.remainder().empty()) receive(intake.remainder());
+    if (const std::string after_header = intake.take_remainder(); !after_header.empty()) receive(after_header);
 
     for (;;) {
         while (!session.pending_output().empty()) {

@@ -77,9 +77,9 @@ private:
     awaitable<void> converse(std::shared_ptr<Conversation> conversation);
     // Under --proxy-protocol: reads until the intake has decided; false: close.
     awaitable<bool> read_header(Conversation& conversation, ClientIntake& intake);
-    // `first` holds bytes already read with the header, answered before reading more.
+    // `first` holds bytes read with the header, answered before reading more, then freed.
     awaitable<void> talk(Conversation& conversation, const std::string& peer, Session& session,
-                         std::string_view first);
+                         std::string first);
     // Runs until the conversation finishes, or expires it when its deadline passes.
     static awaitable<void> watchdog(std::shared_ptr<Conversation> conversation);
     awaitable<void> watch_stop();
@@ -150,7 +150,7 @@ awaitable<void> CoroutineServer::converse(std::shared_ptr<Conversation> conversa
     }
     if (admitted) {
         Session session(context_.table, context_.options.limits);
-        co_await talk(*conversation, intake.peer(), session, intake.remainder());
+        co_await talk(*conversation, intake.peer(), session, intake.take_remainder());
     }
     conversation->finished = true;
     conversation->timer.cancel();
@@ -187,7 +187,7 @@ awaitable<void> CoroutineServer::watchdog(std::shared_ptr<Conversation> conversa
 }
 
 awaitable<void> CoroutineServer::talk(Conversation& conversation, const std::string& peer, Session& session,
-                                      std::string_view first) {
+                                      std::string first) {
     const ServeOptions& options = context_.options;
     auto& socket = conversation.socket;
     char buffer[4096];
@@ -275,7 +275,8 @@ awaitable<void> CoroutineServer::talk(Conversation& conversation, const std::str
         if (!first.empty()) {
             n = std::min(first.size(), sizeof buffer);
             std::memcpy(buffer, first.data(), n);
-            first.remove_prefix(n);
+            first.erase(0, n);
+            if (first.empty()) std::string().swap(first);  // nothing of the first read stays
         } else {
             std::tie(error, n) = co_await socket.async_read_some(asio::buffer(buffer), as_values);
         }

@@ -51,7 +51,9 @@ void EventConversation::feed(std::string_view bytes, Clock::time_point now) {
         if (step == ClientIntake::Step::close) close_now();
         if (step != ClientIntake::Step::converse) return;
         peer_ = intake_.peer();
-        bytes = intake_.remainder();
+        const std::string after_header = intake_.take_remainder();
+        pacer_.answered(receive_counted(context_, session_, after_header), sent_total_ + session_.pending_output().size(), now);
+        return;
     }
     const auto answers = receive_counted(context_, session_, bytes);
     pacer_.answered(answers, sent_total_ + session_.pending_output().size(), now);

@@ -165,9 +165,11 @@ public:
     // True while a PROXY header (or a direct client's first bytes) must be read first.
     bool reading_header() const { return reading_header_; }
     Clock::time_point header_deadline() const { return header_deadline_; }
-    // Bytes read while reading_header(). converse: hand remainder() to the session.
+    // Bytes read while reading_header(). converse: hand take_remainder() to the session; it
+    // moves out what followed the header, so nothing of the first read stays for the
+    // connection's lifetime.
     Step feed(std::string_view bytes);
-    std::string_view remainder() const { return gate_.remainder(); }
+    std::string take_remainder() { return gate_.take_remainder(); }
     // The header did not come in time, or the connection ended first: logs it.
     void header_timed_out();
     void header_cut_short();

@@ -51,7 +51,11 @@ void TransportConversation::data_received(std::string_view data) {
         }
         if (step == ClientIntake::Step::wait) return;
         peer_ = intake_->peer();
-        data = intake_->remainder();
+        const std::string after_header = intake_->take_remainder();
+        const auto answers = receive_counted(context_, session_, after_header);
+        pacer_.answered(answers, sent_total_ + session_.pending_output().size(), now);
+        pump();
+        return;
     }
     const auto answers = receive_counted(context_, session_, data);
     pacer_.answered(answers, sent_total_ + session_.pending_output().size(), now);

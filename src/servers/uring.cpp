@@ -306,10 +306,12 @@ void UringServer::on_receive(std::uint32_t index, const io_uring_cqe& cqe, Clock
         client.last_activity = now;
         std::string_view bytes(buffers_.data() + std::size_t{buffer_id} * buffer_size, static_cast<std::size_t>(cqe.res));
         ClientIntake::Step step = ClientIntake::Step::converse;
+        std::string after_header;
         if (client.intake.reading_header()) {
             step = client.intake.feed(bytes);  // keeps its own copy: the buffer can go back
             client.peer = client.intake.peer();
-            bytes = client.intake.remainder();
+            after_header = client.intake.take_remainder();
+            bytes = after_header;
         }
         if (step == ClientIntake::Step::converse) {
             const auto answers = receive_counted(context_, client.session, bytes);

@@ -54,6 +54,15 @@ TEST(ProxyHeader, Version1Tcp4) {
     EXPECT_EQ(read_whole(bytes).remainder(), "Beautiful is better than?");
 }
 
+TEST(ProxyHeader, TakingTheRemainderLeavesNothingBehind) {
+    ProxyHeaderReader reader;
+    const std::string question(10'000, 'x');
+    ASSERT_EQ(reader.feed("PROXY TCP4 127.0.0.7 127.0.0.1 51234 1060\r\n" + question), Status::header);
+    EXPECT_EQ(reader.take_remainder(), question);
+    EXPECT_EQ(reader.remainder(), "");
+    EXPECT_EQ(reader.take_remainder(), "");
+}
+
 TEST(ProxyHeader, Version1Tcp6AndUnknown) {
     auto reader = read_whole("PROXY TCP6 ::1 ::1 40000 1060\r\n");
     ASSERT_EQ(reader.status(), Status::header) << reader.error();
