@@ -55,8 +55,8 @@ Result<std::vector<SocketAddress>> resolve(std::string_view host, std::uint16_t 
     }
     std::vector<SocketAddress> addresses;
     for (const addrinfo* ai = found; ai != nullptr; ai = ai->ai_next) {
-        if (ai->ai_addrlen > sizeof(sockaddr_storage)) continue;
         SocketAddress address;
+        if (ai->ai_addrlen > sizeof(address.storage)) continue;
         std::memcpy(&address.storage, ai->ai_addr, ai->ai_addrlen);
         address.length = ai->ai_addrlen;
         addresses.push_back(address);

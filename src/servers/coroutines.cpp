@@ -12,8 +12,10 @@
 // hot path; the accept coroutine is spawned with a completion handler that logs and stops the
 // server if it ever ends by an exception, so an accept error cannot silently stop service.
 // Blocks: only in io_context::run() (epoll inside Asio) — and in --delay (the lesson).
-// Connection limit: none of its own; the fd limit. Memory per client: its coroutine frames and
-// a 4 KiB read buffer.
+// Connection limit: none of its own; the fd limit. Memory per client: its coroutine frames, the
+// socket and timer (about 3 KiB in all). No read buffer of its own: a conversation waits for its
+// socket to be readable, then reads into the server's one buffer and hands the bytes to its
+// session before it yields again.
 // EAGAIN, EINTR: inside Asio. Short writes: async_write completes them. EOF: the session
 // answers what came before it. Backpressure: a conversation writes all its answers before it
 // reads again, so a client that never reads stops being read. EMFILE: the accept coroutine
@@ -23,6 +25,7 @@
 // the acceptor and let conversations finish.
 #include <asio.hpp>
 #include <asio/experimental/as_tuple.hpp>
+#include <array>
 #include <cstring>
 #include <list>
 #include <memory>
@@ -97,6 +100,8 @@ private:
     asio::posix::stream_descriptor quit_pipe_;
     std::list<std::weak_ptr<Conversation>> live_;
     int code_ = 0;
+    // Every read lands here; its bytes are in a session before the reader yields (one thread).
+    std::array<char, 16 * 1024> buffer_{};
 };
 
 awaitable<void> CoroutineServer::accept_loop() {
@@ -130,8 +135,9 @@ awaitable<void> CoroutineServer::converse(std::shared_ptr<Conversation> conversa
     asio::error_code ignored;
     const auto endpoint = conversation->socket.remote_endpoint(ignored);
     SocketAddress address;
-    std::memcpy(&address.storage, endpoint.data(), endpoint.size());
-    address.length = static_cast<socklen_t>(endpoint.size());
+    const std::size_t size = std::min<std::size_t>(endpoint.size(), sizeof address.storage);
+    std::memcpy(&address.storage, endpoint.data(), size);
+    address.length = static_cast<socklen_t>(size);
     ClientIntake intake(context_, address, Clock::now());
     if (!intake.open(conversation->socket.native_handle())) {
         conversation->socket.close(ignored);  // before a byte is read
@@ -190,7 +196,8 @@ awaitable<void> CoroutineServer::talk(Conversation& conversation, const std::str
                                       std::string first) {
     const ServeOptions& options = context_.options;
     auto& socket = conversation.socket;
-    char buffer[4096];
+    asio::error_code ignored;
+    socket.non_blocking(true, ignored);  // reads are tried first, and waited for only on EAGAIN
     auto last_activity = Clock::now();
     auto question_deadline = never;
     auto next_free = Clock::now();  // --wait: one answer after another
@@ -238,19 +245,21 @@ awaitable<void> CoroutineServer::talk(Conversation& conversation, const std::str
                 socket.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
                 set_deadline(Clock::now() + close_linger);
                 for (;;) {  // discard until the client closes, or the watchdog ends us
-                    auto [error, n] = co_await socket.async_read_some(asio::buffer(buffer), as_values);
+                    auto [error] = co_await socket.async_wait(asio::ip::tcp::socket::wait_read, as_values);
                     if (error) co_return;
+                    asio::error_code read_error;
+                    socket.read_some(asio::buffer(buffer_), read_error);
+                    if (read_error && read_error != asio::error::would_block) co_return;
                 }
             }
             co_return;
         }
         if (conversation.draining) {
             // Stopping: answer what has already arrived, without waiting for more.
-            socket.non_blocking(true);
             asio::error_code error;
-            const std::size_t n = socket.read_some(asio::buffer(buffer), error);
+            const std::size_t n = socket.read_some(asio::buffer(buffer_), error);
             if (!error) {
-                receive_counted(context_, session, {buffer, n});
+                receive_counted(context_, session, {buffer_.data(), n});
                 continue;
             }
             if (error == asio::error::eof) {
@@ -271,14 +280,16 @@ awaitable<void> CoroutineServer::talk(Conversation& conversation, const std::str
         }
         set_deadline(std::min(question_deadline, deadline_after(last_activity, options.idle_timeout)));
         asio::error_code error;
-        std::size_t n = 0;
+        std::string_view bytes;
         if (!first.empty()) {
-            n = std::min(first.size(), sizeof buffer);
-            std::memcpy(buffer, first.data(), n);
-            first.erase(0, n);
-            if (first.empty()) std::string().swap(first);  // nothing of the first read stays
+            bytes = first;
         } else {
-            std::tie(error, n) = co_await socket.async_read_some(asio::buffer(buffer), as_values);
+            const std::size_t n = socket.read_some(asio::buffer(buffer_), error);
+            if (error == asio::error::would_block) {
+                std::tie(error) = co_await socket.async_wait(asio::ip::tcp::socket::wait_read, as_values);
+                if (!error) continue;  // readable now: the loop's top reads (or sees a deadline)
+            }
+            bytes = {buffer_.data(), n};
         }
         if (error == asio::error::operation_aborted) continue;  // draining, or expired: the loop's top says
 
@@ -291,7 +302,8 @@ awaitable<void> CoroutineServer::talk(Conversation& conversation, const std::str
             co_return;
         }
         last_activity = Clock::now();
-        const auto answers = receive_counted(context_, session, {buffer, n});
+        const auto answers = receive_counted(context_, session, bytes);
+        if (!first.empty()) std::string().swap(first);  // answered: nothing of the first read stays
         if (answers > 0 && options.delay.count() > 0) std::this_thread::sleep_for(options.delay * answers);
         if (answers > 0 && options.wait.count() > 0) {
             next_free = std::max(next_free, Clock::now()) + options.wait * answers;

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <atomic>
 #include <mutex>
+#include <span>
 
 #include "net/io.hpp"
 #include "net/signals.hpp"
@@ -43,11 +44,10 @@ const Architecture* find_architecture(std::string_view name) {
     return nullptr;
 }
 
-bool idle_exit_due(const ServerContext& context, std::initializer_list<int> listener_fds) {
-    return idle_exit_due(context, std::vector<int>(listener_fds));
-}
+namespace {
 
-bool idle_exit_due(const ServerContext& context, const std::vector<int>& listener_fds) {
+// No allocation: the event loops ask this on every turn.
+bool idle_exit_due_for(const ServerContext& context, std::span<const int> listener_fds) {
     const auto exit_idle = context.options.exit_idle;
     if (exit_idle.count() <= 0 || !context.decides_idle_exit || context.tracker.idle_for() < exit_idle) return false;
     for (const int fd : listener_fds) {
@@ -55,6 +55,16 @@ bool idle_exit_due(const ServerContext& context, const std::vector<int>& listene
         if (::poll(&pfd, 1, 0) > 0 && (pfd.revents & POLLIN) != 0) return false;  // a client is waiting
     }
     return true;
+}
+
+}  // namespace
+
+bool idle_exit_due(const ServerContext& context, std::initializer_list<int> listener_fds) {
+    return idle_exit_due_for(context, std::span<const int>(listener_fds.begin(), listener_fds.size()));
+}
+
+bool idle_exit_due(const ServerContext& context, const std::vector<int>& listener_fds) {
+    return idle_exit_due_for(context, listener_fds);
 }
 
 void quit_for_idleness(const ServerContext& context) {
@@ -103,17 +113,26 @@ void turn_away_busy(int fd) {
 ClientIntake::ClientIntake(const ServerContext& context, const SocketAddress& peer, Clock::time_point now)
     : context_(context),
       address_(peer),
-      gate_(context.options.proxy, peer),
+      gate_(context.options.proxy.enabled ? std::make_unique<ProxyGate>(context.options.proxy, peer) : nullptr),
       peer_(format_address(peer)),
-      reading_header_(gate_.active()),
+      reading_header_(gate_ != nullptr && gate_->active()),
       // A direct client's first bytes get the usual idle timeout; a proxy's header its own.
       header_deadline_(!reading_header_ ? Clock::time_point::max()
-                       : gate_.trusted() ? deadline_after(now, context.options.proxy.header_timeout)
-                                         : deadline_after(now, context.options.idle_timeout)) {}
+                       : trusted()      ? deadline_after(now, context.options.proxy.header_timeout)
+                                        : deadline_after(now, context.options.idle_timeout)) {
+    if (!reading_header_) gate_.reset();
+}
+
+std::string ClientIntake::take_remainder() {
+    if (gate_ == nullptr) return {};
+    std::string rest = gate_->take_remainder();
+    gate_.reset();
+    return rest;
+}
 
 bool ClientIntake::open(int fd) {
     // A proxy's own address says nothing of its clients: the rules apply once the header names one.
-    if (!gate_.trusted() && !admit(context_, address_)) return false;
+    if (!trusted() && !admit(context_, address_)) return false;
     const int limit = context_.options.max_connections;
     if (limit > 0 && context_.tracker.active() >= limit) {
         turn_away_busy(fd);
@@ -128,21 +147,21 @@ bool ClientIntake::open(int fd) {
 }
 
 ClientIntake::Step ClientIntake::feed(std::string_view bytes) {
-    switch (gate_.feed(bytes)) {
+    switch (gate_->feed(bytes)) {
         case ProxyGate::Verdict::wait:
             return Step::wait;
         case ProxyGate::Verdict::refuse:
-            context_.log.connection(LogLevel::warning, "refused", peer_, "Client " + peer_ + " refused: " + gate_.reason());
-            context_.tracker.count(gate_.forged() ? Counter::refused_denied : Counter::protocol_errors);
+            context_.log.connection(LogLevel::warning, "refused", peer_, "Client " + peer_ + " refused: " + gate_->reason());
+            context_.tracker.count(gate_->forged() ? Counter::refused_denied : Counter::protocol_errors);
             return Step::close;
         case ProxyGate::Verdict::admit:
             break;
     }
     reading_header_ = false;
-    if (gate_.trusted()) {
-        if (!admit(context_, gate_.client())) return Step::close;
+    if (trusted()) {
+        if (!admit(context_, gate_->client())) return Step::close;
         const std::string proxy = peer_;
-        peer_ = format_address(gate_.client());
+        peer_ = format_address(gate_->client());
         context_.log.connection(LogLevel::info, "proxied", peer_, "Client " + peer_ + " comes through proxy " + proxy);
     }
     log_accepted(context_, peer_);
@@ -151,7 +170,7 @@ ClientIntake::Step ClientIntake::feed(std::string_view bytes) {
 
 void ClientIntake::header_timed_out() {
     context_.tracker.count(Counter::timeouts);
-    if (gate_.trusted()) {
+    if (trusted()) {
         context_.log.connection(LogLevel::warning, "refused", peer_,
                                 "Client " + peer_ + " refused: no PROXY header within " +
                                     duration_text(context_.options.proxy.header_timeout));

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <thread>
 #include <initializer_list>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -169,7 +170,7 @@ public:
     // moves out what followed the header, so nothing of the first read stays for the
     // connection's lifetime.
     Step feed(std::string_view bytes);
-    std::string take_remainder() { return gate_.take_remainder(); }
+    std::string take_remainder();
     // The header did not come in time, or the connection ended first: logs it.
     void header_timed_out();
     void header_cut_short();
@@ -177,9 +178,13 @@ public:
     const std::string& peer() const { return peer_; }
 
 private:
+    bool trusted() const { return gate_ != nullptr && gate_->trusted(); }
+
     const ServerContext& context_;
     SocketAddress address_;
-    ProxyGate gate_;
+    // Only under --proxy-protocol, and only until the header phase is over: a gate is some
+    // hundreds of bytes, and every connection has an intake.
+    std::unique_ptr<ProxyGate> gate_;
     std::string peer_;
     bool reading_header_;
     Clock::time_point header_deadline_;
