@@ -77,8 +77,9 @@ test: build peer-deps
 # fuzz`) through `make test` with ZEN_DEEP_CHECKS=1 (.ci/run); about 20 minutes on 2 cores.
 # Left out, and why: a 4 GiB address-space limit and the memory-growth bounds (prefork's, and
 # memory flat after ten thousand conversations), which ASan's reservations and quarantine break; descriptor exhaustion, where the sanitizers' own checks need descriptors
-# (UBSan then misreports every virtual call); the report test (bench/compare, timing only).
-SANITIZE_EXCLUDE := FourGibibyte|ClientThatNeverReadsLeavesServerMemoryBounded/prefork|LeaveMemoryFlat|OutOfDescriptors|^Report\.
+# (UBSan then misreports every virtual call); the report test (bench/compare, timing only); the
+# counting allocator and the memory per idle connection (the sanitizers own malloc).
+SANITIZE_EXCLUDE := FourGibibyte|ClientThatNeverReadsLeavesServerMemoryBounded/prefork|LeaveMemoryFlat|OutOfDescriptors|^Report\.|Allocations\.|IdleMemory\.
 TSAN_TESTS       := /threaded|/per_client|/reuseport|^Threaded\.|^PerClient\.|^Bench\.
 # TSan cannot follow a process that forks while it has threads and then starts more: prefork.
 TSAN_EXCLUDE     := $(SANITIZE_EXCLUDE)|Prefork
