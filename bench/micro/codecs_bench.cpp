@@ -94,7 +94,9 @@ void blocks_decode_whole(benchmark::State& state) { blocks_decode(state, 0); }
 BENCHMARK(blocks_decode_whole)->Arg(30)->Arg(1024)->Arg(64 * 1024);
 
 // Two reads: the header and half the payload, then the rest.
-void blocks_decode_split(benchmark::State& state) { blocks_decode(state, (static_cast<std::size_t>(state.range(0)) + 4 + 1) / 2); }
+void blocks_decode_split(benchmark::State& state) {
+    blocks_decode(state, (static_cast<std::size_t>(state.range(0)) + 4 + 1) / 2);
+}
 BENCHMARK(blocks_decode_split)->Arg(30)->Arg(1024)->Arg(64 * 1024);
 
 void blocks_decode_byte_by_byte(benchmark::State& state) { blocks_decode(state, 1); }
@@ -172,7 +174,9 @@ void delimiter_decode_whole(benchmark::State& state) { delimiter_decode(state, 0
 BENCHMARK(delimiter_decode_whole)->Arg(30)->Arg(1024)->Arg(64 * 1024);
 
 // Two reads that cut the delimiter: the message and "\r", then "\n".
-void delimiter_decode_split(benchmark::State& state) { delimiter_decode(state, static_cast<std::size_t>(state.range(0)) + 1); }
+void delimiter_decode_split(benchmark::State& state) {
+    delimiter_decode(state, static_cast<std::size_t>(state.range(0)) + 1);
+}
 BENCHMARK(delimiter_decode_split)->Arg(30)->Arg(1024)->Arg(64 * 1024);
 
 void delimiter_decode_byte_by_byte(benchmark::State& state) { delimiter_decode(state, 1); }

@@ -49,8 +49,10 @@ ProxyHeaderReader read_header(std::string_view bytes, std::size_t piece) {
         reader.feed(bytes);
         return reader;
     }
-    for (; !bytes.empty() && reader.status() == ProxyHeaderReader::Status::need_more; bytes.remove_prefix(std::min(piece, bytes.size())))
+    while (!bytes.empty() && reader.status() == ProxyHeaderReader::Status::need_more) {
         reader.feed(bytes.substr(0, piece));
+        bytes.remove_prefix(std::min(piece, bytes.size()));
+    }
     return reader;
 }
 
