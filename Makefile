@@ -99,10 +99,16 @@ sanitize: deps
 	@if ls build-tsan/reports | grep -q .; then head -60 build-tsan/reports/*; echo "sanitize: TSan reports above"; exit 1; fi
 	@echo "sanitize: no reports"
 
-# The side-by-side comparison (about 12 minutes on 2 cores): every architecture, redis-server and
-# memcached, then zen bench cross-checked against redis-benchmark. Report: BENCH_OUT/report.html.
+# The micro-benchmarks of the protocol core, codecs and PROXY reader (about a minute; mean,
+# median and spread of 3 runs each, also in BENCH_OUT/micro.json), then the side-by-side
+# comparison (about 12 minutes on 2 cores): every architecture, redis-server and memcached,
+# then zen bench cross-checked against redis-benchmark. Report: BENCH_OUT/report.html.
 BENCH_OUT ?= $(BUILD_DIR)/bench-report
+MICRO_BENCH_FLAGS ?= --benchmark_repetitions=3 --benchmark_report_aggregates_only=true
 bench: build peer-deps
+	@mkdir -p $(BENCH_OUT)
+	$(BUILD_DIR)/zen_micro_bench $(MICRO_BENCH_FLAGS) \
+	  --benchmark_out=$(BENCH_OUT)/micro.json --benchmark_out_format=json
 	bench/compare --out $(BENCH_OUT) --zen $(BUILD_DIR)/zen
 	bench/vs_redis_benchmark --zen $(BUILD_DIR)/zen
 
