@@ -1,7 +1,8 @@
 // --arch reuseport: "the best of both worlds" of the chapter's advice: several event loops, each
 // in its own thread with its own SO_REUSEPORT listener on the same address.
 //
-// Model: --workers N threads (default: one per core), each running the edge-triggered epoll loop
+// Model: --workers N threads (default: one per CPU this process may run on, so a server pinned
+// with taskset or a cpuset gets loops that do not time-slice one core), each running the edge-triggered epoll loop
 // of --arch epoll (src/servers/epoll.cpp) on a listener of its own. The kernel hashes each new
 // connection to one listener, so the loops share nothing: no lock, no shared accept queue, no
 // thundering herd. A connection stays on the loop that accepted it.
@@ -12,6 +13,8 @@
 // listener whose loop has stopped would still be given connections, so loops never stop alone.
 // Stop: every loop sees SIGTERM/SIGINT and drains; SIGQUIT and --exit-idle end accepting in all
 // (the idle check looks at every listener's backlog).
+#include <sched.h>
+
 #include <thread>
 
 #include "net/signals.hpp"
@@ -20,9 +23,20 @@
 
 namespace zen {
 
+namespace {
+
+// The CPUs this process may run on (its affinity mask), which can be fewer than the machine's.
+int usable_cpus() {
+    cpu_set_t allowed;
+    CPU_ZERO(&allowed);
+    if (::sched_getaffinity(0, sizeof allowed, &allowed) == 0 && CPU_COUNT(&allowed) > 0) return CPU_COUNT(&allowed);
+    return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
+
+}  // namespace
+
 int serve_reuseport(Listener& listener, const ServerContext& context) {
-    const int workers = context.options.workers > 0 ? context.options.workers
-                                                    : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    const int workers = context.options.workers > 0 ? context.options.workers : usable_cpus();
     std::vector<Listener> siblings;
     std::vector<int> listener_fds{listener.fd.get()};
     for (int i = 1; i < workers; ++i) {

@@ -93,7 +93,7 @@ CLI::App* add_serve_command(CLI::App& zen, ServeOptions& options) {
                        "close a connection whose started question is not finished this long (0: never)", 0);
     serve->add_option("--workers", options.workers,
                       "threads (threaded), processes (prefork) or event loops (reuseport); "
-                      "default 4, reuseport one per core")
+                      "default 4, reuseport one per CPU it may run on (taskset, cpusets)")
         ->check(CLI::Range(1, 1024));
     add_seconds_option(*serve, "--delay", options.delay,
                        "simulated work per answer that blocks the answering thread (the book's time.sleep)", 0);
