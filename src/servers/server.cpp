@@ -124,7 +124,7 @@ ClientIntake::ClientIntake(const ServerContext& context, const SocketAddress& pe
 }
 
 std::string ClientIntake::take_remainder() {
-    if (gate_ == nullptr) return {};
+    if (gate_ == nullptr || reading_header_) return {};  // nothing yet, or nothing any more
     std::string rest = gate_->take_remainder();
     gate_.reset();
     return rest;

@@ -134,12 +134,17 @@ UringServer::~UringServer() {
 }
 
 bool UringServer::set_up() {
-    io_uring_params params{};
-    params.flags = IORING_SETUP_SUBMIT_ALL;
-    int rc = io_uring_queue_init_params(ring_entries, &ring_, &params);
-    if (rc == -EINVAL) {  // a kernel older than 5.18 lacks SUBMIT_ALL: do without
-        params = {};
+    // The ring is this thread's alone (SINGLE_ISSUER), so the kernel may run completion work
+    // when the loop asks for completions instead of interrupting it (DEFER_TASKRUN, Linux 6.1):
+    // fewer interruptions, more completions per wake-up. Older kernels get what they support.
+    int rc = -EINVAL;
+    for (const unsigned flags : {IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SINGLE_ISSUER |
+                                     IORING_SETUP_DEFER_TASKRUN,
+                                 IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN, IORING_SETUP_SUBMIT_ALL, 0u}) {
+        io_uring_params params{};
+        params.flags = flags;
         rc = io_uring_queue_init_params(ring_entries, &ring_, &params);
+        if (rc != -EINVAL) break;
     }
     if (rc < 0) {
         context_.log.server(LogLevel::error, "uring_error", "io_uring is not available: " + errno_text(-rc));
@@ -310,7 +315,7 @@ void UringServer::on_receive(std::uint32_t index, const io_uring_cqe& cqe, Clock
         if (client.intake.reading_header()) {
             step = client.intake.feed(bytes);  // keeps its own copy: the buffer can go back
             client.peer = client.intake.peer();
-            after_header = client.intake.take_remainder();
+            if (step == ClientIntake::Step::converse) after_header = client.intake.take_remainder();
             bytes = after_header;
         }
         if (step == ClientIntake::Step::converse) {
