@@ -52,7 +52,12 @@ bool Transport::read_once() {
     char buffer[read_size];
     const IoResult got = receive_some(fd_.get(), buffer, sizeof buffer);
     if (got.status == IoStatus::ok) {
+        // Corked: what the protocol writes for this read leaves in one send after it returns,
+        // not one send per write() (an asynchat channel pushes each answer on its own).
+        corked_ = true;
         protocol_->data_received({buffer, got.bytes});
+        corked_ = false;
+        if (!closed_ && write_buffer_size() > 0) flush();
         return true;
     }
     if (got.status == IoStatus::eof) {
@@ -72,7 +77,7 @@ void Transport::read_now() {
 
 void Transport::write(std::string_view data) {
     if (closing_ || closed_ || eof_after_flush_ || data.empty()) return;
-    if (write_buffer_size() == 0) {
+    if (write_buffer_size() == 0 && !corked_) {
         // Write first: most answers leave at once and never touch the queue.
         const IoResult sent = send_some(fd_.get(), data);
         if (sent.status == IoStatus::error) {
@@ -83,7 +88,7 @@ void Transport::write(std::string_view data) {
         if (data.empty()) return;
     }
     queued_.append(data);
-    if (!watching_out_) update_watch();
+    if (!watching_out_ && !corked_) update_watch();
     if (!writing_paused_ && write_buffer_size() > high_water_) {
         writing_paused_ = true;
         protocol_->pause_writing();

@@ -86,6 +86,7 @@ private:
     bool closing_ = false;
     bool closed_ = false;
     bool watching_out_ = false;
+    bool corked_ = false;  // inside data_received(): writes are queued, sent once it returns
 };
 
 }  // namespace zen::loop

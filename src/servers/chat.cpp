@@ -4,7 +4,9 @@
 // Model: one thread runs the loop. The channel sets its terminator to '?'; the framework splits
 // the incoming bytes there, handing over collect_incoming_data(piece) calls and then
 // found_terminator(). The channel feeds those bytes to the shared Session
-// (src/servers/transport_conversation.cpp) and push()es the answers, fire and forget. Because
+// (src/servers/transport_conversation.cpp) and push()es the answers, fire and forget; the
+// transport corks the pushes made for one read into one send (16 pipelined questions cost one
+// send, not sixteen). Because
 // every answer is found per terminator, two questions in one packet get two answers — the bug
 // of the book's version is gone, and the Session still applies every rule of the protocol
 // (leading whitespace, --max-question counted across pieces, EOF in mid-question).
