@@ -101,8 +101,9 @@ sanitize: deps
 
 # The micro-benchmarks of the protocol core, codecs and PROXY reader (about a minute; mean,
 # median and spread of 3 runs each, also in BENCH_OUT/micro.json), then the side-by-side
-# comparison (about 12 minutes on 2 cores): every architecture, redis-server and memcached,
-# then zen bench cross-checked against redis-benchmark. Report: BENCH_OUT/report.html.
+# comparison (about 12 minutes on 2 cores): every architecture, redis-server and memcached;
+# memory per idle connection (about a minute); zen bench cross-checked against redis-benchmark.
+# Report: BENCH_OUT/report.html. docs/performance.md reads these.
 BENCH_OUT ?= $(BUILD_DIR)/bench-report
 MICRO_BENCH_FLAGS ?= --benchmark_repetitions=3 --benchmark_report_aggregates_only=true
 bench: build peer-deps
@@ -110,6 +111,7 @@ bench: build peer-deps
 	$(BUILD_DIR)/zen_micro_bench $(MICRO_BENCH_FLAGS) \
 	  --benchmark_out=$(BENCH_OUT)/micro.json --benchmark_out_format=json
 	bench/compare --out $(BENCH_OUT) --zen $(BUILD_DIR)/zen
+	bench/idle_memory --zen $(BUILD_DIR)/zen --json $(BENCH_OUT)/idle_memory.json
 	bench/vs_redis_benchmark --zen $(BUILD_DIR)/zen
 
 # Mixed load with random resets against every architecture for SOAK_SECONDS in all; descriptors
