@@ -100,7 +100,7 @@ sanitize: deps
 	@if ls build-tsan/reports | grep -q .; then head -60 build-tsan/reports/*; echo "sanitize: TSan reports above"; exit 1; fi
 	@echo "sanitize: no reports"
 
-# The side-by-side comparison (about 14 minutes on 2 cores): every architecture, redis-server and
+# The side-by-side comparison (about 15 minutes on 2 cores): every architecture, redis-server and
 # memcached, then zen bench cross-checked against redis-benchmark, then `make profile`.
 # Report: BENCH_OUT/report.html.
 BENCH_OUT ?= $(BUILD_DIR)/bench-report
