@@ -16,13 +16,15 @@ MAKEFLAGS += --no-print-directory
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps peer-deps configure build zen run test sanitize bench soak fuzz clean
+.PHONY: all deps peer-deps configure build zen run test sanitize bench profile soak fuzz clean
 
 all: build
 
-# Real peers the tests and benchmarks start themselves on loopback (DESIGN §6): `make test`,
-# `make bench` and `make soak` install them; `make run` needs none of them.
-PEER_PACKAGES := redis-server memcached chromium haproxy openbsd-inetd
+# Real peers the tests and benchmarks start themselves on loopback (DESIGN §6), and strace for
+# bench/syscalls: `make test`, `make bench` and `make soak` install them; `make run` needs none.
+PEER_PACKAGES := redis-server memcached chromium haproxy openbsd-inetd strace
+# bench/profile's callgrind.
+PROFILE_PACKAGES := valgrind
 
 # $(call install_missing,PACKAGES): apt-get installs those not installed yet, so a second run
 # takes a moment. Packages like redis-server would start system-wide daemons on install; a
@@ -77,9 +79,9 @@ test: build peer-deps
 # fuzz`) through `make test` with ZEN_DEEP_CHECKS=1 (.ci/run); about 20 minutes on 2 cores.
 # Left out, and why: a 4 GiB address-space limit and the memory-growth bounds (prefork's, and
 # memory flat after ten thousand conversations), which ASan's reservations and quarantine break; descriptor exhaustion, where the sanitizers' own checks need descriptors
-# (UBSan then misreports every virtual call); the report test (bench/compare, timing only); the
-# counting allocator and the memory per idle connection (the sanitizers own malloc).
-SANITIZE_EXCLUDE := FourGibibyte|ClientThatNeverReadsLeavesServerMemoryBounded/prefork|LeaveMemoryFlat|OutOfDescriptors|^Report\.|Allocations\.|IdleMemory\.
+# (UBSan then misreports every virtual call); the report and syscall tests (bench/, measurements);
+# the counting allocator and the memory per idle connection (the sanitizers own malloc).
+SANITIZE_EXCLUDE := FourGibibyte|ClientThatNeverReadsLeavesServerMemoryBounded/prefork|LeaveMemoryFlat|OutOfDescriptors|^Report\.|^Profile\.|Allocations\.|IdleMemory\.
 TSAN_TESTS       := /threaded|/per_client|/reuseport|^Threaded\.|^PerClient\.|^Bench\.
 # TSan cannot follow a process that forks while it has threads and then starts more: prefork.
 TSAN_EXCLUDE     := $(SANITIZE_EXCLUDE)|Prefork
@@ -102,8 +104,9 @@ sanitize: deps
 # The micro-benchmarks of the protocol core, codecs and PROXY reader (about a minute; mean,
 # median and spread of 3 runs each, also in BENCH_OUT/micro.json), then the side-by-side
 # comparison (about 12 minutes on 2 cores): every architecture, redis-server and memcached;
-# memory per idle connection (about a minute); zen bench cross-checked against redis-benchmark.
-# Report: BENCH_OUT/report.html. docs/performance.md reads these.
+# memory per idle connection (about a minute); zen bench cross-checked against redis-benchmark;
+# then `make profile` (about 2 minutes). About 17 minutes in all. Report: BENCH_OUT/report.html;
+# docs/performance.md reads these.
 BENCH_OUT ?= $(BUILD_DIR)/bench-report
 MICRO_BENCH_FLAGS ?= --benchmark_repetitions=3 --benchmark_report_aggregates_only=true
 bench: build peer-deps
@@ -113,6 +116,16 @@ bench: build peer-deps
 	bench/compare --out $(BENCH_OUT) --zen $(BUILD_DIR)/zen
 	bench/idle_memory --zen $(BUILD_DIR)/zen --json $(BENCH_OUT)/idle_memory.json
 	bench/vs_redis_benchmark --zen $(BUILD_DIR)/zen
+	@$(MAKE) profile
+
+# System calls per answer for every architecture and both peers under strace (about 2 minutes;
+# BENCH_OUT/syscalls.json), then epoll's instructions per answer and top functions under
+# callgrind (BENCH_OUT/callgrind.out.epoll). docs/profiling.md says how to read them.
+profile: build peer-deps
+	$(call install_missing,$(PROFILE_PACKAGES))
+	@mkdir -p $(BENCH_OUT)
+	bench/syscalls --zen $(BUILD_DIR)/zen --json $(BENCH_OUT)/syscalls.json
+	bench/profile --zen $(BUILD_DIR)/zen --out $(BENCH_OUT)
 
 # Mixed load with random resets against every architecture for SOAK_SECONDS in all; descriptors
 # and memory must come back to their baseline. Not part of `make test`.
