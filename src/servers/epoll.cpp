@@ -1,7 +1,9 @@
 // --arch epoll: one thread, an edge-triggered epoll reactor (the modern form of srv_async.py).
 //
 // Model: every socket is registered once with EPOLLET; the kernel reports only changes, so each
-// report must be followed to EAGAIN. Accepts are drained to EAGAIN (at most 64 a turn). Reads
+// report must be followed until the socket is empty: to EAGAIN, or to a read that did not fill
+// the buffer (new bytes raise a new event; once the peer has hung up, on to EOF). That saves the
+// EAGAIN read: 2 system calls per answer, not 3. Accepts are drained to EAGAIN (at most 64 a turn). Reads
 // take at most 4 recv() calls per client per turn; a client with more waiting goes on a ready
 // list served next turn, so one flooding client cannot starve the rest. Answers are written at
 // once (write first); EPOLLOUT is asked for only when bytes are left over, and dropped again
@@ -225,6 +227,8 @@ int EpollLoop::run() {
             if (slot == nullptr) continue;  // its client is gone; the event came late
             EventConversation& conversation = *slot->conversation;
             const std::uint32_t flags = events[i].events;
+            if (flags & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) conversation.note_hang_up();
+            if (flags & EPOLLIN) conversation.note_readable();
             if (flags & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
                 if (conversation.wants_read()) {
                     conversation.handle_readable(buffer_, now);

@@ -88,10 +88,15 @@ bool EventConversation::handle_readable(std::span<char> buffer, Clock::time_poin
         }
         const IoResult got = receive_some(fd_.get(), buffer.data(), buffer.size());
         if (got.status == IoStatus::ok) {
-            read_blocked_ = false;  // until a read says EAGAIN, there may be more to read
+            // A read that did not fill the buffer emptied the socket: what arrives next raises a
+            // new readiness event, so the usual second read (the one that says EAGAIN, a third
+            // of the system calls per answer) is skipped. Not once the peer has hung up: its EOF
+            // raises no further event, so then reading goes on until EOF or EAGAIN.
+            read_blocked_ = got.bytes < buffer.size() && !hung_up_;
             last_activity_ = now;
             feed({buffer.data(), got.bytes}, now);
             flush(now);  // write first: most answers leave at once, without waiting for EPOLLOUT
+            if (read_blocked_) break;
         } else if (got.status == IoStatus::eof) {
             feed_eof(now);
             break;

@@ -28,6 +28,12 @@ public:
     // the others), answering and writing as it goes. Returns true when the budget ran out
     // before the socket said EAGAIN: more may be waiting.
     bool handle_readable(std::span<char> buffer, Clock::time_point now, int read_budget = 4);
+    // The loop saw the peer hang up (EPOLLRDHUP, EPOLLHUP, EPOLLERR): read on to EOF, since a
+    // short read no longer means another event will come.
+    void note_hang_up() { hung_up_ = true; }
+    // The loop saw new bytes arrive (an edge): reading may make progress again, even if the last
+    // read emptied the socket (the event may come while backpressure holds reading off).
+    void note_readable() { read_blocked_ = false; }
     void handle_writable(Clock::time_point now);
     // Acts on whatever deadline has passed: a timeout, the end of a --wait, a linger, the drain.
     void handle_deadline(Clock::time_point now);
@@ -60,7 +66,8 @@ private:
     std::string peer_;
     Session session_;
     Phase phase_ = Phase::conversing;
-    bool read_blocked_ = false;   // the last read said EAGAIN
+    bool read_blocked_ = false;   // the last read said EAGAIN, or emptied the socket
+    bool hung_up_ = false;        // note_hang_up()
     bool send_blocked_ = false;   // the last send said EAGAIN with bytes left
     bool draining_ = false;
     bool counted_ = false;        // counted as open in the tracker
