@@ -32,8 +32,11 @@ void Transport::update_watch() {
     if (closed_) return;
     const bool want_in = reading_ && !eof_seen_;
     const bool want_out = write_buffer_size() > 0;
-    loop_.modify_watch(fd_.get(), (want_in ? EPOLLIN : 0u) | (want_out ? EPOLLOUT : 0u));
+    const std::uint32_t events = (want_in ? EPOLLIN : 0u) | (want_out ? EPOLLOUT : 0u);
     watching_out_ = want_out;
+    if (events == watched_) return;  // no epoll_ctl() per answer when nothing changes
+    loop_.modify_watch(fd_.get(), events);
+    watched_ = events;
 }
 
 void Transport::on_event(std::uint32_t events) {

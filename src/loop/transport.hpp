@@ -4,6 +4,9 @@
 // mark calls pause_writing() on the protocol; below the low mark, resume_writing().
 #pragma once
 
+#include <sys/epoll.h>
+
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -86,6 +89,7 @@ private:
     bool closing_ = false;
     bool closed_ = false;
     bool watching_out_ = false;
+    std::uint32_t watched_ = EPOLLIN;  // the events the loop watches for this fd (start())
     bool corked_ = false;  // inside data_received(): writes are queued, sent once it returns
 };
 
