@@ -46,14 +46,14 @@ std::string_view EventConversation::releasable(Clock::time_point now) {
 }
 
 void EventConversation::feed(std::string_view bytes, Clock::time_point now) {
+    std::string after_header;
     if (intake_.reading_header()) {
         const ClientIntake::Step step = intake_.feed(bytes);
         if (step == ClientIntake::Step::close) close_now();
         if (step != ClientIntake::Step::converse) return;
         peer_ = intake_.peer();
-        const std::string after_header = intake_.take_remainder();
-        pacer_.answered(receive_counted(context_, session_, after_header), sent_total_ + session_.pending_output().size(), now);
-        return;
+        after_header = intake_.take_remainder();
+        bytes = after_header;
     }
     const auto answers = receive_counted(context_, session_, bytes);
     pacer_.answered(answers, sent_total_ + session_.pending_output().size(), now);

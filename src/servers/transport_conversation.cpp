@@ -42,6 +42,7 @@ void TransportConversation::data_received(std::string_view data) {
     const auto now = transport_->loop().now();
     if (lingering_ || ended_) return;  // discarded: only a clean close is still to come
     last_activity_ = now;
+    std::string after_header;
     if (intake_->reading_header()) {
         const ClientIntake::Step step = intake_->feed(data);
         if (step == ClientIntake::Step::close) {
@@ -51,11 +52,8 @@ void TransportConversation::data_received(std::string_view data) {
         }
         if (step == ClientIntake::Step::wait) return;
         peer_ = intake_->peer();
-        const std::string after_header = intake_->take_remainder();
-        const auto answers = receive_counted(context_, session_, after_header);
-        pacer_.answered(answers, sent_total_ + session_.pending_output().size(), now);
-        pump();
-        return;
+        after_header = intake_->take_remainder();
+        data = after_header;
     }
     const auto answers = receive_counted(context_, session_, data);
     pacer_.answered(answers, sent_total_ + session_.pending_output().size(), now);
