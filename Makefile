@@ -21,9 +21,9 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 all: build
 
 # Real peers the tests and benchmarks start themselves on loopback (DESIGN §6), and strace for
-# bench/syscalls: `make test`, `make bench` and `make soak` install them; `make run` needs none.
+# bench/syscalls.py: `make test`, `make bench` and `make soak` install them; `make run` needs none.
 PEER_PACKAGES := redis-server memcached chromium haproxy openbsd-inetd strace
-# bench/profile's callgrind.
+# bench/profile.py's callgrind.
 PROFILE_PACKAGES := valgrind
 
 # $(call install_missing,PACKAGES): apt-get installs those not installed yet, so a second run
@@ -113,9 +113,9 @@ bench: build peer-deps
 	@mkdir -p $(BENCH_OUT)
 	$(BUILD_DIR)/zen_micro_bench $(MICRO_BENCH_FLAGS) \
 	  --benchmark_out=$(BENCH_OUT)/micro.json --benchmark_out_format=json
-	bench/compare --out $(BENCH_OUT) --zen $(BUILD_DIR)/zen
-	bench/idle_memory --zen $(BUILD_DIR)/zen --json $(BENCH_OUT)/idle_memory.json
-	bench/vs_redis_benchmark --zen $(BUILD_DIR)/zen
+	bench/compare.py --out $(BENCH_OUT) --zen $(BUILD_DIR)/zen
+	bench/idle_memory.py --zen $(BUILD_DIR)/zen --json $(BENCH_OUT)/idle_memory.json
+	bench/vs_redis_benchmark.py --zen $(BUILD_DIR)/zen
 	@$(MAKE) profile
 
 # System calls per answer for every architecture and both peers under strace (about 2 minutes;
@@ -124,14 +124,14 @@ bench: build peer-deps
 profile: build peer-deps
 	$(call install_missing,$(PROFILE_PACKAGES))
 	@mkdir -p $(BENCH_OUT)
-	bench/syscalls --zen $(BUILD_DIR)/zen --json $(BENCH_OUT)/syscalls.json
-	bench/profile --zen $(BUILD_DIR)/zen --out $(BENCH_OUT)
+	bench/syscalls.py --zen $(BUILD_DIR)/zen --json $(BENCH_OUT)/syscalls.json
+	bench/profile.py --zen $(BUILD_DIR)/zen --out $(BENCH_OUT)
 
 # Mixed load with random resets against every architecture for SOAK_SECONDS in all; descriptors
 # and memory must come back to their baseline. Not part of `make test`.
 SOAK_SECONDS ?= 600
 soak: build peer-deps
-	bench/soak --seconds $(SOAK_SECONDS) --zen $(BUILD_DIR)/zen
+	bench/soak.py --seconds $(SOAK_SECONDS) --zen $(BUILD_DIR)/zen
 
 # libFuzzer on the session, the chapter-5 codecs and the PROXY header reader, FUZZ_SECONDS each (clang from Debian).
 FUZZ_DIR     ?= build-fuzz

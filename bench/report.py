@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Turn a bench/compare JSON report into one self-contained HTML page.
+"""Turn a bench/compare.py JSON report into one self-contained HTML page.
 
 Usage: python3 bench/report.py REPORT.json REPORT.html
 

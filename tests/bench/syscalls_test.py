@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""bench/syscalls end to end on epoll for a second per load: its JSON must count what any loop
+"""bench/syscalls.py end to end on epoll for a second per load: its JSON must count what any loop
 must do. At depth 1 every answer is one send of its own and at least one receive; pipelined,
 one send carries many answers, so there are fewer calls per answer than at depth 1.
 
@@ -25,7 +25,7 @@ def check(condition, message):
 def main():
     with tempfile.TemporaryDirectory() as out:
         report = os.path.join(out, "syscalls.json")
-        done = subprocess.run([os.path.join(ROOT, "bench", "syscalls"), "--archs", "epoll", "--no-peers",
+        done = subprocess.run([os.path.join(ROOT, "bench", "syscalls.py"), "--archs", "epoll", "--no-peers",
                                "--seconds", "1", "--json", report, "--zen", sys.argv[1]],
                               capture_output=True, text=True, timeout=240)
         print(done.stdout[-3000:], done.stderr[-2000:])

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""bench/compare --quick end to end: every architecture and both peers measured, report.json
+"""bench/compare.py --quick end to end: every architecture and both peers measured, report.json
 complete, and report.html rendering its charts in headless Chromium (bench/check_report.py).
 Also proves the render check can fail: a report with no runs must be refused.
 
@@ -27,7 +27,7 @@ def check(condition, message):
 def main():
     zen = sys.argv[1]
     with tempfile.TemporaryDirectory() as out:
-        done = subprocess.run([os.path.join(ROOT, "bench", "compare"), "--quick", "--out", out, "--zen", zen],
+        done = subprocess.run([os.path.join(ROOT, "bench", "compare.py"), "--quick", "--out", out, "--zen", zen],
                               capture_output=True, text=True, timeout=280)
         print(done.stdout[-3000:], done.stderr[-2000:])
         check(done.returncode == 0, f"compare exited {done.returncode}")

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Every zen architecture side by side with redis-server and memcached, on loopback.
 
-Usage: bench/compare [--quick] [--out DIR] [--zen PATH] [--archs A,B,...] [--rounds N] [--loads L,...]
+Usage: bench/compare.py [--quick] [--out DIR] [--zen PATH] [--archs A,B,...] [--rounds N] [--loads L,...]
 
 For each server it runs the same loads with `zen bench` (c=1; c=50; c=50 with 16 pipelined;
 a concurrency sweep; and, for zen, a server started with --delay 0.001 and one with --wait
@@ -337,7 +337,7 @@ def main():
 
     report = {
         "generated": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "command": "bench/compare " + " ".join(sys.argv[1:]),
+        "command": "bench/compare.py " + " ".join(sys.argv[1:]),
         "machine": machine(),
         "settings": {"duration_s": args.duration, "warmup_s": args.warmup, "timeout_s": args.timeout,
                      "quick": args.quick, "pinned": args.pin, "rounds": args.rounds, "sweep": args.sweep,

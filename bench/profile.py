@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Instructions per answer, and where they go: one server under valgrind's callgrind.
 
-Usage: bench/profile [--arch ARCH | --peer redis-server|memcached] [--seconds S] [-c N] [-P DEPTH]
+Usage: bench/profile.py [--arch ARCH | --peer redis-server|memcached] [--seconds S] [-c N] [-P DEPTH]
                      [--top N] [--out DIR] [--json FILE] [--zen PATH]
 
 It starts the server (zen serve --arch ARCH, default epoll; or a peer) under
@@ -14,7 +14,7 @@ such as main's, shows as "-"). The profile stays in DIR (callgrind.out.NAME) for
 callgrind_annotate or KCachegrind.
 
 What it counts: instructions executed in user space (Ir), the server's own code and the
-libraries it calls; what the kernel does in its system calls is not counted (bench/syscalls
+libraries it calls; what the kernel does in its system calls is not counted (bench/syscalls.py
 counts those calls). Ir are close to deterministic for a given build and load. Valgrind runs
 the server's threads one at a time, several times slower, so there are fewer answers than
 untraced and batching (answers per wake-up) can differ; per answer it is the code path that is
@@ -28,7 +28,7 @@ its handler never runs while the loop waits in io_uring_enter, and the server ke
 stop either way; a server still running 15 s after SIGTERM is killed, and the output says so.
 
 On a machine with two or more CPUs the server runs on CPU 1 and the generator on CPU 0, as in
-bench/compare. Every process this script starts, it stops, by pid.
+bench/compare.py. Every process this script starts, it stops, by pid.
 """
 
 import argparse
@@ -48,7 +48,7 @@ ROOT = os.path.dirname(HERE)
 ARCHITECTURES = ["single", "threaded", "per-client", "prefork", "poll", "epoll", "reuseport",
                  "callbacks", "chat", "coroutines", "uring"]
 PEERS = ["redis-server", "memcached"]
-# As bench/compare; fewer threads would do under valgrind, but the same server is profiled.
+# As bench/compare.py; fewer threads would do under valgrind, but the same server is profiled.
 EXTRA_ARGS = {"threaded": ["--workers", "64"]}
 # Long spellings callgrind_annotate prints, and what a reader calls them.
 SHORTER = [
@@ -337,7 +337,7 @@ def main():
     print(f"\nprofile: {relative} (callgrind_annotate {relative}); done in {time.monotonic() - started:.0f} s")
     if args.json:
         report = {
-            "command": "bench/profile " + " ".join(sys.argv[1:]), "server": name,
+            "command": "bench/profile.py " + " ".join(sys.argv[1:]), "server": name,
             "connections": args.connections, "depth": args.depth, "seconds": args.seconds,
             "answers": answers, "rps_under_valgrind": result["rps"], "errors": result["errors"],
             "ir_total": total, "ir_per_answer": per_answer, "note": note,

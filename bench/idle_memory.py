@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Server memory per idle connection, for each architecture that holds its connections open.
 
-Usage: bench/idle_memory [--zen PATH] [--archs A,B,...] [--connections N] [--json FILE]
+Usage: bench/idle_memory.py [--zen PATH] [--archs A,B,...] [--connections N] [--json FILE]
 
 For each architecture it starts `zen serve` on loopback, opens 100 connections (the loop's own
 first growth), reads the server's resident memory (the process and its children, from /proc),

@@ -2,7 +2,7 @@
 """A soak run: mixed load with random resets against every architecture, then a check that the
 server's descriptors and memory came back to where they were.
 
-Usage: bench/soak [--seconds 600] [--zen PATH] [--archs A,B,...]
+Usage: bench/soak.py [--seconds 600] [--zen PATH] [--archs A,B,...]
 
 The time is shared out among the architectures. For each one a server is started, warmed up
 (so its pools and buffers exist), and measured: open descriptors and resident memory, its worker

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """System calls per answer: every zen architecture, redis-server and memcached, under strace.
 
-Usage: bench/syscalls [--archs A,B,...] [--seconds S] [--no-peers] [--tracer strace|perf]
+Usage: bench/syscalls.py [--archs A,B,...] [--seconds S] [--no-peers] [--tracer strace|perf]
                       [--json FILE] [--zen PATH]
 
 For each server and each load (c50: 50 connections, one question in flight each; c50-p16: 16
@@ -26,7 +26,7 @@ with perf stat on the kernel's syscall tracepoints instead: the server runs near
 outside a fixed list of about 50 are counted together as "other".
 
 On a machine with two or more CPUs the server (with its tracer) runs on CPU 1 and the generator
-on CPU 0, as in bench/compare. Every process this script starts, it stops, by pid.
+on CPU 0, as in bench/compare.py. Every process this script starts, it stops, by pid.
 """
 
 import argparse
@@ -47,7 +47,7 @@ ROOT = os.path.dirname(HERE)
 ARCHITECTURES = ["single", "threaded", "per-client", "prefork", "poll", "epoll", "reuseport",
                  "callbacks", "chat", "coroutines", "uring"]
 PEERS = ["redis-server", "memcached"]
-# As bench/compare: pools big enough to hold 50 connections; `single` serves one at a time.
+# As bench/compare.py: pools big enough to hold 50 connections; `single` serves one at a time.
 EXTRA_ARGS = {"threaded": ["--workers", "64"], "prefork": ["--workers", "64"]}
 LOADS = [("c50", ["-c", "50"]), ("c50-p16", ["-c", "50", "-P", "16"])]
 # The columns of the table: what moves bytes, what waits, what manages connections.
@@ -362,7 +362,7 @@ def main():
             missing.append({"server": name, "reason": str(error)})
             print(f"{name:13} not measured: {error}", flush=True)
     if args.json:
-        report = {"command": "bench/syscalls " + " ".join(sys.argv[1:]), "seconds": args.seconds,
+        report = {"command": "bench/syscalls.py " + " ".join(sys.argv[1:]), "seconds": args.seconds,
                   "tracer": args.tracer, "pinned": args.pin, "kinds": {kind: sorted(calls) for kind, calls in KINDS}, "runs": rows,
                   "not_measured": missing}
         with open(args.json, "w") as out:
