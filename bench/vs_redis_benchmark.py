@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Cross-check `zen bench` against an independent generator: redis-benchmark on redis-server.
 
-Usage: bench/vs_redis_benchmark.py [--zen PATH] [--requests N]
+Usage: bench/vs_redis_benchmark.py [--zen PATH] [--seconds S]
 
 Both generators drive the same redis-server with inline PING at the same connection count and
 pipeline depth, one generator thread each, pinned to CPU 0 with the server on CPU 1 (when there
