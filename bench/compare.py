@@ -23,76 +23,37 @@ import os
 import platform
 import re
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
+import harness
+from harness import ARCHITECTURES, fail
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-ARCHITECTURES = ["single", "threaded", "per-client", "prefork", "poll", "epoll", "reuseport",
-                 "callbacks", "chat", "coroutines", "uring"]
-# Fixed pools big enough to hold the c=50 load; `single` keeps its nature (one client at a time).
-EXTRA_ARGS = {"threaded": ["--workers", "64"], "prefork": ["--workers", "64"]}
 LOADS = ["c1", "c50", "c50-p16", "sweep", "delay", "wait"]
 FULL_SWEEP = [1, 2, 3, 5, 7, 10, 13, 16, 20]
 QUICK_SWEEP = [1, 5, 20]
 WORK = "0.001"
 
 
-def fail(message):
-    print(f"compare: {message}", file=sys.stderr)
-    sys.exit(2)
-
-
-def unused_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_for_port(port, process, seconds=10.0):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            return False
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return True
-        except OSError:
-            time.sleep(0.02)
-    return False
-
-
-class Server:
-    """One server process, started pinned when pinning is on, stopped by its pid."""
+class Server(harness.Server):
+    """One server of the report, with its name, kind and version; fail() when it does not start."""
 
     def __init__(self, name, kind, argv, port, pin, version=None):
-        self.name, self.kind, self.port, self.version = name, kind, port, version
+        super().__init__(argv, port, pin)
+        self.name, self.kind, self.version = name, kind, version
         # The report names the program, not where this machine keeps it.
         self.command = " ".join(["zen" if argv[0].endswith("/zen") else argv[0]] + argv[1:])
-        prefix = ["taskset", "-c", "1"] if pin else []
-        self.log = tempfile.TemporaryFile()
-        # taskset execs the server, so the pid is the server's own.
-        self.process = subprocess.Popen(prefix + argv, stdout=self.log, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL)
-        if not wait_for_port(port, self.process):
+        if not self.listening:
+            output = self.output().strip()
             self.stop()
-            self.log.seek(0)
-            fail(f"{name} did not start: {self.log.read().decode(errors='replace').strip()}")
+            fail(f"{name} did not start: {output}")
 
     def stop(self):
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.log.close()
+        super().stop()
+        self.close()
 
     def describe(self):
         entry = {"name": self.name, "kind": self.kind, "command": self.command}
@@ -102,36 +63,22 @@ class Server:
 
 
 def start_zen(zen, arch, pin, extra=()):
-    port = unused_port()
-    argv = [zen, "serve", "127.0.0.1", "-p", str(port), "--arch", arch, "--quiet"]
-    argv += EXTRA_ARGS.get(arch, []) + list(extra)
-    return Server(arch, "zen", argv, port, pin)
+    port = harness.unused_port()
+    return Server(arch, "zen", harness.server_argv(arch, port, zen) + list(extra), port, pin)
 
 
 def start_redis(pin):
-    port = unused_port()
+    port = harness.unused_port()
     version = re.search(r"v=(\S+)", subprocess.run(["redis-server", "--version"], capture_output=True,
                                                    text=True).stdout)
-    argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-            "--loglevel", "warning"]
+    argv = harness.server_argv("redis-server", port, None)
     return Server("redis-server", "peer", argv, port, pin, version.group(1) if version else None)
 
 
 def start_memcached(pin):
-    port = unused_port()
-    version = subprocess.run(["memcached", "-V"], capture_output=True, text=True).stdout.split()[-1]
-    argv = ["memcached", "-t", "1", "-l", "127.0.0.1", "-p", str(port), "-U", "0"]
-    if os.geteuid() == 0:
-        argv += ["-u", "root"]
-    return Server("memcached", "peer", argv, port, pin, version)
-
-
-def questions_for(server):
-    if server.name == "redis-server":
-        return ["--question", "PING\\r\\n", "--answer", "+PONG\\r\\n"]
-    if server.name == "memcached":
-        return ["--question", "version\\r\\n", "--answer", f"VERSION {server.version}\\r\\n"]
-    return []
+    port = harness.unused_port()
+    argv = harness.server_argv("memcached", port, None)
+    return Server("memcached", "peer", argv, port, pin, harness.memcached_version())
 
 
 FIELDS = ["requests", "rps", "errors", "p50_us", "p90_us", "p99_us", "p999_us", "max_us", "mean_us",
@@ -156,10 +103,10 @@ class Bench:
         self.order = []
 
     def bench(self, server, extra):
-        argv = (["taskset", "-c", "0"] if self.pin else []) + [self.args.zen, "bench", "127.0.0.1", "-p",
-                                                               str(server.port)]
+        argv = harness.bench_argv(self.args.zen, server.port, self.pin)
         argv += ["-d", str(self.args.duration), "-w", str(self.args.warmup), "--timeout", str(self.args.timeout),
-                 "--json", "--server-pid", str(server.process.pid)] + questions_for(server) + extra
+                 "--json", "--server-pid", str(server.process.pid)]
+        argv += harness.questions_for(server.name, server.version) + extra
         limit = 60 + 30 * (self.args.duration + self.args.warmup + self.args.timeout)
         done = subprocess.run(argv, capture_output=True, text=True, timeout=limit)
         try:
@@ -270,9 +217,9 @@ def targets(runs):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="short runs and a 3-level sweep (a smoke test)")
-    parser.add_argument("--out", default=os.path.join(ROOT, "build", "bench-report"),
+    parser.add_argument("--out", default=os.path.join(harness.ROOT, "build", "bench-report"),
                         help="where report.json and report.html go (default: build/bench-report)")
-    parser.add_argument("--zen", default=os.path.join(ROOT, "build", "zen"), help="the zen executable")
+    parser.add_argument("--zen", default=harness.DEFAULT_ZEN, help="the zen executable")
     parser.add_argument("--archs", default=",".join(ARCHITECTURES), help="comma-separated architectures")
     parser.add_argument("--no-peers", action="store_true", help="skip redis-server and memcached")
     parser.add_argument("--rounds", type=int, default=1,
@@ -280,13 +227,8 @@ def main():
     parser.add_argument("--loads", default=",".join(LOADS), help="comma-separated loads, from " + ",".join(LOADS))
     args = parser.parse_args()
 
-    args.zen = os.path.abspath(args.zen)
-    if not os.access(args.zen, os.X_OK):
-        fail(f"no zen executable at {args.zen} (run make build, or pass --zen)")
-    archs = [a for a in args.archs.split(",") if a]
-    unknown = [a for a in archs if a not in ARCHITECTURES]
-    if unknown:
-        fail(f"unknown architecture {unknown[0]!r}: choose from {', '.join(ARCHITECTURES)}")
+    args.zen = harness.zen_executable(args.zen)
+    archs = harness.architectures(args.archs)
     if args.rounds < 1:
         fail("--rounds must be at least 1")
     args.loads = [load for load in args.loads.split(",") if load]
@@ -299,7 +241,7 @@ def main():
                 fail(f"{peer} is not installed (make deps installs it; or pass --no-peers)")
     args.duration, args.warmup, args.timeout = (0.3, 0.1, 0.25) if args.quick else (3, 1, 1)
     args.sweep = QUICK_SWEEP if args.quick else FULL_SWEEP
-    args.pin = (os.cpu_count() or 1) >= 2 and shutil.which("taskset") is not None
+    args.pin = harness.can_pin()
     os.makedirs(args.out, exist_ok=True)
 
     bench = Bench(args)

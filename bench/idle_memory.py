@@ -14,25 +14,16 @@ every architecture for docs/performance.md. Every process it starts, it stops, b
 
 import argparse
 import json
-import os
-import re
 import resource
-import signal
 import socket
-import subprocess
-import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
+import harness
+from harness import fail
+
 ARCHITECTURES = ["per-client", "poll", "epoll", "reuseport", "callbacks", "chat", "coroutines", "uring"]
-QUESTION, ANSWER = b"Beautiful is better than?", b"Ugly."
+QUESTION, ANSWER = harness.BOOK[0]
 BATCH = 100  # within the default --backlog (128): a dropped SYN would cost a second
-
-
-def fail(message):
-    print(f"idle_memory: {message}", file=sys.stderr)
-    sys.exit(2)
 
 
 def rss_kib(pid):
@@ -46,13 +37,7 @@ def rss_kib(pid):
             pass
         return 0
 
-    total = own(pid)
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as children:
-            total += sum(own(int(child)) for child in children.read().split())
-    except OSError:
-        pass
-    return total
+    return own(pid) + sum(own(child) for child in harness.children_of(pid))
 
 
 def open_idle(port, count, into):
@@ -75,14 +60,10 @@ def open_idle(port, count, into):
 
 
 def measure(zen, arch, connections):
-    server = subprocess.Popen([zen, "serve", "127.0.0.1", "-p", "0", "--arch", arch, "--quiet"],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    server, port, line = harness.serve_on_any_port(zen, arch)
     try:
-        line = server.stdout.readline()
-        match = re.search(r", (\d+)\)", line)
-        if not match:
-            raise RuntimeError(f"{arch} did not start: {line.strip()}")
-        port = int(match.group(1))
+        if port is None:
+            raise RuntimeError(f"{arch} did not start: {line}")
         conns = []
         open_idle(port, 100, conns)
         time.sleep(0.2)
@@ -95,23 +76,17 @@ def measure(zen, arch, connections):
         return {"arch": arch, "connections": connections, "rss_before_kib": before, "rss_after_kib": after,
                 "bytes_per_connection": round((after - before) * 1024 / connections)}
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        harness.stop(server, 15)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--zen", default=os.path.join(ROOT, "build", "zen"), help="the zen executable")
+    parser.add_argument("--zen", default=harness.DEFAULT_ZEN, help="the zen executable")
     parser.add_argument("--archs", default=",".join(ARCHITECTURES), help="comma-separated architectures")
     parser.add_argument("--connections", type=int, default=10_000, help="idle connections to open (default 10000)")
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args()
-    if not os.access(args.zen, os.X_OK):
-        fail(f"no zen executable at {args.zen} (run make build, or pass --zen)")
+    args.zen = harness.zen_executable(args.zen)
     archs = [a for a in args.archs.split(",") if a]
     unknown = [a for a in archs if a not in ARCHITECTURES]
     if unknown:
@@ -126,7 +101,7 @@ def main():
     results = []
     print(f"{'architecture':12} {'bytes per idle connection':>26} {'RSS before':>12} {'RSS after':>12}")
     for arch in archs:
-        result = measure(os.path.abspath(args.zen), arch, args.connections)
+        result = measure(args.zen, arch, args.connections)
         results.append(result)
         print(f"{arch:12} {result['bytes_per_connection']:>26,} {result['rss_before_kib']:>9,} KiB"
               f" {result['rss_after_kib']:>9,} KiB", flush=True)

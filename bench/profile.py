@@ -36,20 +36,13 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-ARCHITECTURES = ["single", "threaded", "per-client", "prefork", "poll", "epoll", "reuseport",
-                 "callbacks", "chat", "coroutines", "uring"]
-PEERS = ["redis-server", "memcached"]
-# As bench/compare.py; fewer threads would do under valgrind, but the same server is profiled.
-EXTRA_ARGS = {"threaded": ["--workers", "64"]}
+import harness
+from harness import ARCHITECTURES, PEERS, fail
+
 # Long spellings callgrind_annotate prints, and what a reader calls them.
 SHORTER = [
     ("std::chrono::time_point<std::chrono::_V2::steady_clock, std::chrono::duration<long, std::ratio<1l, "
@@ -61,41 +54,16 @@ SHORTER = [
 ]
 
 
-def fail(message):
-    print(f"profile: {message}", file=sys.stderr)
-    sys.exit(2)
-
-
-def unused_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_for_port(port, process, seconds):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            return False
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1.0).close()
-            return True
-        except OSError:
-            time.sleep(0.1)
-    return False
-
-
 def server_argv(name, port, zen):
-    if name == "redis-server":
-        return ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                "--loglevel", "warning"]
+    """As bench/compare.py starts the server (threaded with its 64 workers: fewer threads would do
+    under valgrind, but the same server is profiled)."""
+    argv = harness.server_argv(name, port, zen)
     if name == "memcached":
         # memcached sets its descriptor limit, soft and hard, to its connection limit; valgrind
         # keeps a few descriptors for itself and refuses any hard limit but its own. So the
         # connection limit is that one (thousands: plenty for the load).
-        argv = ["memcached", "-t", "1", "-l", "127.0.0.1", "-p", str(port), "-U", "0", "-c", valgrind_fd_limit()]
-        return argv + (["-u", "root"] if os.geteuid() == 0 else [])
-    return [zen, "serve", "127.0.0.1", "-p", str(port), "--arch", name, "--quiet"] + EXTRA_ARGS.get(name, [])
+        argv += ["-c", valgrind_fd_limit()]
+    return argv
 
 
 def valgrind_fd_limit():
@@ -105,15 +73,6 @@ def valgrind_fd_limit():
     if not limit.isdigit():
         fail(f"cannot read the descriptor limit under valgrind: {(done.stdout + done.stderr).strip()}")
     return limit
-
-
-def questions_for(name):
-    if name == "redis-server":
-        return ["--question", "PING\\r\\n", "--answer", "+PONG\\r\\n"]
-    if name == "memcached":
-        version = subprocess.run(["memcached", "-V"], capture_output=True, text=True).stdout.split()[-1]
-        return ["--question", "version\\r\\n", "--answer", f"VERSION {version}\\r\\n"]
-    return []
 
 
 def control(pid, action):
@@ -126,52 +85,35 @@ def control(pid, action):
 def profile_load(args, name, out_file):
     """The server under callgrind, counters zeroed just before the load and dumped just after it,
     so start-up and shutdown are left out. Returns zen bench's JSON and a note on the stop."""
-    port = unused_port()
-    prefix = ["taskset", "-c", "1"] if args.pin else []
+    port = harness.unused_port()
     # valgrind runs in the server's own process, and taskset execs it: the pid is the server's.
-    argv = prefix + ["valgrind", "--tool=callgrind", "--dump-instr=no", f"--callgrind-out-file={out_file}"]
-    argv += server_argv(name, port, args.zen)
-    with tempfile.TemporaryFile() as log:
-        server = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    argv = ["valgrind", "--tool=callgrind", "--dump-instr=no", f"--callgrind-out-file={out_file}"]
+    server = harness.Server(argv + server_argv(name, port, args.zen), port, args.pin, seconds=120)
+    try:
+        if not server.listening:
+            raise RuntimeError("did not start under valgrind")
+        control(server.process.pid, "--zero")
+        bench = harness.bench_argv(args.zen, port, args.pin)
+        bench += ["-c", str(args.connections), "-P", str(args.depth), "-d", str(args.seconds), "-w", "0",
+                  "--timeout", "10", "--json"] + harness.questions_for(name)
+        done = subprocess.run(bench, capture_output=True, text=True, timeout=120 + 10 * args.seconds)
         try:
-            if not wait_for_port(port, server, 120):
-                raise RuntimeError("did not start under valgrind")
-            control(server.pid, "--zero")
-            bench = (["taskset", "-c", "0"] if args.pin else []) + [args.zen, "bench", "127.0.0.1", "-p", str(port)]
-            bench += ["-c", str(args.connections), "-P", str(args.depth), "-d", str(args.seconds), "-w", "0",
-                      "--timeout", "10", "--json"] + questions_for(name)
-            done = subprocess.run(bench, capture_output=True, text=True, timeout=120 + 10 * args.seconds)
-            try:
-                result = json.loads(done.stdout)
-            except json.JSONDecodeError:
-                raise RuntimeError(f"zen bench gave no JSON: {done.stderr.strip() or 'no output'}") from None
-            # Dumped to out_file.1 at once; out_file itself is written at exit, and holds the shutdown.
-            control(server.pid, "--dump")
-        except (RuntimeError, subprocess.TimeoutExpired) as error:
-            stop(server, 10)
-            log.seek(0)
-            lines = [l for l in log.read().decode(errors="replace").splitlines() if l and not l.startswith("==")]
-            fail(f"{name}: {error}{': ' + lines[-1] if lines else ''}")
-        note = stop(server, 15)
+            result = json.loads(done.stdout)
+        except json.JSONDecodeError:
+            raise RuntimeError(f"zen bench gave no JSON: {done.stderr.strip() or 'no output'}") from None
+        # Dumped to out_file.1 at once; out_file itself is written at exit, and holds the shutdown.
+        control(server.process.pid, "--dump")
+    except (RuntimeError, subprocess.TimeoutExpired) as error:
+        server.stop(10)
+        lines = [l for l in server.output().splitlines() if l and not l.startswith("==")]
+        fail(f"{name}: {error}{': ' + lines[-1] if lines else ''}")
+    note = None
+    if server.stop(15):
+        note = "did not stop within 15 s of SIGTERM under valgrind, killed (the profile was already dumped)"
     if not os.path.exists(out_file + ".1"):
         fail(f"callgrind wrote no profile for {name}")
     os.replace(out_file + ".1", out_file)
     return result, note
-
-
-def stop(server, seconds):
-    """SIGTERM, then SIGKILL after `seconds`: a note when SIGTERM was not enough."""
-    if server.poll() is not None:
-        return None
-    server.send_signal(signal.SIGTERM)
-    try:
-        server.wait(timeout=seconds)
-        return None
-    except subprocess.TimeoutExpired:
-        server.kill()
-        server.wait()
-        return (f"did not stop within {seconds} s of SIGTERM under valgrind, killed (the profile was already"
-                " dumped)")
 
 
 def shorter(name):
@@ -281,16 +223,14 @@ def main():
     parser.add_argument("-c", "--connections", type=int, default=50, help="connections (default 50)")
     parser.add_argument("-P", "--depth", type=int, default=1, help="questions in flight per connection (default 1)")
     parser.add_argument("--top", type=int, default=20, help="functions to list (default 20)")
-    parser.add_argument("--out", default=os.path.join(ROOT, "build", "profile"),
+    parser.add_argument("--out", default=os.path.join(harness.ROOT, "build", "profile"),
                         help="where the profile is kept (default: build/profile)")
     parser.add_argument("--json", metavar="FILE", help="also write the figures to FILE")
-    parser.add_argument("--zen", default=os.path.join(ROOT, "build", "zen"), help="the zen executable")
+    parser.add_argument("--zen", default=harness.DEFAULT_ZEN, help="the zen executable")
     args = parser.parse_args()
 
-    args.zen = os.path.abspath(args.zen)
+    args.zen = harness.zen_executable(args.zen)
     name = args.peer or args.arch
-    if not os.access(args.zen, os.X_OK):
-        fail(f"no zen executable at {args.zen} (run make build, or pass --zen)")
     if not args.peer and args.arch not in ARCHITECTURES:
         fail(f"unknown architecture {args.arch!r}: choose from {', '.join(ARCHITECTURES)}")
     if name == "prefork":
@@ -302,7 +242,7 @@ def main():
     for tool in ("valgrind", "callgrind_annotate") + ((args.peer,) if args.peer else ()):
         if not shutil.which(tool):
             fail(f"{tool} is not installed ({'make peer-deps' if tool in PEERS else 'apt-get install valgrind'})")
-    args.pin = (os.cpu_count() or 1) >= 2 and shutil.which("taskset") is not None
+    args.pin = harness.can_pin()
     os.makedirs(args.out, exist_ok=True)
 
     started = time.monotonic()

@@ -18,7 +18,6 @@ import json
 import os
 import random
 import re
-import signal
 import socket
 import struct
 import subprocess
@@ -26,11 +25,9 @@ import sys
 import threading
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ARCHITECTURES = ["single", "threaded", "per-client", "prefork", "poll", "epoll", "reuseport",
-                 "callbacks", "chat", "coroutines", "uring"]
-BOOK = [(b"Beautiful is better than?", b"Ugly."), (b"Explicit is better than?", b"Implicit."),
-        (b"Simple is better than?", b"Complex.")]
+import harness
+from harness import ARCHITECTURES, BOOK
+
 BLOCKING = {"single": 1, "threaded": 2, "prefork": 2}  # bench connections a fixed pool can hold
 
 
@@ -110,16 +107,13 @@ def storm(port, until, counts, lock, seed):
 
 
 def soak_one(zen, arch, seconds):
-    args = [zen, "serve", "127.0.0.1", "-p", "0", "--arch", arch, "--quiet", "--backlog", "1024"]
+    extra = ["--backlog", "1024"]
     if arch in ("threaded", "prefork"):
-        args += ["--workers", "8"]
-    server = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        extra += ["--workers", "8"]
+    server, port, line = harness.serve_on_any_port(zen, arch, extra)
     try:
-        line = server.stdout.readline()
-        match = re.search(r"Listening at \(.*, (\d+)\)", line)
-        if not match:
-            return False, f"did not start: {line.strip()}"
-        port = int(match.group(1))
+        if port is None:
+            return False, f"did not start: {line}"
         connections = BLOCKING.get(arch, 50)
         bench = [zen, "bench", "127.0.0.1", "-p", str(port), "-c", str(connections), "-P", "4", "-w", "0",
                  "--json", "--timeout", "5"]
@@ -156,19 +150,13 @@ def soak_one(zen, arch, seconds):
                    f"RSS {before[1]}->{after[1]} KiB")
         return not problems, summary + ("; " + ", ".join(problems) if problems else "")
     finally:
-        if server.poll() is None:
-            server.send_signal(signal.SIGTERM)
-            try:
-                server.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
+        harness.stop(server, 15)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=600, help="total soak time, shared by the architectures")
-    parser.add_argument("--zen", default=os.path.join(ROOT, "build", "zen"))
+    parser.add_argument("--zen", default=harness.DEFAULT_ZEN)
     parser.add_argument("--archs", default=",".join(ARCHITECTURES))
     args = parser.parse_args()
     archs = [a for a in args.archs.split(",") if a]

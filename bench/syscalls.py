@@ -36,19 +36,14 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-ARCHITECTURES = ["single", "threaded", "per-client", "prefork", "poll", "epoll", "reuseport",
-                 "callbacks", "chat", "coroutines", "uring"]
-PEERS = ["redis-server", "memcached"]
-# As bench/compare.py: pools big enough to hold 50 connections; `single` serves one at a time.
-EXTRA_ARGS = {"threaded": ["--workers", "64"], "prefork": ["--workers", "64"]}
+import harness
+from harness import ARCHITECTURES, PEERS, children_of, fail
+
 LOADS = [("c50", ["-c", "50"]), ("c50-p16", ["-c", "50", "-P", "16"])]
 # The columns of the table: what moves bytes, what waits, what manages connections.
 KINDS = [
@@ -68,40 +63,8 @@ NOTES = {
 }
 
 
-def fail(message):
-    print(f"syscalls: {message}", file=sys.stderr)
-    sys.exit(2)
-
-
 class NotMeasured(Exception):
     """A server that could not be measured; the reason goes in its row."""
-
-
-def unused_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_for_port(port, process, seconds):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            return False
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return True
-        except OSError:
-            time.sleep(0.05)
-    return False
-
-
-def children_of(pid):
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            return [int(child) for child in f.read().split()]
-    except OSError:
-        return []
 
 
 def parse_summary(text):
@@ -153,42 +116,24 @@ def tracer_argv(tracer, summary):
     return ["strace", "-f", "-c", "-U", "name,calls,errors", "-S", "calls", "-o", summary]
 
 
-def server_argv(name, port, zen):
-    if name == "redis-server":
-        return ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                "--loglevel", "warning"]
-    if name == "memcached":
-        argv = ["memcached", "-t", "1", "-l", "127.0.0.1", "-p", str(port), "-U", "0"]
-        return argv + (["-u", "root"] if os.geteuid() == 0 else [])
-    return [zen, "serve", "127.0.0.1", "-p", str(port), "--arch", name, "--quiet"] + EXTRA_ARGS.get(name, [])
-
-
-def questions_for(name):
-    if name == "redis-server":
-        return ["--question", "PING\\r\\n", "--answer", "+PONG\\r\\n"]
-    if name == "memcached":
-        version = subprocess.run(["memcached", "-V"], capture_output=True, text=True).stdout.split()[-1]
-        return ["--question", "version\\r\\n", "--answer", f"VERSION {version}\\r\\n"]
-    return []
-
-
 class Traced:
-    """One server started under strace -f -c (or perf stat); stop() returns its syscall counts."""
+    """One server started under strace -f -c (or perf stat); stop() returns its syscall counts.
+    The server is started as bench/compare.py starts it (harness.server_argv): pools big enough
+    to hold 50 connections; `single` serves one at a time."""
 
     def __init__(self, name, zen, pin, tracer):
         self.name, self.tracer = name, tracer
-        self.port = unused_port()
+        self.port = harness.unused_port()
         self.summary = tempfile.NamedTemporaryFile(prefix="zen-syscalls-", suffix=".txt", delete=False)
         self.summary.close()
-        self.log = tempfile.TemporaryFile()
-        prefix = ["taskset", "-c", "1"] if pin else []
-        argv = prefix + tracer_argv(tracer, self.summary.name) + server_argv(name, self.port, zen)
+        argv = tracer_argv(tracer, self.summary.name) + harness.server_argv(name, self.port, zen)
         # taskset execs the tracer, and the server inherits its CPU.
-        self.tracer_process = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self.traced = harness.Server(argv, self.port, pin, seconds=30)
+        self.tracer_process = self.traced.process
         self.server_pid = None
         # strace forks short-lived probes of its own before the server; once the server listens,
         # it is the tracer's only child.
-        started = wait_for_port(self.port, self.tracer_process, 30)
+        started = self.traced.listening
         children = children_of(self.tracer_process.pid) if started else []
         if len(children) != 1:
             self.kill()
@@ -218,8 +163,7 @@ class Traced:
             self.tracer_process.wait()
 
     def output(self):
-        self.log.seek(0)
-        text = self.log.read().decode(errors="replace").strip()
+        text = self.traced.output().strip()
         return text.splitlines()[-1] if text else "no output"
 
     def stop(self):
@@ -240,14 +184,15 @@ class Traced:
         return counts
 
     def cleanup(self):
-        self.log.close()
+        self.traced.close()
         if os.path.exists(self.summary.name):
             os.unlink(self.summary.name)
 
 
 def bench(args, server, extra):
-    argv = (["taskset", "-c", "0"] if args.pin else []) + [args.zen, "bench", "127.0.0.1", "-p", str(server.port)]
-    argv += ["-d", str(args.seconds), "-w", "0", "--timeout", "2", "--json"] + questions_for(server.name) + extra
+    argv = harness.bench_argv(args.zen, server.port, args.pin)
+    argv += ["-d", str(args.seconds), "-w", "0", "--timeout", "2", "--json"]
+    argv += harness.questions_for(server.name) + extra
     done = subprocess.run(argv, capture_output=True, text=True, timeout=120 + 10 * args.seconds)
     try:
         return json.loads(done.stdout)
@@ -327,16 +272,11 @@ def main():
                         help="strace -f -c (default; slows the server down about tenfold) or perf stat on the"
                              " syscall tracepoints (counted in the kernel: near full speed, no failure counts)")
     parser.add_argument("--json", metavar="FILE", help="also write every count to FILE")
-    parser.add_argument("--zen", default=os.path.join(ROOT, "build", "zen"), help="the zen executable")
+    parser.add_argument("--zen", default=harness.DEFAULT_ZEN, help="the zen executable")
     args = parser.parse_args()
 
-    args.zen = os.path.abspath(args.zen)
-    if not os.access(args.zen, os.X_OK):
-        fail(f"no zen executable at {args.zen} (run make build, or pass --zen)")
-    archs = [a for a in args.archs.split(",") if a]
-    unknown = [a for a in archs if a not in ARCHITECTURES]
-    if unknown:
-        fail(f"unknown architecture {unknown[0]!r}: choose from {', '.join(ARCHITECTURES)}")
+    args.zen = harness.zen_executable(args.zen)
+    archs = harness.architectures(args.archs)
     if not 0 < args.seconds <= 60:
         fail("--seconds must be more than 0 and at most 60")
     if not shutil.which(args.tracer):
@@ -345,7 +285,7 @@ def main():
     for peer in PEERS:
         if peer in servers and not shutil.which(peer):
             fail(f"{peer} is not installed (make peer-deps installs it; or pass --no-peers)")
-    args.pin = (os.cpu_count() or 1) >= 2 and shutil.which("taskset") is not None
+    args.pin = harness.can_pin()
 
     started = time.monotonic()
     how = "perf stat (syscall tracepoints)" if args.tracer == "perf" else "strace -f -c"

@@ -12,24 +12,15 @@ whole CPU for its rate measures itself, not the server.
 
 import argparse
 import json
-import os
 import re
 import resource
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+import harness
+
 SETTINGS = [(1, 1), (10, 1), (50, 1), (10, 16), (50, 16)]
-
-
-def unused_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def children_cpu():
@@ -45,33 +36,25 @@ def timed(argv, timeout):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--zen", default=os.path.join(ROOT, "build", "zen"))
+    parser.add_argument("--zen", default=harness.DEFAULT_ZEN)
     parser.add_argument("--seconds", type=float, default=3.0, help="length of each zen bench run")
     args = parser.parse_args()
     for tool in ("redis-server", "redis-benchmark"):
         if not shutil.which(tool):
             sys.exit(f"vs_redis_benchmark: {tool} is not installed (make deps installs it)")
-    pin = (os.cpu_count() or 1) >= 2 and shutil.which("taskset") is not None
-    server_pin = ["taskset", "-c", "1"] if pin else []
-    client_pin = ["taskset", "-c", "0"] if pin else []
-    port = unused_port()
-    server = subprocess.Popen(server_pin + ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                                            "--appendonly", "no", "--loglevel", "warning"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    pin = harness.can_pin()
+    client_pin = harness.on_cpu(harness.GENERATOR_CPU, pin)
+    port = harness.unused_port()
+    server = harness.Server(harness.server_argv("redis-server", port, None), port, pin)
     try:
-        for _ in range(200):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.025)
+        if not server.listening:
+            sys.exit(f"vs_redis_benchmark: redis-server did not start: {server.output().strip()}")
         print(f"{'conns':>5} {'depth':>5} {'zen bench/s':>12} {'redis-bench/s':>14} {'ratio':>6}"
               f" {'zen us/req':>10} {'redis-bench us/req':>18} {'zen errors':>10}")
         for connections, depth in SETTINGS:
-            done, _ = timed(client_pin + [args.zen, "bench", "127.0.0.1", "-p", str(port), "-c",
-                                                str(connections), "-P", str(depth), "-d", str(args.seconds), "-w",
-                                                "0.5", "--question", "PING\\r\\n", "--answer", "+PONG\\r\\n",
-                                                "--json"], 120)
+            done, _ = timed(harness.bench_argv(args.zen, port, pin)
+                            + ["-c", str(connections), "-P", str(depth), "-d", str(args.seconds), "-w", "0.5"]
+                            + harness.questions_for("redis-server") + ["--json"], 120)
             zen = json.loads(done.stdout)
             # As many requests as zen answered, so both runs last about as long.
             requests = max(10_000, int(zen["rps"] * args.seconds))
@@ -85,8 +68,7 @@ def main():
                   f" {zen['client_cpu_us_per_request']:>10.2f} {redis_cpu * 1e6 / requests:>18.2f}"
                   f" {zen['errors']:>10}", flush=True)
     finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=10)
+        server.stop()
 
 
 if __name__ == "__main__":
