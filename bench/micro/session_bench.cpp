@@ -1,5 +1,5 @@
 // The Zen session (src/proto/session.hpp) driven the way the servers drive it: each read goes to
-// receive(), then the answers are taken out as EventConversation::flush() does (pending_output()
+// receive(), then the answers are taken out as a driver sends Connection::output() (pending_output()
 // to send(), consume_output() of what was sent). One session lives across iterations, like a
 // long connection; the time and `per_item` are per question.
 #include <algorithm>

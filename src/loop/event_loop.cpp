@@ -36,7 +36,7 @@ TimerHandle EventLoop::call_later(Clock::duration delay, Callback callback) {
     return call_at(Clock::now() + delay, std::move(callback));
 }
 
-TimerHandle EventLoop::call_at(Clock::time_point when, Callback callback) {
+TimerHandle EventLoop::call_at(TimePoint when, Callback callback) {
     const std::uint64_t id = next_timer_++;
     timer_callbacks_.emplace(id, std::move(callback));
     timers_.arm(when, id);
@@ -72,7 +72,7 @@ bool EventLoop::run() {
             const EventCallback callback = found->second.on_event;  // the callback may remove itself
             callback(events[i].events);
         }
-        timers_.expire(now_, [this](Clock::time_point, std::uint64_t id) {
+        timers_.expire(now_, [this](TimePoint, std::uint64_t id) {
             const auto found = timer_callbacks_.find(id);
             if (found == timer_callbacks_.end()) return;  // cancelled
             Callback callback = std::move(found->second);

@@ -10,12 +10,11 @@
 #include <unordered_map>
 #include <vector>
 
+#include "base/clock.hpp"
 #include "loop/timer_queue.hpp"
 #include "net/fd.hpp"
 
 namespace zen::loop {
-
-using Clock = std::chrono::steady_clock;
 
 struct TimerHandle {
     std::uint64_t id = 0;
@@ -39,7 +38,7 @@ public:
     void remove_watch(int fd);
 
     TimerHandle call_later(Clock::duration delay, Callback callback);
-    TimerHandle call_at(Clock::time_point when, Callback callback);
+    TimerHandle call_at(TimePoint when, Callback callback);
     void cancel(TimerHandle handle);
     // Runs callback on the next turn, after the current event's callbacks.
     void call_soon(Callback callback);
@@ -47,7 +46,7 @@ public:
     // Runs until stop(); returns false if waiting for events failed.
     bool run();
     void stop() { stopping_ = true; }
-    Clock::time_point now() const { return now_; }
+    TimePoint now() const { return now_; }
 
 private:
     struct Watch {
@@ -63,7 +62,7 @@ private:
     std::uint64_t next_timer_ = 1;
     std::vector<Callback> soon_;
     bool stopping_ = false;
-    Clock::time_point now_ = Clock::now();
+    TimePoint now_ = Clock::now();
 };
 
 }  // namespace zen::loop

@@ -4,6 +4,8 @@
 #pragma once
 
 #include <chrono>
+
+#include "base/clock.hpp"
 #include <cstdint>
 #include <functional>
 #include <queue>
@@ -13,9 +15,7 @@ namespace zen {
 
 class TimerQueue {
 public:
-    using Clock = std::chrono::steady_clock;
-
-    void arm(Clock::time_point when, std::uint64_t token) { heap_.push({when, token}); }
+    void arm(TimePoint when, std::uint64_t token) { heap_.push({when, token}); }
 
     bool empty() const { return heap_.empty(); }
     std::size_t size() const { return heap_.size(); }
@@ -32,14 +32,14 @@ public:
         }
         for (const Entry& entry : kept) heap_.push(entry);
     }
-    Clock::time_point next() const { return heap_.empty() ? Clock::time_point::max() : heap_.top().when; }
+    TimePoint next() const { return heap_.empty() ? TimePoint::max() : heap_.top().when; }
 
     // Milliseconds an event wait may sleep before the next deadline (-1: no deadline), capped.
-    int wait_ms(Clock::time_point now, int cap_ms = 1000) const;
+    int wait_ms(TimePoint now, int cap_ms = 1000) const;
 
     // Calls fire(when, token) for every entry due at now, earliest first.
     template <class Fire>
-    void expire(Clock::time_point now, Fire&& fire) {
+    void expire(TimePoint now, Fire&& fire) {
         while (!heap_.empty() && heap_.top().when <= now) {
             const Entry entry = heap_.top();
             heap_.pop();
@@ -49,14 +49,14 @@ public:
 
 private:
     struct Entry {
-        Clock::time_point when;
+        TimePoint when;
         std::uint64_t token;
         bool operator>(const Entry& other) const { return when > other.when; }
     };
     std::priority_queue<Entry, std::vector<Entry>, std::greater<>> heap_;
 };
 
-inline int TimerQueue::wait_ms(Clock::time_point now, int cap_ms) const {
+inline int TimerQueue::wait_ms(TimePoint now, int cap_ms) const {
     if (heap_.empty()) return cap_ms;
     const auto left = std::chrono::ceil<std::chrono::milliseconds>(heap_.top().when - now).count();
     if (left <= 0) return 0;

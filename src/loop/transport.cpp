@@ -73,10 +73,13 @@ bool Transport::read_once() {
     return false;
 }
 
-void Transport::read_now() {
+bool Transport::read_now() {
     while (!closed_ && reading_ && !eof_seen_ && read_once()) {
     }
+    return eof_seen_;
 }
+
+void Protocol::server_closing(Transport& transport) { transport.close(); }
 
 void Transport::write(std::string_view data) {
     if (closing_ || closed_ || eof_after_flush_ || data.empty()) return;
@@ -91,7 +94,12 @@ void Transport::write(std::string_view data) {
         if (data.empty()) return;
     }
     queued_.append(data);
-    if (!watching_out_ && !corked_) update_watch();
+    if (corked_) return;  // sent, and the marks checked, once data_received() returns
+    if (!watching_out_) update_watch();
+    check_high_water();
+}
+
+void Transport::check_high_water() {
     if (!writing_paused_ && write_buffer_size() > high_water_) {
         writing_paused_ = true;
         protocol_->pause_writing();
@@ -116,6 +124,7 @@ void Transport::flush() {
         queued_.erase(0, queued_sent_);
         queued_sent_ = 0;
     }
+    check_high_water();
     if (writing_paused_ && write_buffer_size() <= low_water_) {
         writing_paused_ = false;
         protocol_->resume_writing();

@@ -1,7 +1,9 @@
 // Streams on the event loop, in the shape of asyncio's Protocol and Transport: the loop reads
 // and calls the protocol's data_received(); the protocol answers with transport.write(), which
 // sends at once what the socket takes and queues the rest (write first). A queue above the high
-// mark calls pause_writing() on the protocol; below the low mark, resume_writing().
+// mark calls pause_writing() on the protocol; at or below the low mark, resume_writing(). The
+// writes made inside data_received() are corked: sent together once it returns, and only then
+// held against the marks.
 #pragma once
 
 #include <sys/epoll.h>
@@ -30,6 +32,9 @@ public:
     virtual void connection_lost(std::string_view error) = 0;
     virtual void pause_writing() {}
     virtual void resume_writing() {}
+    // The server is shutting down (Server::close_clients()): finish up and close. By default the
+    // transport is closed once what is queued is sent.
+    virtual void server_closing(Transport& transport);
 };
 
 class Transport {
@@ -52,8 +57,9 @@ public:
     void abort(std::string_view error = {});
     void pause_reading();
     void resume_reading();
-    // Reads what the socket holds now, without waiting (for a server that is stopping).
-    void read_now();
+    // Reads what the socket holds now, without waiting (for a server that is stopping); true
+    // when it has read to EOF.
+    bool read_now();
 
     std::size_t write_buffer_size() const { return queued_.size() - queued_sent_; }
     void set_write_buffer_limits(std::size_t high, std::size_t low);
@@ -62,6 +68,7 @@ public:
     const SocketAddress& peer() const { return peer_; }
     int fd() const { return fd_.get(); }
     Protocol& protocol() { return *protocol_; }
+    bool eof_received() const { return eof_seen_; }
     EventLoop& loop() { return loop_; }
 
 private:
@@ -69,6 +76,7 @@ private:
     // One read, handed to the protocol; false once there is nothing more to read now.
     bool read_once();
     void flush();
+    void check_high_water();
     void update_watch();
     void finish(std::string_view error);
 

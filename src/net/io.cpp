@@ -37,12 +37,12 @@ std::string errno_text(int error) {
     return "[Errno " + std::to_string(error) + "] " + std::strerror(error);
 }
 
-WaitOutcome wait_for(int fd, short events, int stop_fd, Clock::time_point deadline) {
+WaitOutcome wait_for(int fd, short events, int stop_fd, TimePoint deadline) {
     pollfd fds[2] = {{fd, events, 0}, {stop_fd, POLLIN, 0}};
     const nfds_t count = stop_fd >= 0 ? 2 : 1;
     for (;;) {
         int timeout_ms = -1;
-        if (deadline != Clock::time_point::max()) {
+        if (deadline != never) {
             const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now());
             if (left.count() <= 0) return WaitOutcome::timed_out;
             timeout_ms = left.count() > 1'000'000'000 ? 1'000'000'000 : static_cast<int>(left.count());
@@ -82,6 +82,11 @@ void close_gracefully(Fd fd, std::chrono::milliseconds linger) {
 void set_nonblocking(int fd) {
     const int flags = ::fcntl(fd, F_GETFL);
     if (flags >= 0 && (flags & O_NONBLOCK) == 0) ::fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+}
+
+void set_blocking(int fd) {
+    const int flags = ::fcntl(fd, F_GETFL);
+    if (flags >= 0 && (flags & O_NONBLOCK) != 0) ::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
 }
 
 void set_no_delay(int fd) {

@@ -7,6 +7,7 @@
 #include <string>
 #include <string_view>
 
+#include "base/clock.hpp"
 #include "base/result.hpp"
 #include "net/fd.hpp"
 
@@ -30,8 +31,7 @@ enum class WaitOutcome { ready, timed_out, stopped };
 
 // Waits until fd has one of events (POLLIN/POLLOUT), the deadline passes, or stop_fd becomes
 // readable (pass -1 for no stop fd). A deadline of time_point::max() waits without limit.
-using Clock = std::chrono::steady_clock;
-WaitOutcome wait_for(int fd, short events, int stop_fd, Clock::time_point deadline);
+WaitOutcome wait_for(int fd, short events, int stop_fd, TimePoint deadline);
 
 // Blocking send of every byte (on a blocking socket); the error names the cause.
 Result<Ok> send_all(int fd, std::string_view data);
@@ -42,6 +42,7 @@ Result<Ok> send_all(int fd, std::string_view data);
 void close_gracefully(Fd fd, std::chrono::milliseconds linger);
 
 void set_nonblocking(int fd);
+void set_blocking(int fd);
 void set_no_delay(int fd);
 
 }  // namespace zen

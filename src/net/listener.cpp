@@ -115,12 +115,12 @@ Result<AcceptedClient> adopt_connection(int fd) {
     return client;
 }
 
-AcceptOutcome accept_client(int listener_fd) {
+AcceptOutcome accept_client(int listener_fd, bool blocking) {
     AcceptOutcome outcome{AcceptStatus::accepted, {}};
     for (;;) {
         outcome.client.peer.length = sizeof outcome.client.peer.storage;
         const int fd = ::accept4(listener_fd, outcome.client.peer.get(), &outcome.client.peer.length,
-                                 SOCK_NONBLOCK | SOCK_CLOEXEC);
+                                 (blocking ? 0 : SOCK_NONBLOCK) | SOCK_CLOEXEC);
         if (fd >= 0) {
             outcome.client.fd.reset(fd);
             set_no_delay(fd);

@@ -33,7 +33,7 @@ Result<Listener> open_sibling_listener(const Listener& first, int backlog);
 Result<Listener> adopt_listener(int fd);
 
 struct AcceptedClient {
-    Fd fd;  // non-blocking, close-on-exec, TCP_NODELAY
+    Fd fd;  // close-on-exec, TCP_NODELAY; non-blocking unless accepted for a blocking architecture
     SocketAddress peer;
 };
 
@@ -51,7 +51,9 @@ struct AcceptOutcome {
     int error = 0;
 };
 
-AcceptOutcome accept_client(int listener_fd);
+// The accepted socket is non-blocking unless `blocking` (the blocking architectures block in
+// recv() and send() on it).
+AcceptOutcome accept_client(int listener_fd, bool blocking = false);
 
 // A connected stream socket someone else accepted (inetd's nowait mode, systemd's Accept=yes).
 Result<AcceptedClient> adopt_connection(int fd);

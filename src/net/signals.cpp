@@ -104,8 +104,8 @@ int quit_fd() { return quit_pipe.read; }
 bool stop_requested() { return stop_signal.load() != 0; }
 int stop_signal_number() { return stop_signal.load(); }
 
-std::chrono::steady_clock::time_point stop_time() {
-    return std::chrono::steady_clock::time_point(std::chrono::nanoseconds(stop_ns.load()));
+TimePoint stop_time() {
+    return TimePoint(std::chrono::nanoseconds(stop_ns.load()));
 }
 
 bool quit_requested() { return quit_flag.load(); }

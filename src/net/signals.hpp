@@ -7,6 +7,7 @@
 
 #include <chrono>
 
+#include "base/clock.hpp"
 #include "base/result.hpp"
 
 namespace zen {
@@ -24,7 +25,7 @@ bool stop_requested();
 // The signal that asked for the stop (SIGINT or SIGTERM), 0 if none yet.
 int stop_signal_number();
 // When the first stop request arrived (steady clock); meaningful once stop_requested().
-std::chrono::steady_clock::time_point stop_time();
+TimePoint stop_time();
 
 bool quit_requested();
 // Asks this process to quit as SIGQUIT would; true for the first caller only.

@@ -67,6 +67,29 @@ void Session::receive(std::string_view data) {
     }
 }
 
+void Session::receive_unframed(std::string_view data) {
+    if (status_ != Status::open || eof_ || data.empty()) return;
+    // Only a partial question with nothing held back before it can take the bytes unscanned.
+    if (output_full() || scanned_ != input_.size()) {
+        receive(data);
+        return;
+    }
+    if (input_.empty()) {
+        std::size_t skip = 0;
+        while (skip < data.size() && is_leading_space(data[skip])) ++skip;
+        data.remove_prefix(skip);
+        if (data.empty()) return;
+    }
+    input_.append(data);
+    scanned_ = input_.size();
+    if (input_.size() > limits_.max_question) {
+        input_.clear();
+        scanned_ = 0;
+        output_.append(question_too_long_answer);
+        status_ = Status::too_long;
+    }
+}
+
 void Session::receive_eof() {
     if (eof_) return;
     eof_ = true;

@@ -36,6 +36,9 @@ public:
     // max_pending; what is left waits here and is answered as the output is consumed. Callers
     // should stop reading while wants_input() is false: that keeps memory bounded.
     void receive(std::string_view data);
+    // Bytes in which the caller's own framing found no '?' (an asynchat-style channel splitting
+    // at the terminator): kept as part of the current question without being scanned again.
+    void receive_unframed(std::string_view data);
     // The client will send nothing more (EOF or half-close); queued questions are still answered.
     void receive_eof();
 

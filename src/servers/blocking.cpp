@@ -1,21 +1,141 @@
+// The blocking conversation driver, shared by --arch single, threaded, per-client, prefork and the
+// inetd/systemd one-client modes.
+//
+// Model: the thread blocks where the book's does, in recv() and send() on the client's socket:
+// one recv() per read and one send() per batch of answers, two system calls per answer. The
+// rules (deadlines, limits, the drain, the log) are the Connection's (src/conn/connection.hpp).
+// Deadlines: the socket's SO_RCVTIMEO and SO_SNDTIMEO are kept no later than the connection's next
+// deadline, so a blocked call returns EAGAIN when it is due; they are set only when they must
+// shrink, or after they ran out, so a conversation that keeps moving sets them once.
+// Stop: SIGTERM wakes no thread blocked in recv() by itself. The watchdog thread sends every
+// registered conversation SIGURG until it has seen the stop; the handler does nothing and is
+// installed with SA_RESTART, but recv() and send() on a socket with a timeout are never restarted
+// (signal(7)), so exactly those calls return EINTR. Every 20 ms while a conversation has not
+// seen the stop, since a signal that lands just before the recv() is entered wakes nothing.
+// EAGAIN: a socket timeout ran out (the connection's tick() says what it means). EINTR: the loop
+// looks at the stop again. Short writes: the rest is sent by the next send(). EOF: the session
+// answers what came before it. --wait: the thread waits for its own client's next question or
+// the answer's time, whichever comes first.
 #include "servers/blocking.hpp"
 
 #include <poll.h>
-#include <unistd.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/socket.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <mutex>
+#include <thread>
 
+#include "conn/connection.hpp"
+#include "conn/connection_tracker.hpp"
 #include "net/io.hpp"
 #include "net/signals.hpp"
-#include "servers/connection_tracker.hpp"
-#include "servers/conversation.hpp"
 
 namespace zen {
 
 namespace {
 
+// --- the stop, for threads blocked in recv() and send() -------------------------------------
+
+constexpr int wake_signal = SIGURG;  // ignored by default; nothing else here uses it
+
+extern "C" void on_wake_signal(int) {}
+
+// A conversation's thread, in the list the watchdog wakes. Intrusive: registering allocates nothing.
+struct Waiter {
+    pthread_t thread = ::pthread_self();
+    bool stop_seen = false;  // under waiters_mutex
+    Waiter* previous = nullptr;
+    Waiter* next = nullptr;
+};
+
+std::mutex waiters_mutex;
+Waiter* first_waiter = nullptr;
+
+void install_wake_handler() {
+    static std::once_flag installed;
+    std::call_once(installed, [] {
+        struct sigaction action {};
+        action.sa_handler = on_wake_signal;
+        sigemptyset(&action.sa_mask);
+        action.sa_flags = SA_RESTART;
+        ::sigaction(wake_signal, &action, nullptr);
+    });
+}
+
+class WakeOnStop {
+public:
+    WakeOnStop() {
+        install_wake_handler();
+        const std::lock_guard lock(waiters_mutex);
+        waiter_.next = first_waiter;
+        if (first_waiter != nullptr) first_waiter->previous = &waiter_;
+        first_waiter = &waiter_;
+    }
+    ~WakeOnStop() {
+        const std::lock_guard lock(waiters_mutex);
+        if (waiter_.previous != nullptr) waiter_.previous->next = waiter_.next;
+        if (waiter_.next != nullptr) waiter_.next->previous = waiter_.previous;
+        if (first_waiter == &waiter_) first_waiter = waiter_.next;
+    }
+    WakeOnStop(const WakeOnStop&) = delete;
+    WakeOnStop& operator=(const WakeOnStop&) = delete;
+
+    // From here on the conversation's own deadlines bound every call: no more signals needed.
+    void stop_seen() {
+        const std::lock_guard lock(waiters_mutex);
+        waiter_.stop_seen = true;
+    }
+
+private:
+    Waiter waiter_;
+};
+
+void wake_blocked_conversations() {
+    const std::lock_guard lock(waiters_mutex);  // a registered thread cannot end while we signal it
+    for (Waiter* waiter = first_waiter; waiter != nullptr; waiter = waiter->next) {
+        if (!waiter->stop_seen) ::pthread_kill(waiter->thread, wake_signal);
+    }
+}
+
+// --- deadlines as socket timeouts -----------------------------------------------------------
+
+class SocketTimeout {
+public:
+    SocketTimeout(int fd, int option) : fd_(fd), option_(option) {}
+
+    // The next blocking call returns by `deadline` at the latest.
+    void bound(TimePoint deadline, TimePoint now) {
+        using std::chrono::milliseconds;
+        const auto left = deadline == never ? longest : std::chrono::ceil<milliseconds>(deadline - now);
+        const milliseconds wanted = std::clamp<milliseconds>(left, milliseconds(1), longest);
+        if (set_.count() != 0 && set_ <= wanted) return;  // it returns early at worst: harmless
+        timeval value{};
+        value.tv_sec = static_cast<time_t>(wanted.count() / 1000);
+        value.tv_usec = static_cast<suseconds_t>((wanted.count() % 1000) * 1000);
+        ::setsockopt(fd_, SOL_SOCKET, option_, &value, sizeof value);
+        set_ = wanted;
+    }
+    // A call returned EAGAIN: the timeout ran out, and is set afresh next time.
+    void ran_out() { set_ = std::chrono::milliseconds(0); }
+    bool is_set() const { return set_.count() != 0; }
+
+private:
+    // Also the timeout when nothing is due: with none, a signal's SA_RESTART would restart the call.
+    static constexpr std::chrono::milliseconds longest{3'600'000};
+
+    int fd_;
+    int option_;
+    std::chrono::milliseconds set_{0};
+};
+
+bool would_block(int error) { return error == EAGAIN || error == EWOULDBLOCK; }
 
 }  // namespace
+
+// --- waiting for a client -------------------------------------------------------------------
 
 ListenerWake wait_for_client(const Listener& listener, const ServerContext& context) {
     const auto exit_idle = context.options.exit_idle;
@@ -43,7 +163,7 @@ ListenerWake wait_for_client(const Listener& listener, const ServerContext& cont
 int accept_loop(Listener& listener, const ServerContext& context) {
     for (;;) {
         if (wait_for_client(listener, context) != ListenerWake::connection) return 0;
-        AcceptOutcome accepted = accept_client(listener.fd.get());
+        AcceptOutcome accepted = accept_client(listener.fd.get(), true);
         if (accepted.status == AcceptStatus::accepted) {
             converse(std::move(accepted.client), context);
         } else if (!handle_accept_problem(accepted, context)) {
@@ -52,55 +172,92 @@ int accept_loop(Listener& listener, const ServerContext& context) {
     }
 }
 
-Result<Ok> ThreadGroup::start(std::function<void()> body) {
-    std::lock_guard lock(mutex_);
-    try {
-        std::thread([this, body = std::move(body)] {
-            body();
-            std::lock_guard finished_lock(mutex_);
-            --running_;
-            finished_.notify_all();
-        }).detach();
-    } catch (const std::system_error& e) {
-        return Error{e.code().message()};
-    }
-    ++running_;
-    return Ok{};
-}
+// --- the conversation -----------------------------------------------------------------------
 
-void ThreadGroup::wait_all() {
-    std::unique_lock lock(mutex_);
-    finished_.wait(lock, [this] { return running_ == 0; });
-}
+void converse(AcceptedClient client, const ServerContext& context) {
+    Connection connection(context, client.peer, Clock::now());
+    const int fd = client.fd.get();
+    WakeOnStop wake;
+    SocketTimeout receive_timeout(fd, SO_RCVTIMEO);
+    SocketTimeout send_timeout(fd, SO_SNDTIMEO);
+    bool shut_down_writing = false;
+    char buffer[16 * 1024];
 
-HardStopWatchdog::HardStopWatchdog(const ServerContext& context) : context_(context) {
-    thread_ = std::thread([this] { watch(); });
-}
-
-HardStopWatchdog::~HardStopWatchdog() {
-    {
-        std::lock_guard lock(mutex_);
-        done_ = true;
-    }
-    thread_.join();
-}
-
-void HardStopWatchdog::watch() {
-    // Wakes every 100 ms to notice the end of serving, so the destructor never waits long.
     for (;;) {
-        {
-            std::lock_guard lock(mutex_);
-            if (done_) return;
+        TimePoint now = Clock::now();
+        if (!connection.stopping() && stop_requested()) {
+            connection.stop(now, drain_deadline(context));
+            wake.stop_seen();
         }
-        if (stop_requested() && Clock::now() >= drain_deadline(context_) + hard_stop_grace) break;
-        wait_for(stop_requested() ? -1 : stop_fd(), POLLIN, -1, Clock::now() + std::chrono::milliseconds(100));
+        if (now >= connection.deadline()) connection.tick(now);
+
+        const Connection::Fate fate = connection.fate();
+        if (fate == Connection::Fate::close || fate == Connection::Fate::drop) return;  // the Fd closes
+        if (fate == Connection::Fate::linger && !shut_down_writing) {
+            ::shutdown(fd, SHUT_WR);
+            shut_down_writing = true;
+        }
+
+        if (const std::string_view out = connection.output(); !out.empty()) {
+            // Until a send has found the socket full, none waits: no timeout is needed for it.
+            int flags = MSG_NOSIGNAL;
+            if (send_timeout.is_set()) {
+                send_timeout.bound(connection.deadline(), now);
+            } else {
+                flags |= MSG_DONTWAIT;
+            }
+            const ssize_t n = ::send(fd, out.data(), out.size(), flags);
+            if (n >= 0) {
+                connection.sent(static_cast<std::size_t>(n), Clock::now());
+                if (static_cast<std::size_t>(n) < out.size() && !send_timeout.is_set()) {
+                    send_timeout.bound(connection.deadline(), Clock::now());
+                }
+            } else if (would_block(errno)) {
+                if (send_timeout.is_set()) send_timeout.ran_out();
+                send_timeout.bound(connection.deadline(), Clock::now());
+            } else if (errno != EINTR) {
+                connection.failed(errno_text(errno), Clock::now());
+            }
+            continue;
+        }
+
+        if (!connection.wants_read()) {
+            // Nothing to send yet and nothing to read: answers held until their time.
+            std::this_thread::sleep_until(std::min(connection.deadline(), now + std::chrono::seconds(1)));
+            continue;
+        }
+        ssize_t n;
+        if (connection.reads_without_waiting()) {
+            n = ::recv(fd, buffer, sizeof buffer, MSG_DONTWAIT);
+            if (n < 0 && would_block(errno)) {
+                connection.nothing_to_read(Clock::now());
+                continue;
+            }
+        } else {
+            receive_timeout.bound(connection.deadline(), now);
+            n = ::recv(fd, buffer, sizeof buffer, 0);
+            if (n < 0 && would_block(errno)) {
+                receive_timeout.ran_out();  // the deadline's tick comes at the top
+                continue;
+            }
+        }
+        if (n > 0) {
+            connection.received({buffer, static_cast<std::size_t>(n)}, Clock::now());
+        } else if (n == 0) {
+            connection.received_eof(Clock::now());
+        } else if (errno != EINTR) {
+            connection.failed(errno_text(errno), Clock::now());
+        }
     }
-    std::lock_guard lock(mutex_);  // held to the end: serving cannot finish and free the context
-    if (done_) return;
-    context_.log.server(LogLevel::error, "hard_stop",
-                        "Drain time (" + duration_text(context_.options.drain_timeout) +
-                            ") is over with conversations still open: stopping hard");
-    ::_exit(1);
+}
+
+BlockingStopWatchdog::BlockingStopWatchdog(const ServerContext& context)
+    : watchdog_(context, wake_blocked_conversations) {}
+
+void serve_one(AcceptedClient client, const ServerContext& context) {
+    const BlockingStopWatchdog watchdog(context);
+    set_blocking(client.fd.get());
+    converse(std::move(client), context);
 }
 
 }  // namespace zen

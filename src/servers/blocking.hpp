@@ -1,13 +1,12 @@
-// What the blocking architectures share besides the conversation driver (conversation.hpp):
-// waiting for a client, the accept loop, a group of threads to wait for, and the hard stop.
+// The blocking architectures' common parts: waiting for a client, the accept loop, and the
+// blocking conversation driver, in which one thread talks to one client from accept to close
+// (the book's zen_utils.handle_conversation, which srv_single.py, srv_threaded.py and
+// srv_legacy1.py all call).
 #pragma once
 
-#include <condition_variable>
-#include <functional>
-#include <mutex>
-#include <thread>
-
-#include "servers/server.hpp"
+#include "net/listener.hpp"
+#include "servers/lifecycle.hpp"
+#include "servers/options.hpp"
 
 namespace zen {
 
@@ -22,36 +21,24 @@ ListenerWake wait_for_client(const Listener& listener, const ServerContext& cont
 // --arch single, and the body of every threaded worker and every prefork worker process.
 int accept_loop(Listener& listener, const ServerContext& context);
 
-// Threads that run to completion on their own (detached) and can be waited for together.
-class ThreadGroup {
+// Serves one client on this thread until the conversation ends, blocked in recv() and send() on
+// its socket (which must be in blocking mode). Deadlines reach those calls as socket timeouts
+// (SO_RCVTIMEO, SO_SNDTIMEO); a stop reaches them as a signal from the watchdog below.
+void converse(AcceptedClient client, const ServerContext& context);
+
+// The hard-stop watchdog of a blocking server: once the server stops, it interrupts every
+// conversation blocked in recv() or send() (SIGURG, whose handler restarts every other call) until
+// each has seen the stop. Scope it around the serving, as HardStopWatchdog.
+class BlockingStopWatchdog {
 public:
-    // Starts body on a new thread; an error (no thread could be created) leaves nothing running.
-    Result<Ok> start(std::function<void()> body);
-    // Returns once every thread started here has finished.
-    void wait_all();
+    explicit BlockingStopWatchdog(const ServerContext& context);
 
 private:
-    std::mutex mutex_;
-    std::condition_variable finished_;
-    int running_ = 0;
+    HardStopWatchdog watchdog_;
 };
 
-// Ends the process with exit code 1 if it is still running hard_stop_grace after the drain
-// deadline of a stop (a thread stuck in --delay, say). Scope it around the serving.
-class HardStopWatchdog {
-public:
-    explicit HardStopWatchdog(const ServerContext& context);
-    ~HardStopWatchdog();
-    HardStopWatchdog(const HardStopWatchdog&) = delete;
-    HardStopWatchdog& operator=(const HardStopWatchdog&) = delete;
-
-private:
-    void watch();
-
-    const ServerContext& context_;
-    std::mutex mutex_;
-    bool done_ = false;
-    std::thread thread_;
-};
+// inetd nowait, systemd Accept=yes: the one client passed on fd 0, served as a blocking server
+// would, then the process exits.
+void serve_one(AcceptedClient client, const ServerContext& context);
 
 }  // namespace zen

@@ -3,10 +3,11 @@
 //
 // Model: one thread runs an asio::io_context. An accept coroutine takes each connection and
 // co_spawns a conversation coroutine for it; the conversation reads, answers and writes as the
-// blocking driver does, but every co_await yields the thread to the other clients. Beside each
-// conversation runs a watchdog coroutine that enforces --idle-timeout, --question-timeout, the
-// header and drain deadlines: when the deadline passes it marks the conversation expired and
-// cancels the socket's operations. (Not `talk() || watchdog()`: Asio's parallel groups have had
+// blocking driver does, but every co_await yields the thread to the other clients. The rules are
+// its Connection's (src/conn/connection.hpp). Beside each conversation runs a watchdog coroutine
+// that sleeps until the connection's deadline: when it passes, it cancels the socket's pending
+// operation, and the conversation asks its connection what the deadline meant (a timeout, a
+// --wait answer due, the end of a linger or of the drain). (Not `talk() || watchdog()`: Asio's parallel groups have had
 // use-after-free bugs in their cancellation handlers, asio issue 1332; a watchdog of its own
 // needs none of that machinery.) Errors are values (as_tuple), never exceptions on the
 // hot path; the accept coroutine is spawned with a completion handler that logs and stops the
@@ -29,13 +30,11 @@
 #include <cstring>
 #include <list>
 #include <memory>
-#include <thread>
-#include <tuple>
 
+#include "conn/connection.hpp"
 #include "net/io.hpp"
 #include "net/signals.hpp"
-#include "servers/blocking.hpp"
-#include "servers/connection_tracker.hpp"
+#include "servers/lifecycle.hpp"
 
 namespace zen {
 
@@ -44,13 +43,12 @@ namespace {
 using asio::awaitable;
 using asio::use_awaitable;
 constexpr auto as_values = asio::experimental::as_tuple(use_awaitable);
-constexpr auto never = Clock::time_point::max();
 
 struct Conversation {
     explicit Conversation(asio::ip::tcp::socket s) : socket(std::move(s)), timer(socket.get_executor()) {}
 
     // The watchdog sleeps until the deadline; an earlier one wakes it to sleep less.
-    void move_deadline(Clock::time_point to) {
+    void move_deadline(TimePoint to) {
         const bool earlier = to < deadline;
         deadline = to;
         if (earlier) timer.cancel();
@@ -58,9 +56,8 @@ struct Conversation {
 
     asio::ip::tcp::socket socket;
     asio::steady_timer timer;  // the watchdog's
-    Clock::time_point deadline = never;
-    bool draining = false;
-    bool expired = false;   // the watchdog ended it: its operations were cancelled
+    TimePoint deadline = never;
+    bool stopping = false;  // the server is stopping: its pending operation was cancelled
     bool finished = false;  // the conversation is over: the watchdog ends too
     std::list<std::weak_ptr<Conversation>>::iterator entry;  // in the server's live_ list
 };
@@ -78,12 +75,8 @@ public:
 private:
     awaitable<void> accept_loop();
     awaitable<void> converse(std::shared_ptr<Conversation> conversation);
-    // Under --proxy-protocol: reads until the intake has decided; false: close.
-    awaitable<bool> read_header(Conversation& conversation, ClientIntake& intake);
-    // `first` holds bytes read with the header, answered before reading more, then freed.
-    awaitable<void> talk(Conversation& conversation, const std::string& peer, Session& session,
-                         std::string first);
-    // Runs until the conversation finishes, or expires it when its deadline passes.
+    awaitable<void> talk(Conversation& conversation, Connection& connection);
+    // Runs until the conversation finishes; cancels its socket's operations whenever its deadline passes.
     static awaitable<void> watchdog(std::shared_ptr<Conversation> conversation);
     awaitable<void> watch_stop();
     awaitable<void> watch_quit();
@@ -102,7 +95,7 @@ private:
     asio::posix::stream_descriptor quit_pipe_;
     std::list<std::weak_ptr<Conversation>> live_;
     int code_ = 0;
-    // Every read lands here; its bytes are in a session before the reader yields (one thread).
+    // Every read lands here; its bytes are in a connection before the reader yields (one thread).
     std::array<char, 16 * 1024> buffer_{};
 };
 
@@ -140,44 +133,19 @@ awaitable<void> CoroutineServer::converse(std::shared_ptr<Conversation> conversa
     const std::size_t size = std::min<std::size_t>(endpoint.size(), sizeof address.storage);
     std::memcpy(&address.storage, endpoint.data(), size);
     address.length = static_cast<socklen_t>(size);
-    ClientIntake intake(context_, address, Clock::now());
-    if (!intake.open(conversation->socket.native_handle())) {
-        conversation->socket.close(ignored);  // before a byte is read
-        live_.erase(conversation->entry);
-        co_return;
-    }
-    context_.tracker.opened();
-    conversation->socket.set_option(asio::ip::tcp::no_delay(true), ignored);
-    asio::co_spawn(io_, watchdog(conversation), asio::detached);
-
-    bool admitted = true;
-    if (intake.reading_header()) {
-        conversation->move_deadline(intake.header_deadline());
-        admitted = co_await read_header(*conversation, intake);
-        if (!admitted && conversation->expired && !conversation->draining) intake.header_timed_out();
-    }
-    if (admitted) {
-        Session session(context_.table, context_.options.limits);
-        co_await talk(*conversation, intake.peer(), session, intake.take_remainder());
-    }
-    conversation->finished = true;
-    conversation->timer.cancel();
-    conversation->socket.close(ignored);
-    live_.erase(conversation->entry);  // its weak_ptr would keep the whole allocation alive
-    context_.tracker.closed();
-}
-
-awaitable<bool> CoroutineServer::read_header(Conversation& conversation, ClientIntake& intake) {
-    char buffer[4096];
-    while (intake.reading_header()) {
-        auto [error, n] = co_await conversation.socket.async_read_some(asio::buffer(buffer), as_values);
-        if (error) {
-            if (!conversation.draining && error != asio::error::operation_aborted) intake.header_cut_short();
-            co_return false;
+    {
+        Connection connection(context_, address, Clock::now());
+        if (connection.fate() == Connection::Fate::keep) {
+            conversation->socket.set_option(asio::ip::tcp::no_delay(true), ignored);
+            conversation->socket.non_blocking(true, ignored);  // reads are tried first, and waited for only on EAGAIN
+            asio::co_spawn(io_, watchdog(conversation), asio::detached);
+            co_await talk(*conversation, connection);
         }
-        if (intake.feed({buffer, n}) == ClientIntake::Step::close) co_return false;
-    }
-    co_return true;
+        conversation->finished = true;
+        conversation->timer.cancel();
+        conversation->socket.close(ignored);
+    }  // the connection is counted closed before the server may look for idleness
+    live_.erase(conversation->entry);  // its weak_ptr would keep the whole allocation alive
 }
 
 awaitable<void> CoroutineServer::watchdog(std::shared_ptr<Conversation> conversation) {
@@ -186,131 +154,60 @@ awaitable<void> CoroutineServer::watchdog(std::shared_ptr<Conversation> conversa
         co_await conversation->timer.async_wait(as_values);  // cancelled when the deadline moves earlier
         if (conversation->finished) co_return;
         if (Clock::now() >= conversation->deadline) {
-            conversation->expired = true;
+            conversation->deadline = never;  // until the conversation sets its next one
             asio::error_code ignored;
             conversation->socket.cancel(ignored);  // the pending read or write returns at once
-            co_return;
         }
     }
 }
 
-awaitable<void> CoroutineServer::talk(Conversation& conversation, const std::string& peer, Session& session,
-                                      std::string first) {
-    const ServeOptions& options = context_.options;
+awaitable<void> CoroutineServer::talk(Conversation& conversation, Connection& connection) {
     auto& socket = conversation.socket;
-    asio::error_code ignored;
-    socket.non_blocking(true, ignored);  // reads are tried first, and waited for only on EAGAIN
-    auto last_activity = Clock::now();
-    auto question_deadline = never;
-    auto next_free = Clock::now();  // --wait: one answer after another
-
-    const auto set_deadline = [&](Clock::time_point deadline) { conversation.move_deadline(deadline); };
-    const auto log_timeout = [&] {
-        if (Clock::now() >= question_deadline) {
-            log_client_timeout(context_, peer, "question not finished within " + duration_text(options.question_timeout));
-        } else {
-            log_client_timeout(context_, peer, "idle for " + duration_text(options.idle_timeout));
-        }
-    };
-
+    bool shut_down_writing = false;
     for (;;) {
-        if (conversation.expired) {
-            if (conversation.draining) {
-                log_client_timeout(context_, peer, "not reading its answers; closed as the server stops");
-            } else {
-                log_timeout();
-            }
-            co_return;
-        }
-        while (!session.pending_output().empty()) {
-            if (!conversation.draining) set_deadline(deadline_after(last_activity, quiet_limit(options, true)));
-            auto [error, sent] = co_await asio::async_write(socket, asio::buffer(session.pending_output()), as_values);
-            session.consume_output(sent);
-            if (error == asio::error::operation_aborted && !conversation.expired) continue;  // draining now
-            if (error) {
-                if (conversation.expired) {
-                    log_client_timeout(context_, peer, conversation.draining
-                                                           ? "not reading its answers; closed as the server stops"
-                                                           : "not reading its answers for " +
-                                                                 duration_text(quiet_limit(options, true)));
-                } else {
-                    log_client_error(context_, peer, errno_text(error.value()));
-                }
-                co_return;
-            }
-            last_activity = Clock::now();
-        }
-        if (session.done()) {
-            log_session_end(context_, peer, session);
-            if (session.status() == Session::Status::too_long) {
-                asio::error_code ignored;
-                socket.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
-                set_deadline(Clock::now() + close_linger);
-                for (;;) {  // discard until the client closes, or the watchdog ends us
-                    auto [error] = co_await socket.async_wait(asio::ip::tcp::socket::wait_read, as_values);
-                    if (error) co_return;
-                    asio::error_code read_error;
-                    socket.read_some(asio::buffer(buffer_), read_error);
-                    if (read_error && read_error != asio::error::would_block) co_return;
-                }
-            }
-            co_return;
-        }
-        if (conversation.draining) {
-            // Stopping: answer what has already arrived, without waiting for more.
-            asio::error_code error;
-            const std::size_t n = socket.read_some(asio::buffer(buffer_), error);
-            if (!error) {
-                receive_counted(context_, session, {buffer_.data(), n});
-                continue;
-            }
-            if (error == asio::error::eof) {
-                session.receive_eof();
-                continue;
-            }
-            context_.log.connection(LogLevel::info, "closed_on_stop", peer,
-                                    "Client socket to " + peer + " closed: server stopping");
+        TimePoint now = Clock::now();
+        if (conversation.stopping && !connection.stopping()) connection.stop(now, drain_deadline(context_));
+        if (now >= connection.deadline()) connection.tick(now);
+        const Connection::Fate fate = connection.fate();
+        if (fate == Connection::Fate::close || fate == Connection::Fate::drop) co_return;
+        if (fate == Connection::Fate::linger && !shut_down_writing) {
             asio::error_code ignored;
             socket.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
-            co_return;
+            shut_down_writing = true;
         }
+        conversation.move_deadline(connection.deadline());
 
-        if (!session.has_partial_question()) {
-            question_deadline = never;
-        } else if (question_deadline == never) {
-            question_deadline = deadline_after(Clock::now(), options.question_timeout);
-        }
-        set_deadline(std::min(question_deadline, deadline_after(last_activity, options.idle_timeout)));
-        asio::error_code error;
-        std::string_view bytes;
-        if (!first.empty()) {
-            bytes = first;
-        } else {
-            const std::size_t n = socket.read_some(asio::buffer(buffer_), error);
-            if (error == asio::error::would_block) {
-                std::tie(error) = co_await socket.async_wait(asio::ip::tcp::socket::wait_read, as_values);
-                if (!error) continue;  // readable now: the loop's top reads (or sees a deadline)
-            }
-            bytes = {buffer_.data(), n};
-        }
-        if (error == asio::error::operation_aborted) continue;  // draining, or expired: the loop's top says
-
-        if (error == asio::error::eof) {
-            session.receive_eof();
+        if (const std::string_view out = connection.output(); !out.empty()) {
+            auto [error, sent] = co_await asio::async_write(socket, asio::buffer(out), as_values);
+            now = Clock::now();
+            if (sent > 0) connection.sent(sent, now);
+            // Cancelled: a deadline passed or the server stops; the loop's top says which.
+            if (error && error != asio::error::operation_aborted) connection.failed(errno_text(error.value()), now);
             continue;
         }
-        if (error) {
-            log_client_error(context_, peer, errno_text(error.value()));
-            co_return;
-        }
-        last_activity = Clock::now();
-        const auto answers = receive_counted(context_, session, bytes);
-        if (!first.empty()) std::string().swap(first);  // answered: nothing of the first read stays
-        if (answers > 0 && options.delay.count() > 0) std::this_thread::sleep_for(options.delay * answers);
-        if (answers > 0 && options.wait.count() > 0) {
-            next_free = std::max(next_free, Clock::now()) + options.wait * answers;
-            asio::steady_timer wait(socket.get_executor(), next_free);
+        if (!connection.wants_read()) {
+            // Nothing to send yet, nothing to read: answers held by --wait until their time.
+            asio::steady_timer wait(socket.get_executor(), connection.deadline());
             co_await wait.async_wait(as_values);
+            continue;
+        }
+        asio::error_code error;
+        const std::size_t n = socket.read_some(asio::buffer(buffer_), error);
+        if (error == asio::error::would_block) {
+            if (connection.reads_without_waiting()) {
+                connection.nothing_to_read(now);
+                continue;
+            }
+            co_await socket.async_wait(asio::ip::tcp::socket::wait_read, as_values);
+            continue;  // readable, or cancelled: the loop's top reads or sees why
+        }
+        now = Clock::now();
+        if (!error) {
+            connection.received({buffer_.data(), n}, now);
+        } else if (error == asio::error::eof) {
+            connection.received_eof(now);
+        } else {
+            connection.failed(errno_text(error.value()), now);
         }
     }
 }
@@ -321,11 +218,9 @@ awaitable<void> CoroutineServer::watch_stop() {
     end_accepting();
     for (const auto& weak : live_) {
         if (auto conversation = weak.lock()) {
-            conversation->draining = true;
-            conversation->deadline = drain_deadline(context_);
+            conversation->stopping = true;
             asio::error_code ignored;
             conversation->socket.cancel(ignored);  // its pending read returns; it drains
-            conversation->timer.cancel();
         }
     }
     quit_pipe_.cancel();

@@ -8,7 +8,8 @@
 // list served next turn, so one flooding client cannot starve the rest. Answers are written at
 // once (write first); EPOLLOUT is asked for only when bytes are left over, and dropped again
 // once they are sent. Deadlines (timeouts, --wait, lingering closes, the drain) sit in one timer
-// heap (src/loop/timer_queue.hpp); the per-client logic is src/servers/event_conversation.cpp.
+// heap (src/loop/timer_queue.hpp); the rules of each connection are its Connection's
+// (src/conn/connection.hpp): this file holds only the edge-triggered reading and writing.
 // Events carry slot + generation, never a raw fd, so a late event cannot reach a reused fd's
 // new client.
 // Blocks: only in epoll_wait() — and in --delay, which stalls every client (the lesson).
@@ -22,14 +23,16 @@
 #include "servers/epoll_loop.hpp"
 
 #include <sys/epoll.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <memory>
 
+#include "conn/connection.hpp"
 #include "loop/timer_queue.hpp"
+#include "net/io.hpp"
 #include "net/signals.hpp"
-#include "servers/blocking.hpp"
-#include "servers/event_conversation.hpp"
+#include "servers/lifecycle.hpp"
 
 namespace zen {
 
@@ -39,12 +42,25 @@ constexpr std::uint64_t stop_token = ~std::uint64_t{0};
 constexpr std::uint64_t quit_token = stop_token - 1;
 constexpr std::uint64_t listener_token = stop_token - 2;
 constexpr int accepts_per_turn = 64;
+constexpr int reads_per_turn = 4;  // per client, so one busy client cannot starve the rest
 constexpr std::uint32_t client_events = EPOLLIN | EPOLLRDHUP | EPOLLET;
 
+// One client: its socket, its connection, and what the edges have told us about the socket.
+struct Client {
+    Client(AcceptedClient accepted, const ConnectionContext& context, TimePoint now)
+        : fd(std::move(accepted.fd)), connection(context, accepted.peer, now) {}
+    Fd fd;
+    Connection connection;
+    bool read_blocked = false;   // the last read said EAGAIN, or emptied the socket
+    bool hung_up = false;        // EPOLLRDHUP/HUP/ERR: a short read no longer means another edge will come
+    bool send_blocked = false;   // the last send left bytes over: wait for EPOLLOUT
+    bool shut_down_writing = false;
+};
+
 struct Slot {
-    std::unique_ptr<EventConversation> conversation;
+    std::unique_ptr<Client> client;
     std::uint32_t generation = 0;
-    Clock::time_point armed = Clock::time_point::max();  // the deadline the timer heap holds for it
+    TimePoint armed = never;  // the deadline the timer heap holds for it
     bool watching_out = false;
     bool on_ready_list = false;
 };
@@ -65,7 +81,7 @@ private:
         const auto index = static_cast<std::uint32_t>(token);
         if (index >= slots_.size()) return nullptr;
         Slot& slot = slots_[index];
-        if (!slot.conversation || slot.generation != static_cast<std::uint32_t>(token >> 32)) return nullptr;
+        if (!slot.client || slot.generation != static_cast<std::uint32_t>(token >> 32)) return nullptr;
         return &slot;
     }
     bool watch(int fd, std::uint32_t events, std::uint64_t token, int op = EPOLL_CTL_ADD) {
@@ -74,9 +90,12 @@ private:
         event.data.u64 = token;
         return ::epoll_ctl(epoll_.get(), op, fd, &event) == 0;
     }
+    bool read(Client& client, TimePoint now);
+    void write(Client& client, TimePoint now);
     void settle(std::uint32_t index);
-    void accept_clients(Clock::time_point now);
-    void begin_drain(Clock::time_point now);
+    void release(std::uint32_t index);
+    void accept_clients(TimePoint now);
+    void begin_drain(TimePoint now);
 
     const int listener_fd_;
     const std::vector<int>& all_listener_fds_;
@@ -90,31 +109,96 @@ private:
     std::size_t live_ = 0;
     bool accepting_ = true;
     bool listener_ready_ = true;  // an edge may be pending: accept until EAGAIN
-    Clock::time_point accept_paused_until_ = Clock::time_point::min();
+    TimePoint accept_paused_until_ = TimePoint::min();
 };
 
+// Reads what the socket holds, at most reads_per_turn times, answering and writing as it goes.
+// Returns true when the budget ran out before the socket was empty: more may be waiting.
+bool EpollLoop::read(Client& client, TimePoint now) {
+    Connection& connection = client.connection;
+    for (int reads = 0; connection.wants_read() && !client.read_blocked; ++reads) {
+        if (reads == reads_per_turn) return true;
+        const IoResult got = receive_some(client.fd.get(), buffer_.data(), buffer_.size());
+        if (got.status == IoStatus::ok) {
+            // A read that did not fill the buffer emptied the socket: what arrives next raises a
+            // new edge, so the usual second read (the one that says EAGAIN, a third of the
+            // system calls per answer) is skipped. Not once the peer has hung up: its EOF raises
+            // no further edge, so then reading goes on until EOF or EAGAIN.
+            client.read_blocked = got.bytes < buffer_.size() && !client.hung_up;
+            connection.received({buffer_.data(), got.bytes}, now);
+            write(client, now);  // write first: most answers leave at once, without waiting for EPOLLOUT
+        } else if (got.status == IoStatus::eof) {
+            connection.received_eof(now);
+            break;
+        } else if (got.status == IoStatus::would_block) {
+            client.read_blocked = true;
+        } else {
+            connection.failed(errno_text(got.error), now);
+            break;
+        }
+        if (client.read_blocked && connection.reads_without_waiting()) connection.nothing_to_read(now);
+    }
+    return false;
+}
+
+void EpollLoop::write(Client& client, TimePoint now) {
+    while (!client.send_blocked) {
+        const std::string_view out = client.connection.output();
+        if (out.empty()) return;
+        const IoResult sent = send_some(client.fd.get(), out);
+        if (sent.status == IoStatus::ok) {
+            client.connection.sent(sent.bytes, now);
+            client.send_blocked = sent.bytes < out.size();  // a short send: the socket buffer is full
+        } else if (sent.status == IoStatus::would_block) {
+            client.send_blocked = true;
+        } else {
+            client.connection.failed(errno_text(sent.error), now);
+            return;
+        }
+    }
+}
+
+void EpollLoop::release(std::uint32_t index) {
+    Slot& slot = slots_[index];
+    slot.client.reset();  // its fd is closed, which also takes it out of the epoll set
+    ++slot.generation;
+    slot.armed = never;
+    slot.watching_out = false;
+    free_slots_.push_back(index);
+    --live_;
+}
+
+// After anything happened to a client: does what its connection now asks.
 void EpollLoop::settle(std::uint32_t index) {
     Slot& slot = slots_[index];
-    EventConversation& conversation = *slot.conversation;
-    if (conversation.finished()) {
-        slot.conversation.reset();  // its fd is closed, which also takes it out of the epoll set
-        ++slot.generation;
-        slot.armed = Clock::time_point::max();
-        slot.watching_out = false;
-        free_slots_.push_back(index);
-        --live_;
-        return;
+    Client& client = *slot.client;
+    Connection& connection = client.connection;
+    switch (connection.fate()) {
+        case Connection::Fate::close:
+        case Connection::Fate::drop:
+            release(index);
+            return;
+        case Connection::Fate::linger:
+            if (!client.shut_down_writing) {
+                ::shutdown(client.fd.get(), SHUT_WR);
+                client.shut_down_writing = true;
+                client.read_blocked = false;  // read on, to discard until EOF
+            }
+            break;
+        case Connection::Fate::keep:
+            break;
     }
-    if (conversation.wants_write() != slot.watching_out) {
-        slot.watching_out = conversation.wants_write();
-        watch(conversation.fd(), client_events | (slot.watching_out ? std::uint32_t{EPOLLOUT} : 0u), token(index, slot.generation),
+    const bool want_out = client.send_blocked && !connection.output().empty();
+    if (want_out != slot.watching_out) {
+        slot.watching_out = want_out;
+        watch(client.fd.get(), client_events | (want_out ? std::uint32_t{EPOLLOUT} : 0u), token(index, slot.generation),
               EPOLL_CTL_MOD);
     }
-    if (conversation.should_read_now() && !slot.on_ready_list) {
+    if (connection.wants_read() && !client.read_blocked && !slot.on_ready_list) {
         slot.on_ready_list = true;
         ready_.push_back(index);
     }
-    const auto deadline = conversation.next_deadline();
+    const auto deadline = connection.deadline();
     if (deadline < slot.armed) {
         slot.armed = deadline;
         timers_.arm(deadline, token(index, slot.generation));
@@ -125,7 +209,7 @@ void EpollLoop::settle(std::uint32_t index) {
     }
 }
 
-void EpollLoop::accept_clients(Clock::time_point now) {
+void EpollLoop::accept_clients(TimePoint now) {
     for (int n = 0; n < accepts_per_turn; ++n) {
         AcceptOutcome accepted = accept_client(listener_fd_);
         if (accepted.status == AcceptStatus::client_gone) continue;
@@ -147,27 +231,26 @@ void EpollLoop::accept_clients(Clock::time_point now) {
             slots_.emplace_back();
         }
         Slot& slot = slots_[index];
-        slot.conversation = std::make_unique<EventConversation>(std::move(accepted.client), context_, now);
+        slot.client = std::make_unique<Client>(std::move(accepted.client), context_, now);
         ++live_;
-        if (slot.conversation->finished() ||
-            !watch(slot.conversation->fd(), client_events, token(index, slot.generation))) {
-            if (!slot.conversation->finished()) {
-                log_client_error(context_, format_address(accepted.client.peer), "epoll_ctl: " + errno_text(errno));
-            }
-            slot.conversation.reset();
-            ++slot.generation;
-            free_slots_.push_back(index);
-            --live_;
-            continue;
+        Client& client = *slot.client;
+        if (client.connection.fate() == Connection::Fate::keep &&
+            !watch(client.fd.get(), client_events, token(index, slot.generation))) {
+            client.connection.failed("epoll_ctl: " + errno_text(errno), now);
         }
+        write(client, now);  // a client turned away for --max-connections is told so at once
         settle(index);
     }
 }
 
-void EpollLoop::begin_drain(Clock::time_point now) {
+void EpollLoop::begin_drain(TimePoint now) {
     for (std::uint32_t index = 0; index < slots_.size(); ++index) {
-        if (!slots_[index].conversation) continue;
-        slots_[index].conversation->begin_drain(buffer_, now);
+        if (!slots_[index].client) continue;
+        Client& client = *slots_[index].client;
+        client.connection.stop(now, drain_deadline(context_));
+        client.read_blocked = false;  // take in what the client has already sent
+        read(client, now);
+        write(client, now);
         settle(index);
     }
 }
@@ -201,7 +284,7 @@ int EpollLoop::run() {
         int timeout_ms = -1;
         if (!ready_.empty()) {
             timeout_ms = 0;
-        } else if (wake != Clock::time_point::max()) {
+        } else if (wake != never) {
             timeout_ms = static_cast<int>(std::clamp<std::int64_t>(
                 std::chrono::ceil<std::chrono::milliseconds>(wake - now).count(), 0, 60'000));
         }
@@ -225,32 +308,37 @@ int EpollLoop::run() {
             if (event_token == stop_token || event_token == quit_token) continue;  // seen at the top
             Slot* slot = find(event_token);
             if (slot == nullptr) continue;  // its client is gone; the event came late
-            EventConversation& conversation = *slot->conversation;
+            Client& client = *slot->client;
             const std::uint32_t flags = events[i].events;
-            if (flags & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) conversation.note_hang_up();
-            if (flags & EPOLLIN) conversation.note_readable();
+            if (flags & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) client.hung_up = true;
+            // New bytes arrived (an edge): reading may make progress again, even if the last read
+            // emptied the socket (the event may come while backpressure holds reading off).
+            if (flags & EPOLLIN) client.read_blocked = false;
+            if (flags & EPOLLOUT) client.send_blocked = false;
             if (flags & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
-                if (conversation.wants_read()) {
-                    conversation.handle_readable(buffer_, now);
-                } else {
-                    conversation.handle_writable(now);  // a send reports the error or hang-up
+                if (client.connection.wants_read()) {
+                    read(client, now);
+                } else if (!client.connection.output().empty()) {
+                    client.send_blocked = false;  // a send reports the error or hang-up
                 }
             }
-            if ((flags & EPOLLOUT) && !conversation.finished()) conversation.handle_writable(now);
+            write(client, now);
             settle(static_cast<std::uint32_t>(event_token));
         }
         for (const std::uint32_t index : ready_now) {
             Slot& slot = slots_[index];
-            if (!slot.conversation || slot.on_ready_list) continue;
-            if (slot.conversation->should_read_now()) slot.conversation->handle_readable(buffer_, now);
+            if (!slot.client || slot.on_ready_list) continue;
+            read(*slot.client, now);
+            write(*slot.client, now);
             settle(index);
         }
         if (accepting_ && listener_ready_ && now >= accept_paused_until_) accept_clients(now);
-        timers_.expire(now, [&](Clock::time_point when, std::uint64_t timer_token) {
+        timers_.expire(now, [&](TimePoint when, std::uint64_t timer_token) {
             Slot* slot = find(timer_token);
             if (slot == nullptr || slot->armed != when) return;  // superseded
-            slot->armed = Clock::time_point::max();
-            slot->conversation->handle_deadline(now);
+            slot->armed = never;
+            slot->client->connection.tick(now);
+            write(*slot->client, now);  // --wait answers whose time has come
             settle(static_cast<std::uint32_t>(timer_token));
         });
     }

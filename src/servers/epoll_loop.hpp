@@ -4,7 +4,7 @@
 
 #include <vector>
 
-#include "servers/server.hpp"
+#include "servers/options.hpp"
 
 namespace zen {
 

@@ -4,26 +4,26 @@
 // Model: the main thread only accepts; each accepted client gets a thread of its own that runs
 // the conversation driver and ends with it. Concurrency is bounded only by memory and the
 // system's thread limit.
-// Blocks: the main thread in poll() on the listener; each client thread in the driver's poll().
+// Blocks: the main thread in poll() on the listener; each client thread in recv() and send().
 // Connection limit: none of its own (threads cost about one stack each: 8 MiB reserved, a few
-// pages touched). When a thread cannot be created, that client is logged as refused and closed;
-// the server goes on.
-// EAGAIN/EINTR, short writes, EOF, EMFILE: as --arch single (src/servers/blocking.cpp,
-// conversation.cpp).
-// Stop: accepting ends, every client thread drains (they all poll the stop pipe), then exit.
+// pages touched). When a thread cannot be created, that client is logged as refused (counted with
+// the busy ones) and closed; the server goes on.
+// EAGAIN/EINTR, short writes, EOF, EMFILE: as --arch single (src/servers/blocking.cpp).
+// Stop: accepting ends, the watchdog interrupts every client thread's recv(), each drains, then
+// the process exits.
 #include <memory>
 
+#include "conn/client_log.hpp"
 #include "servers/blocking.hpp"
-#include "servers/conversation.hpp"
 
 namespace zen {
 
 int serve_per_client(Listener& listener, const ServerContext& context) {
-    const HardStopWatchdog watchdog(context);
+    const BlockingStopWatchdog watchdog(context);
     ThreadGroup conversations;
     int code = 0;
     while (wait_for_client(listener, context) == ListenerWake::connection) {
-        AcceptOutcome accepted = accept_client(listener.fd.get());
+        AcceptOutcome accepted = accept_client(listener.fd.get(), true);
         if (accepted.status != AcceptStatus::accepted) {
             if (handle_accept_problem(accepted, context)) continue;
             code = 1;
@@ -34,8 +34,7 @@ int serve_per_client(Listener& listener, const ServerContext& context) {
         auto client = std::make_shared<AcceptedClient>(std::move(accepted.client));
         auto started = conversations.start([client, &context] { converse(std::move(*client), context); });
         if (!started) {
-            context.log.connection(LogLevel::warning, "refused", peer,
-                                   "Client " + peer + " refused: cannot start a thread: " + started.error());
+            log_refused(context, peer, "cannot start a thread: " + started.error(), Counter::refused_busy);
         }
     }
     conversations.wait_all();

@@ -27,9 +27,10 @@
 #include <cstdio>
 #include <vector>
 
+#include "net/io.hpp"
 #include "net/signals.hpp"
 #include "servers/blocking.hpp"
-#include "servers/connection_tracker.hpp"
+#include "conn/connection_tracker.hpp"
 
 namespace zen {
 
@@ -44,8 +45,8 @@ constexpr milliseconds longest_backoff{10'000};
 
 struct WorkerSlot {
     pid_t pid = -1;
-    Clock::time_point started;
-    Clock::time_point next_start;  // when a dead worker may be started again
+    TimePoint started;
+    TimePoint next_start;  // when a dead worker may be started again
     int quick_deaths = 0;          // deaths in a row within crash_window of starting
 };
 
@@ -63,7 +64,7 @@ std::string describe_exit(int status) {
         block_stop_signals(false);
         ServerContext context = parent_context;
         context.decides_idle_exit = false;  // the parent sees every worker's connections
-        HardStopWatchdog watchdog(context);
+        BlockingStopWatchdog watchdog(context);
         code = accept_loop(listener, context);
     }
     std::fflush(stdout);

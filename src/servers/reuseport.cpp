@@ -17,8 +17,9 @@
 
 #include <thread>
 
+#include "net/io.hpp"
 #include "net/signals.hpp"
-#include "servers/blocking.hpp"
+#include "servers/lifecycle.hpp"
 #include "servers/epoll_loop.hpp"
 
 namespace zen {

@@ -12,10 +12,12 @@
 
 #include "base/cli.hpp"
 #include "base/resources.hpp"
+#include "net/io.hpp"
 #include "net/privileges.hpp"
 #include "net/signals.hpp"
-#include "servers/connection_tracker.hpp"
-#include "servers/conversation.hpp"
+#include "conn/connection_tracker.hpp"
+#include "servers/blocking.hpp"
+#include "servers/lifecycle.hpp"
 
 namespace zen {
 
@@ -297,12 +299,12 @@ int run_serve(const ServeOptions& given) {
             return 1;
         }
     }
-    const ServerContext context{options, table, *log, **tracker};
+    const ServerContext context{{options, table, *log, **tracker}, options};
     const CounterReporter reporter(context);  // before any other thread: see its header
 
     if (connection) {
         // inetd nowait / systemd Accept=yes: one client, then exit.
-        converse(std::move(*connection), context);
+        serve_one(std::move(*connection), context);
         return 0;
     }
     log->server(LogLevel::info, "listening", "Listening at " + listener->display);

@@ -1,7 +1,7 @@
 // `zen serve`: its command line and its start-up (table, listener, signals, log).
 #pragma once
 
-#include "servers/server.hpp"
+#include "servers/options.hpp"
 
 namespace CLI {
 class App;

@@ -9,6 +9,8 @@
 // buffer rings; without them the server says so and exits 1.
 // Model: one thread. Each client has at most one operation in flight: a receive, or a send of
 // its pending answers (the session's output must not move under a send the kernel is reading).
+// The rules are the client's Connection's (src/conn/connection.hpp); this file decides, after
+// every completion and deadline, which operation the connection's asks call for (advance()).
 // Completions carry kind + slot + generation, never a raw fd: a late completion for a closed
 // client is recognised and dropped (its buffer still goes back to the ring).
 // Blocks: only in io_uring_submit_and_wait_timeout() — and in --delay (the lesson).
@@ -16,8 +18,9 @@
 // EAGAIN/EINTR: the kernel's business. Short sends: the rest is sent again. EOF: the session
 // answers what came before it. Backpressure: no receive is submitted while answers wait to be
 // sent. -ENOBUFS (ring empty): the receive is retried on the next turn. EMFILE: accepting
-// pauses 100 ms, logged once a second. Timeouts and the linger after an error answer end a
-// conversation with shutdown(), which completes its pending receive.
+// pauses 100 ms, logged once a second. A connection that ends while an operation is in flight
+// (a timeout, the drain's end) is shut down (SHUT_RDWR), which completes the operation; its slot
+// is freed when the completion comes.
 // Stop: SIGTERM/SIGINT end accepting; pending receives are cancelled, what has arrived is read
 // without waiting, answered and sent, then each client is closed by --drain-timeout. SIGQUIT and
 // --exit-idle end accepting and let conversations finish.
@@ -34,9 +37,8 @@
 #include "loop/timer_queue.hpp"
 #include "net/io.hpp"
 #include "net/signals.hpp"
-#include "servers/answer_pacer.hpp"
-#include "servers/blocking.hpp"
-#include "servers/connection_tracker.hpp"
+#include "conn/connection.hpp"
+#include "servers/lifecycle.hpp"
 
 namespace zen {
 
@@ -46,7 +48,6 @@ constexpr unsigned ring_entries = 4096;
 constexpr unsigned buffer_count = 512;  // a power of two
 constexpr unsigned buffer_size = 16 * 1024;
 constexpr unsigned short buffer_group = 1;
-constexpr auto never = Clock::time_point::max();
 
 enum class Kind : std::uint8_t { accept = 1, receive, send, cancel, stop_poll, quit_poll };
 
@@ -58,24 +59,16 @@ std::uint32_t slot_of(std::uint64_t data) { return static_cast<std::uint32_t>(da
 std::uint32_t generation_of(std::uint64_t data) { return static_cast<std::uint32_t>(data); }
 
 struct Client {
-    Client(const ServerContext& context, Fd socket, ClientIntake opened, Clock::time_point now)
-        : fd(std::move(socket)), intake(std::move(opened)), peer(intake.peer()),
-          session(context.table, context.options.limits), pacer(context.options, now), last_activity(now) {}
+    Client(const ConnectionContext& context, Fd socket, const SocketAddress& peer, TimePoint now)
+        : fd(std::move(socket)), connection(context, peer, now) {}
     Fd fd;
-    ClientIntake intake;
-    std::string peer;
-    Session session;
-    AnswerPacer pacer;
-    std::uint64_t sent_total = 0;
-    Clock::time_point last_activity;
-    Clock::time_point question_deadline = never;
-    Clock::time_point linger_deadline = never;
-    Clock::time_point armed = never;
-    bool in_flight = false;      // one receive or send at a time
-    bool ended = false;          // its end is logged; only closing is left
-    bool lingering = false;      // after an error answer or a drain: discarding until EOF
-    bool draining = false;
-    bool want_receive_retry = false;  // the buffer ring was empty
+    Connection connection;
+    TimePoint armed = never;
+    bool receiving = false;  // a receive is in flight
+    bool sending = false;    // a send is in flight
+    bool shut_down_writing = false;
+    bool cut = false;        // shut down both ways, to end the operation in flight
+    bool in_flight() const { return receiving || sending; }
 };
 
 class UringServer {
@@ -90,17 +83,14 @@ private:
     io_uring_sqe* sqe();
     void submit_accept();
     void submit_receive(std::uint32_t index);
-    void submit_send(std::uint32_t index);
+    void submit_send(std::uint32_t index, std::string_view bytes);
     void recycle(unsigned short buffer_id);
-    void on_accept(const io_uring_cqe& cqe, Clock::time_point now);
-    void on_receive(std::uint32_t index, const io_uring_cqe& cqe, Clock::time_point now);
-    void on_send(std::uint32_t index, int result, Clock::time_point now);
-    void advance(std::uint32_t index, Clock::time_point now);
-    void end_with(std::uint32_t index, std::string_view error, bool timed_out = false);
-    void start_linger(std::uint32_t index, Clock::time_point limit);
-    void close_if_idle(std::uint32_t index);
-    void on_deadline(std::uint32_t index, Clock::time_point now);
-    void begin_drain(Clock::time_point now);
+    void on_accept(const io_uring_cqe& cqe, TimePoint now);
+    void on_receive(std::uint32_t index, const io_uring_cqe& cqe, TimePoint now);
+    void on_send(std::uint32_t index, int result, TimePoint now);
+    void advance(std::uint32_t index, TimePoint now);
+    void release(std::uint32_t index);
+    void begin_drain(TimePoint now);
     void arm(std::uint32_t index);
     std::uint64_t data(Kind kind, std::uint32_t index) { return make_data(kind, index, generations_[index]); }
 
@@ -120,7 +110,7 @@ private:
     bool accept_armed_ = false;
     bool accepting_ = true;
     bool draining_ = false;
-    Clock::time_point accept_paused_until_ = Clock::time_point::min();
+    TimePoint accept_paused_until_ = TimePoint::min();
 };
 
 UringServer::~UringServer() {
@@ -214,20 +204,18 @@ void UringServer::submit_receive(std::uint32_t index) {
     entry->flags |= IOSQE_BUFFER_SELECT;
     entry->buf_group = buffer_group;
     io_uring_sqe_set_data64(entry, data(Kind::receive, index));
-    client.in_flight = true;
+    client.receiving = true;
 }
 
-void UringServer::submit_send(std::uint32_t index) {
+void UringServer::submit_send(std::uint32_t index, std::string_view bytes) {
     Client& client = *clients_[index];
-    const std::string_view pending = client.session.pending_output();
-    const std::size_t ready = client.pacer.releasable(client.sent_total, pending.size(), Clock::now());
     io_uring_sqe* entry = sqe();
-    io_uring_prep_send(entry, client.fd.get(), pending.data(), ready, MSG_NOSIGNAL);
+    io_uring_prep_send(entry, client.fd.get(), bytes.data(), bytes.size(), MSG_NOSIGNAL);
     io_uring_sqe_set_data64(entry, data(Kind::send, index));
-    client.in_flight = true;
+    client.sending = true;
 }
 
-void UringServer::on_accept(const io_uring_cqe& cqe, Clock::time_point now) {
+void UringServer::on_accept(const io_uring_cqe& cqe, TimePoint now) {
     if (!(cqe.flags & IORING_CQE_F_MORE)) accept_armed_ = false;
     if (cqe.res == -EINVAL && multishot_) {
         multishot_ = false;  // no multishot accept in this kernel: one at a time
@@ -251,8 +239,6 @@ void UringServer::on_accept(const io_uring_cqe& cqe, Clock::time_point now) {
     SocketAddress peer;
     peer.length = sizeof peer.storage;
     ::getpeername(socket.get(), peer.get(), &peer.length);
-    ClientIntake intake(context_, peer, now);
-    if (!intake.open(socket.get())) return;  // closed before a byte is read
     std::uint32_t index;
     if (!free_.empty()) {
         index = free_.back();
@@ -262,194 +248,108 @@ void UringServer::on_accept(const io_uring_cqe& cqe, Clock::time_point now) {
         clients_.emplace_back();
         generations_.push_back(1);
     }
-    clients_[index] = std::make_unique<Client>(context_, std::move(socket), std::move(intake), now);
+    clients_[index] = std::make_unique<Client>(context_, std::move(socket), peer, now);
     ++live_;
-    context_.tracker.opened();
-    submit_receive(index);
-    arm(index);
+    advance(index, now);  // refused: closed before a byte is read
 }
 
-void UringServer::on_receive(std::uint32_t index, const io_uring_cqe& cqe, Clock::time_point now) {
+void UringServer::on_receive(std::uint32_t index, const io_uring_cqe& cqe, TimePoint now) {
     Client& client = *clients_[index];
-    client.in_flight = false;
+    client.receiving = false;
     if (cqe.res == -ENOBUFS) {
         retry_receive_.push_back(index);  // every buffer is in use: try again next turn
         return;
     }
+    Connection& connection = client.connection;
     if (cqe.res == -ECANCELED) {
-        if (client.draining) {
-            advance(index, now);  // takes in what has arrived without waiting
-        } else {
-            close_if_idle(index);
-        }
-        return;
-    }
-    if (cqe.res < 0) {
-        end_with(index, errno_text(-cqe.res));
-        return;
-    }
-    if (client.lingering || client.ended) {
-        if (cqe.res > 0 && (cqe.flags & IORING_CQE_F_BUFFER)) recycle(static_cast<unsigned short>(cqe.flags >> IORING_CQE_BUFFER_SHIFT));
-        if (cqe.res > 0 && now < client.linger_deadline) {
-            submit_receive(index);  // keep discarding until the client closes
-        } else {
-            client.lingering = false;  // the client has closed (or the time is up): nothing to protect
-            close_if_idle(index);
-        }
-        return;
-    }
-    if (cqe.res == 0 && client.intake.reading_header()) {
-        client.intake.header_cut_short();
-        client.ended = true;
-        close_if_idle(index);
-        return;
-    }
-    if (cqe.res == 0) {
-        client.session.receive_eof();
+        // Cancelled for the drain: advance() reads what has arrived without waiting.
+    } else if (cqe.res < 0) {
+        connection.failed(errno_text(-cqe.res), now);
+    } else if (cqe.res == 0) {
+        connection.received_eof(now);
     } else {
         const auto buffer_id = static_cast<unsigned short>(cqe.flags >> IORING_CQE_BUFFER_SHIFT);
-        client.last_activity = now;
-        std::string_view bytes(buffers_.data() + std::size_t{buffer_id} * buffer_size, static_cast<std::size_t>(cqe.res));
-        ClientIntake::Step step = ClientIntake::Step::converse;
-        std::string after_header;
-        if (client.intake.reading_header()) {
-            step = client.intake.feed(bytes);  // keeps its own copy: the buffer can go back
-            client.peer = client.intake.peer();
-            if (step == ClientIntake::Step::converse) after_header = client.intake.take_remainder();
-            bytes = after_header;
-        }
-        if (step == ClientIntake::Step::converse) {
-            const auto answers = receive_counted(context_, client.session, bytes);
-            client.pacer.answered(answers, client.sent_total + client.session.pending_output().size(), now);
-        }
+        connection.received({buffers_.data() + std::size_t{buffer_id} * buffer_size, static_cast<std::size_t>(cqe.res)},
+                            now);  // the connection keeps what it needs: the buffer goes back at once
         recycle(buffer_id);
-        if (step == ClientIntake::Step::close) {
-            client.ended = true;
-            close_if_idle(index);
-            return;
-        }
     }
     advance(index, now);
 }
 
-void UringServer::on_send(std::uint32_t index, int result, Clock::time_point now) {
+void UringServer::on_send(std::uint32_t index, int result, TimePoint now) {
     Client& client = *clients_[index];
-    client.in_flight = false;
-    if (client.ended) {
-        close_if_idle(index);
-        return;
-    }
+    client.sending = false;
     if (result < 0) {
-        end_with(index, errno_text(-result));
-        return;
+        client.connection.failed(errno_text(-result), now);
+    } else {
+        client.connection.sent(static_cast<std::size_t>(result), now);
     }
-    client.session.consume_output(static_cast<std::size_t>(result));
-    client.sent_total += static_cast<std::size_t>(result);
-    client.last_activity = now;
     advance(index, now);
 }
 
-// Decides the client's next operation once none is in flight.
-void UringServer::advance(std::uint32_t index, Clock::time_point now) {
+// Does what the client's connection asks, once no operation is in flight: send, receive, wait
+// for a deadline, or close.
+void UringServer::advance(std::uint32_t index, TimePoint now) {
     Client& client = *clients_[index];
-    if (client.in_flight || client.ended) return;
-    const std::string_view pending = client.session.pending_output();
-    if (!pending.empty()) {
-        if (client.pacer.releasable(client.sent_total, pending.size(), now) > 0) submit_send(index);
-        arm(index);  // held by --wait: the timer sends it
-        return;
-    }
-    if (client.session.done()) {
-        client.ended = true;
-        log_session_end(context_, client.peer, client.session);
-        if (client.session.status() == Session::Status::too_long) {
-            start_linger(index, client.draining ? std::min(drain_deadline(context_), now + close_linger)
-                                                : now + close_linger);
-        } else {
-            close_if_idle(index);
+    Connection& connection = client.connection;
+    for (;;) {
+        switch (connection.fate()) {
+            case Connection::Fate::close:
+            case Connection::Fate::drop:
+                if (!client.in_flight()) {
+                    release(index);
+                } else if (!client.cut) {
+                    client.cut = true;
+                    ::shutdown(client.fd.get(), SHUT_RDWR);  // completes what is in flight; then the slot goes
+                }
+                return;
+            case Connection::Fate::linger:
+                if (!client.shut_down_writing) {
+                    client.shut_down_writing = true;
+                    ::shutdown(client.fd.get(), SHUT_WR);
+                }
+                break;
+            case Connection::Fate::keep:
+                break;
         }
-        return;
-    }
-    if (client.draining && client.intake.reading_header()) {
-        client.ended = true;  // no question can have arrived yet
-        close_if_idle(index);
-        return;
-    }
-    if (client.draining) {
+        if (client.in_flight()) break;
+        if (const std::string_view out = connection.output(); !out.empty()) {
+            submit_send(index, out);
+            break;
+        }
+        // No receive while answers wait, even those held by --wait (the timer sends them): the
+        // one operation in flight must be free for their send.
+        if (!connection.wants_read() || !connection.session().pending_output().empty()) break;
+        if (!connection.reads_without_waiting()) {
+            submit_receive(index);
+            break;
+        }
         // Stopping: read what has already arrived, without waiting.
         char buffer[buffer_size];
         const IoResult got = receive_some(client.fd.get(), buffer, sizeof buffer);
         if (got.status == IoStatus::ok) {
-            receive_counted(context_, client.session, {buffer, got.bytes});
-            advance(index, now);
-            return;
+            connection.received({buffer, got.bytes}, now);
+        } else if (got.status == IoStatus::eof) {
+            connection.received_eof(now);
+        } else if (got.status == IoStatus::would_block) {
+            connection.nothing_to_read(now);
+        } else {
+            connection.failed(errno_text(got.error), now);
         }
-        if (got.status == IoStatus::eof) {
-            client.session.receive_eof();
-            advance(index, now);
-            return;
-        }
-        client.ended = true;
-        context_.log.connection(LogLevel::info, "closed_on_stop", client.peer,
-                                "Client socket to " + client.peer + " closed: server stopping");
-        start_linger(index, drain_deadline(context_));
-        return;
     }
-    if (!client.session.has_partial_question()) {
-        client.question_deadline = never;
-    } else if (client.question_deadline == never) {
-        client.question_deadline = deadline_after(now, context_.options.question_timeout);
-    }
-    submit_receive(index);
     arm(index);
 }
 
-void UringServer::start_linger(std::uint32_t index, Clock::time_point limit) {
-    Client& client = *clients_[index];
-    client.ended = true;
-    client.lingering = true;
-    client.linger_deadline = limit;
-    ::shutdown(client.fd.get(), SHUT_WR);
-    if (!client.in_flight && Clock::now() < limit) submit_receive(index);
-    arm(index);
-    close_if_idle(index);
-}
-
-void UringServer::end_with(std::uint32_t index, std::string_view error, bool timed_out) {
-    Client& client = *clients_[index];
-    if (!client.ended) (timed_out ? log_client_timeout : log_client_error)(context_, client.peer, error);
-    client.ended = true;
-    client.lingering = false;
-    ::shutdown(client.fd.get(), SHUT_RDWR);  // completes a pending receive, so the slot can go
-    close_if_idle(index);
-}
-
-void UringServer::close_if_idle(std::uint32_t index) {
-    Client& client = *clients_[index];
-    if (client.in_flight || !client.ended) return;
-    if (client.lingering && Clock::now() < client.linger_deadline) return;
+void UringServer::release(std::uint32_t index) {
     clients_[index].reset();
     ++generations_[index];
     free_.push_back(index);
     --live_;
-    context_.tracker.closed();
 }
 
 void UringServer::arm(std::uint32_t index) {
     Client& client = *clients_[index];
-    Clock::time_point deadline;
-    if (client.lingering) {
-        deadline = client.linger_deadline;
-    } else if (client.draining) {
-        deadline = drain_deadline(context_);
-    } else if (client.intake.reading_header()) {
-        deadline = client.intake.header_deadline();
-    } else {
-        const bool waiting = !client.session.pending_output().empty();
-        deadline = std::min({client.question_deadline,
-                             deadline_after(client.last_activity, quiet_limit(context_.options, waiting)),
-                             client.pacer.next_release()});
-    }
+    const TimePoint deadline = client.connection.deadline();
     if (deadline >= client.armed) return;
     client.armed = deadline;
     timers_.arm(deadline, data(Kind::receive, index));
@@ -463,60 +363,19 @@ void UringServer::arm(std::uint32_t index) {
     }
 }
 
-void UringServer::on_deadline(std::uint32_t index, Clock::time_point now) {
-    Client& client = *clients_[index];
-    client.armed = never;
-    if (client.lingering) {
-        if (now >= client.linger_deadline) {
-            client.lingering = false;
-            ::shutdown(client.fd.get(), SHUT_RDWR);
-            close_if_idle(index);
-            return;
-        }
-    } else if (client.ended) {
-        return;
-    } else if (client.draining && now >= drain_deadline(context_)) {
-        end_with(index, "not reading its answers; closed as the server stops", true);
-        return;
-    } else if (!client.draining && client.intake.reading_header()) {
-        if (now >= client.intake.header_deadline()) {
-            client.intake.header_timed_out();
-            client.ended = true;
-            ::shutdown(client.fd.get(), SHUT_RDWR);  // completes the pending receive, so the slot can go
-            close_if_idle(index);
-            return;
-        }
-    } else if (!client.draining && now >= client.question_deadline) {
-        end_with(index, "question not finished within " + duration_text(context_.options.question_timeout), true);
-        return;
-    } else if (!client.draining &&
-               now >= deadline_after(client.last_activity,
-                                     quiet_limit(context_.options, !client.session.pending_output().empty()))) {
-        end_with(index, !client.session.pending_output().empty()
-                            ? "not reading its answers for " + duration_text(quiet_limit(context_.options, true))
-                            : "idle for " + duration_text(context_.options.idle_timeout),
-                 true);
-        return;
-    }
-    advance(index, now);  // --wait answers whose time has come
-    if (clients_[index]) arm(index);
-}
-
-void UringServer::begin_drain(Clock::time_point now) {
+void UringServer::begin_drain(TimePoint now) {
     draining_ = true;
     accepting_ = false;
     for (std::uint32_t index = 0; index < clients_.size(); ++index) {
-        if (!clients_[index] || clients_[index]->ended) continue;
+        if (!clients_[index]) continue;
         Client& client = *clients_[index];
-        client.draining = true;
-        if (client.in_flight) {
-            io_uring_sqe* entry = sqe();  // a pending receive ends with -ECANCELED; a send just finishes
+        client.connection.stop(now, drain_deadline(context_));
+        if (client.receiving && client.connection.reads_without_waiting()) {
+            io_uring_sqe* entry = sqe();  // the pending receive ends with -ECANCELED; a send just finishes
             io_uring_prep_cancel64(entry, data(Kind::receive, index), 0);
             io_uring_sqe_set_data64(entry, make_data(Kind::cancel, 0, 0));
-        } else {
-            advance(index, now);
         }
-        if (clients_[index]) arm(index);
+        advance(index, now);
     }
 }
 
@@ -549,7 +408,7 @@ int UringServer::run() {
         std::vector<std::uint32_t> retry;
         retry.swap(retry_receive_);
         for (const std::uint32_t index : retry) {
-            if (clients_[index] && !clients_[index]->in_flight) advance(index, now);
+            if (clients_[index] && !clients_[index]->in_flight()) advance(index, now);
         }
 
         auto wake = timers_.next();
@@ -600,11 +459,13 @@ int UringServer::run() {
         }
         io_uring_cq_advance(&ring_, seen);
 
-        timers_.expire(now, [&](Clock::time_point when, std::uint64_t token) {
+        timers_.expire(now, [&](TimePoint when, std::uint64_t token) {
             const std::uint32_t index = slot_of(token);
             if (index >= clients_.size() || !clients_[index] || generations_[index] != generation_of(token)) return;
             if (clients_[index]->armed != when) return;  // superseded
-            on_deadline(index, now);
+            clients_[index]->armed = never;
+            clients_[index]->connection.tick(now);  // a timeout, a --wait answer due, a linger's end
+            advance(index, now);
         });
     }
 }

@@ -1,4 +1,4 @@
-#include "servers/connection_tracker.hpp"
+#include "conn/connection_tracker.hpp"
 
 #include <sys/mman.h>
 

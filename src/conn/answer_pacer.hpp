@@ -1,6 +1,7 @@
-// --delay and --wait for the drivers that must not block: --delay sleeps here on purpose (it
-// stalls the whole loop: the lesson); --wait holds answers until their time, one after another,
-// as a backend call per question would, while the loop serves everyone else.
+// --delay and --wait, for a Connection: --delay sleeps here on purpose, in the answering thread
+// (on an event loop it stalls every client: the lesson); --wait holds answers until their time,
+// one batch after another, as a backend call per question would, while the driver goes on (an
+// event loop serves everyone else; a blocking thread waits in recv() for its own client).
 #pragma once
 
 #include <cstdint>
@@ -8,20 +9,20 @@
 #include <thread>
 #include <vector>
 
-#include "servers/server.hpp"
+#include "base/clock.hpp"
+#include "conn/rules.hpp"
 
 namespace zen {
 
 class AnswerPacer {
 public:
-    AnswerPacer(const ServeOptions& options, Clock::time_point now)
-        : delay_(options.delay), wait_(options.wait), next_free_(now) {
+    AnswerPacer(const ConnectionRules& rules, TimePoint now) : delay_(rules.delay), wait_(rules.wait), next_free_(now) {
         if (wait_.count() == 0) released_end_ = std::numeric_limits<std::uint64_t>::max();
     }
 
     // `answers` more answers were produced; the output now ends at byte output_end of the
     // conversation (bytes sent plus bytes pending).
-    void answered(std::uint64_t answers, std::uint64_t output_end, Clock::time_point now) {
+    void answered(std::uint64_t answers, std::uint64_t output_end, TimePoint now) {
         if (answers == 0) return;
         if (delay_.count() > 0) std::this_thread::sleep_for(delay_ * answers);
         if (wait_.count() > 0) {
@@ -31,7 +32,7 @@ public:
     }
 
     // How many of the `pending` bytes (which start at byte sent_total) may be sent at now.
-    std::size_t releasable(std::uint64_t sent_total, std::size_t pending, Clock::time_point now) {
+    std::size_t releasable(std::uint64_t sent_total, std::size_t pending, TimePoint now) {
         while (head_ < held_.size() && held_[head_].when <= now) {
             released_end_ = held_[head_].end;
             ++head_;
@@ -48,18 +49,18 @@ public:
     }
 
     // When held answers are next due; max() when none are held.
-    Clock::time_point next_release() const {
-        return head_ == held_.size() ? Clock::time_point::max() : held_[head_].when;
+    TimePoint next_release() const {
+        return head_ == held_.size() ? TimePoint::max() : held_[head_].when;
     }
 
 private:
     struct Release {
         std::uint64_t end;
-        Clock::time_point when;
+        TimePoint when;
     };
     std::chrono::milliseconds delay_;
     std::chrono::milliseconds wait_;
-    Clock::time_point next_free_;
+    TimePoint next_free_;
     // Answers not yet due, from held_[head_] on. A vector, not a deque: an empty std::deque
     // already holds over 500 bytes, and every connection has a pacer.
     std::vector<Release> held_;

@@ -4,12 +4,14 @@
 // works in memory shared by fork()ed workers.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <string_view>
 
+#include "base/clock.hpp"
 #include "base/result.hpp"
 
 namespace zen {
@@ -29,13 +31,12 @@ inline constexpr std::array<std::string_view, counter_kinds> counter_names = {
 
 class ConnectionTracker {
 public:
-    using Clock = std::chrono::steady_clock;
-
-    ConnectionTracker() : idle_since_ns_(now_ns()) {}
+    ConnectionTracker() : idle_since_ns_(ns(Clock::now())) {}
 
     void opened() { active_.fetch_add(1); }
-    void closed() {
-        idle_since_ns_.store(now_ns());  // before the decrement: a reader seeing 0 sees a fresh time
+    // `at`: when the connection closed, as its owner last saw the clock.
+    void closed(TimePoint at) {
+        idle_since_ns_.store(ns(at));  // before the decrement: a reader seeing 0 sees a fresh time
         active_.fetch_sub(1);
     }
     int active() const { return active_.load(); }
@@ -50,12 +51,12 @@ public:
     // How long no conversation has been open; zero while one is.
     Clock::duration idle_for() const {
         if (active_.load() > 0) return Clock::duration::zero();
-        return std::chrono::nanoseconds(now_ns() - idle_since_ns_.load());
+        return std::chrono::nanoseconds(std::max<std::int64_t>(0, ns(Clock::now()) - idle_since_ns_.load()));
     }
 
 private:
-    static std::int64_t now_ns() {
-        return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count();
+    static std::int64_t ns(TimePoint at) {
+        return std::chrono::duration_cast<std::chrono::nanoseconds>(at.time_since_epoch()).count();
     }
 
     std::atomic<int> active_{0};

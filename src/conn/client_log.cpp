@@ -1,0 +1,93 @@
+#include "conn/client_log.hpp"
+
+#include "proto/bytes_repr.hpp"
+
+namespace zen {
+
+namespace {
+
+void warn(const ConnectionContext& context, const std::string& peer, std::string_view what) {
+    context.log.connection(LogLevel::warning, "client_error", peer, "Client " + peer + " error: " + std::string(what));
+}
+
+// The limit a quiet connection broke: --send-timeout if it is the shorter one.
+std::chrono::milliseconds send_limit(const ConnectionRules& rules) {
+    if (rules.send_timeout.count() == 0) return rules.idle_timeout;
+    if (rules.idle_timeout.count() == 0) return rules.send_timeout;
+    return std::min(rules.idle_timeout, rules.send_timeout);
+}
+
+}  // namespace
+
+void log_accepted(const ConnectionContext& context, const std::string& peer) {
+    context.tracker.count(Counter::accepted);
+    context.log.connection(LogLevel::info, "accepted", peer, "Accepted connection from " + peer);
+}
+
+void log_refused(const ConnectionContext& context, const std::string& peer, std::string_view why, Counter counter) {
+    context.tracker.count(counter);
+    context.log.connection(LogLevel::warning, "refused", peer, "Client " + peer + " refused: " + std::string(why));
+}
+
+void log_proxied(const ConnectionContext& context, const std::string& peer, const std::string& proxy) {
+    context.log.connection(LogLevel::info, "proxied", peer, "Client " + peer + " comes through proxy " + proxy);
+}
+
+void log_header_cut_short(const ConnectionContext& context, const std::string& peer) {
+    context.log.connection(LogLevel::info, "closed", peer,
+                           "Client socket to " + peer + " closed before its PROXY header was complete");
+}
+
+void log_session_end(const ConnectionContext& context, const std::string& peer, const Session& session) {
+    switch (session.status()) {
+        case Session::Status::open:
+        case Session::Status::finished:
+            context.log.connection(LogLevel::info, "closed", peer, "Client socket to " + peer + " has closed");
+            return;
+        case Session::Status::partial_at_eof:
+            context.log.connection(LogLevel::info, "closed_mid_question", peer,
+                                   "Client " + peer + " sent " + bytes_repr(session.unanswered_bytes()) +
+                                       " but then closed");
+            return;
+        case Session::Status::too_long:
+            context.tracker.count(Counter::protocol_errors);
+            warn(context, peer,
+                 "question too long (over " + std::to_string(context.rules.limits.max_question) + " bytes)");
+            return;
+    }
+}
+
+void log_client_error(const ConnectionContext& context, const std::string& peer, std::string_view error) {
+    context.tracker.count(Counter::resets);
+    warn(context, peer, error);
+}
+
+void log_timeout(const ConnectionContext& context, const std::string& peer, Timeout timeout) {
+    context.tracker.count(Counter::timeouts);
+    const ConnectionRules& rules = context.rules;
+    switch (timeout) {
+        case Timeout::proxy_header:
+            context.log.connection(LogLevel::warning, "refused", peer,
+                                   "Client " + peer + " refused: no PROXY header within " +
+                                       duration_text(rules.proxy.header_timeout));
+            return;
+        case Timeout::question:
+            warn(context, peer, "question not finished within " + duration_text(rules.question_timeout));
+            return;
+        case Timeout::idle:
+            warn(context, peer, "idle for " + duration_text(rules.idle_timeout));
+            return;
+        case Timeout::send:
+            warn(context, peer, "not reading its answers for " + duration_text(send_limit(rules)));
+            return;
+        case Timeout::drain:
+            warn(context, peer, "not reading its answers; closed as the server stops");
+            return;
+    }
+}
+
+void log_closed_on_stop(const ConnectionContext& context, const std::string& peer) {
+    context.log.connection(LogLevel::info, "closed_on_stop", peer, "Client socket to " + peer + " closed: server stopping");
+}
+
+}  // namespace zen

@@ -1,0 +1,43 @@
+// The book's log lines about one client, and the counter each of them adds to. Every sentence the
+// log prints about a connection stands here and nowhere else; src/conn/connection.cpp decides
+// which one a connection's end gets.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "conn/connection_tracker.hpp"
+#include "conn/rules.hpp"
+#include "proto/session.hpp"
+
+namespace zen {
+
+// "Accepted connection from ('127.0.0.1', 41285)"; counts it as accepted.
+void log_accepted(const ConnectionContext& context, const std::string& peer);
+// "Client ... refused: why", counted under `counter` (refused_busy, refused_denied, protocol_errors).
+void log_refused(const ConnectionContext& context, const std::string& peer, std::string_view why, Counter counter);
+// "Client <real> comes through proxy <proxy>".
+void log_proxied(const ConnectionContext& context, const std::string& peer, const std::string& proxy);
+// "Client socket to ... closed before its PROXY header was complete".
+void log_header_cut_short(const ConnectionContext& context, const std::string& peer);
+// How a conversation ended by itself: "has closed", "sent b'...' but then closed", or "error:
+// question too long (over N bytes)" (a protocol error).
+void log_session_end(const ConnectionContext& context, const std::string& peer, const Session& session);
+// An I/O error ended it ("error: [Errno 104] Connection reset by peer"): counted as a reset.
+void log_client_error(const ConnectionContext& context, const std::string& peer, std::string_view error);
+
+// The timeouts, each counted as one.
+enum class Timeout {
+    proxy_header,    // a trusted proxy sent no whole PROXY header in time
+    question,        // --question-timeout: a started question not finished
+    idle,            // --idle-timeout: silence
+    send,            // --send-timeout: answers waiting, none taken
+    drain,           // the server stopped and the drain time ran out with answers still waiting
+};
+void log_timeout(const ConnectionContext& context, const std::string& peer, Timeout timeout);
+
+// "Client socket to ... closed: server stopping": the drain closed a conversation that had every
+// answer it asked for.
+void log_closed_on_stop(const ConnectionContext& context, const std::string& peer);
+
+}  // namespace zen

@@ -1,0 +1,112 @@
+// One client's connection, from accept to close, as a sans-I/O state machine (DESIGN §5): every
+// rule of a connection's life, written once. It owns the intake (access verdict, PROXY header
+// phase), the Session, --delay and --wait pacing, every deadline (header, question, idle, send,
+// drain), the linger after an error answer, the drain when the server stops, the book's log line
+// of how it ended and the counters. It has no socket and never reads a clock: the driver (the
+// architecture) feeds it what happened and when, and does what it asks.
+//
+// A driver's loop, in any architecture:
+//   - send output() if it is not empty, then report sent(n, now) (or failed(error, now));
+//   - read while wants_read(), and report received(bytes, now), received_eof(now) or
+//     failed(error, now); while reads_without_waiting() (the server is stopping), read only what
+//     has arrived and report nothing_to_read(now) when the socket is empty;
+//   - wake by deadline() at the latest and call tick(now); call stop(now, drain_deadline) once
+//     when the server stops;
+//   - after each of these, act on fate(): keep going; linger (shut down writing, go on reading
+//     and discarding until EOF or deadline(), then close); close; or drop.
+// Threading: one thread at a time; the context's log and tracker are thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "base/clock.hpp"
+#include "conn/answer_pacer.hpp"
+#include "conn/intake.hpp"
+#include "conn/rules.hpp"
+#include "net/address.hpp"
+#include "proto/session.hpp"
+
+namespace zen {
+
+class Connection {
+public:
+    enum class Fate {
+        keep,    // go on: send output(), read while wants_read(), wake at deadline()
+        linger,  // every answer is out: shut down writing, read and discard until EOF or deadline()
+        close,   // over, every answer handed over: close (a queue in front of the socket is sent first)
+        drop,    // over: close now and drop whatever is still queued (refused, timed out, failed)
+    };
+
+    // Admits or refuses the client at once (access rules, --max-connections): a refused one is
+    // dropped before a byte is read; a busy one is sent server_busy_answer and lingers.
+    Connection(const ConnectionContext& context, const SocketAddress& peer, TimePoint now);
+    ~Connection();
+    Connection(const Connection&) = delete;
+    Connection& operator=(const Connection&) = delete;
+
+    // --- what happened ----------------------------------------------------------------------
+    void received(std::string_view bytes, TimePoint now);
+    // Bytes in which the driver's own framing found no '?' (asynchat's collect_incoming_data):
+    // the session keeps them without scanning them again.
+    void received_unframed(std::string_view bytes, TimePoint now);
+    void received_eof(TimePoint now);
+    // While stopping: a read found nothing more waiting.
+    void nothing_to_read(TimePoint now);
+    // n bytes of output() left for the client.
+    void sent(std::size_t n, TimePoint now);
+    // A read or a send failed (a reset, a broken pipe, ...): the error text is logged unless a
+    // deadline had already passed, which is then the reason.
+    void failed(std::string_view error, TimePoint now);
+    // The server is stopping: answer what has arrived, send it, close by drain_deadline.
+    void stop(TimePoint now, TimePoint drain_deadline);
+    // Acts on every deadline that has passed: a timeout, a --wait answer now due, the linger's end.
+    void tick(TimePoint now);
+
+    // --- what to do -------------------------------------------------------------------------
+    // The bytes to send now (answers held by --wait are not in it until they are due).
+    std::string_view output() const;
+    bool wants_read() const;
+    // Stopping: read only what has already arrived, then call nothing_to_read().
+    bool reads_without_waiting() const;
+    // When tick() has something to do; never if nothing is pending.
+    TimePoint deadline() const;
+    Fate fate() const;
+    bool stopping() const { return stop_deadline_ != never; }
+    // The client as the log names it (the real one behind a PROXY header).
+    const std::string& peer() const { return intake_.peer(); }
+    const Session& session() const { return session_; }
+
+private:
+    enum class Phase { header, conversing, turning_away, lingering, over };
+
+    void converse(std::string_view bytes, bool unframed, TimePoint now);
+    // After every input: counts new answers, releases due ones, and decides how it ends.
+    void settle(TimePoint now);
+    void linger(TimePoint now, TimePoint limit);
+    void end(Fate fate);
+    bool answers_waiting() const { return releasable_ > 0; }
+    TimePoint quiet_deadline() const;
+
+    const ConnectionContext& context_;
+    ClientIntake intake_;
+    Session session_;
+    AnswerPacer pacer_;
+    Phase phase_ = Phase::conversing;
+    Fate fate_ = Fate::keep;
+    bool counted_open_ = false;  // counted in the tracker's open connections
+    bool peer_eof_ = false;      // the client will send nothing more
+    bool drained_ = false;       // stopping, and what had arrived is read
+    std::size_t releasable_ = 0;      // leading bytes of the session's output that may go now
+    std::size_t busy_sent_ = 0;       // of server_busy_answer, while turning away
+    std::uint64_t sent_total_ = 0;    // bytes of answers sent, for the pacer
+    std::uint64_t answers_counted_ = 0;
+    TimePoint last_seen_;             // the latest time any input carried
+    TimePoint last_activity_;         // the latest byte in or out
+    TimePoint question_deadline_ = never;
+    TimePoint linger_until_ = never;
+    TimePoint stop_deadline_ = never;
+};
+
+}  // namespace zen

@@ -1,0 +1,194 @@
+#include "servers/lifecycle.hpp"
+
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+#include <sys/socket.h>
+#include <pthread.h>
+#include <signal.h>
+
+#include <algorithm>
+#include <atomic>
+#include <mutex>
+#include <span>
+
+#include "net/io.hpp"
+#include "net/signals.hpp"
+#include "conn/connection_tracker.hpp"
+
+namespace zen {
+
+namespace {
+
+// No allocation: the event loops ask this on every turn.
+bool idle_exit_due_for(const ServerContext& context, std::span<const int> listener_fds) {
+    const auto exit_idle = context.options.exit_idle;
+    if (exit_idle.count() <= 0 || !context.decides_idle_exit || context.tracker.idle_for() < exit_idle) return false;
+    for (const int fd : listener_fds) {
+        pollfd pfd{fd, POLLIN, 0};
+        if (::poll(&pfd, 1, 0) > 0 && (pfd.revents & POLLIN) != 0) return false;  // a client is waiting
+    }
+    return true;
+}
+
+}  // namespace
+
+bool idle_exit_due(const ServerContext& context, std::initializer_list<int> listener_fds) {
+    return idle_exit_due_for(context, std::span<const int>(listener_fds.begin(), listener_fds.size()));
+}
+
+bool idle_exit_due(const ServerContext& context, const std::vector<int>& listener_fds) {
+    return idle_exit_due_for(context, listener_fds);
+}
+
+void quit_for_idleness(const ServerContext& context) {
+    if (request_quit()) {
+        context.log.server(LogLevel::info, "idle_exit",
+                           "No connection for " + duration_text(context.options.exit_idle) +
+                               ": exiting (--exit-idle)");
+    }
+}
+
+TimePoint drain_deadline(const ServerContext& context) {
+    return stop_time() + context.options.drain_timeout;
+}
+
+void log_counters(const ServerContext& context, std::string_view when) {
+    Log::Fields fields;
+    std::string message = "Counters (" + std::string(when) + "):";
+    const auto add = [&](std::string_view name, std::uint64_t value) {
+        fields.emplace_back(name, value);
+        message += (fields.size() == 1 ? " " : ", ") + std::string(name) + " " + std::to_string(value);
+    };
+    add("active", static_cast<std::uint64_t>(std::max(0, context.tracker.active())));
+    for (std::size_t i = 0; i < counter_kinds; ++i) add(counter_names[i], context.tracker.value(static_cast<Counter>(i)));
+    context.log.server(LogLevel::info, "counters", message, fields);
+}
+
+namespace {
+
+// Held while the reporter writes; fork() takes it first, so no worker is born holding the
+// log's lock.
+std::mutex reporter_mutex;
+
+sigset_t usr1_only() {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR1);
+    return set;
+}
+
+}  // namespace
+
+CounterReporter::CounterReporter(const ServerContext& context) : context_(context) {
+    static const bool fork_guard = [] {
+        ::pthread_atfork([] { reporter_mutex.lock(); }, [] { reporter_mutex.unlock(); },
+                         [] { reporter_mutex.unlock(); });
+        return true;
+    }();
+    (void)fork_guard;
+    const sigset_t set = usr1_only();
+    ::pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    thread_ = std::thread([this] {
+        const sigset_t wanted = usr1_only();
+        started_.store(true);
+        started_.notify_one();
+        for (;;) {
+            int signal_number = 0;
+            if (::sigwait(&wanted, &signal_number) != 0 || stopping_.load()) return;
+            const std::lock_guard lock(reporter_mutex);
+            log_counters(context_, "SIGUSR1");
+        }
+    });
+    started_.wait(false);
+}
+
+CounterReporter::~CounterReporter() {
+    stopping_.store(true);
+    ::pthread_kill(thread_.native_handle(), SIGUSR1);
+    thread_.join();
+}
+
+void log_accept_problem(const AcceptOutcome& outcome, const ServerContext& context) {
+    if (outcome.status == AcceptStatus::failed) {
+        context.log.server(LogLevel::error, "accept_error", "Cannot accept connections: " + errno_text(outcome.error));
+        return;
+    }
+    if (outcome.status != AcceptStatus::out_of_fds) return;
+    static std::atomic<std::int64_t> last_logged{0};
+    const auto now = std::chrono::duration_cast<std::chrono::seconds>(Clock::now().time_since_epoch()).count();
+    std::int64_t previous = last_logged.load();
+    if (now != previous && last_logged.compare_exchange_strong(previous, now)) {
+        context.log.server(LogLevel::warning, "accept_error",
+                           "Cannot accept a connection: " + errno_text(outcome.error) + " (retrying)");
+    }
+}
+
+bool handle_accept_problem(const AcceptOutcome& outcome, const ServerContext& context) {
+    log_accept_problem(outcome, context);
+    if (outcome.status == AcceptStatus::failed) return false;
+    if (outcome.status == AcceptStatus::out_of_fds) {
+        wait_for(stop_fd(), POLLIN, -1, Clock::now() + accept_pause);
+    }
+    return true;
+}
+
+Result<Ok> ThreadGroup::start(std::function<void()> body) {
+    std::lock_guard lock(mutex_);
+    try {
+        std::thread([this, body = std::move(body)] {
+            body();
+            std::lock_guard finished_lock(mutex_);
+            --running_;
+            finished_.notify_all();
+        }).detach();
+    } catch (const std::system_error& e) {
+        return Error{e.code().message()};
+    }
+    ++running_;
+    return Ok{};
+}
+
+void ThreadGroup::wait_all() {
+    std::unique_lock lock(mutex_);
+    finished_.wait(lock, [this] { return running_ == 0; });
+}
+
+HardStopWatchdog::HardStopWatchdog(const ServerContext& context, std::function<void()> while_stopping)
+    : context_(context), while_stopping_(std::move(while_stopping)), done_event_(::eventfd(0, EFD_CLOEXEC)) {
+    thread_ = std::thread([this] { watch(); });
+}
+
+HardStopWatchdog::~HardStopWatchdog() {
+    {
+        std::lock_guard lock(mutex_);
+        done_ = true;
+    }
+    const std::uint64_t one = 1;
+    [[maybe_unused]] const ssize_t n = ::write(done_event_.get(), &one, sizeof one);
+    thread_.join();
+}
+
+void HardStopWatchdog::watch() {
+    // Wakes at a stop, at the end of serving (done_event_), and every 100 ms (20 ms once
+    // stopping) to look at the time.
+    for (;;) {
+        {
+            std::lock_guard lock(mutex_);
+            if (done_) return;
+        }
+        const bool stopping = stop_requested();
+        if (stopping && while_stopping_) while_stopping_();
+        if (stopping && Clock::now() >= drain_deadline(context_) + hard_stop_grace) break;
+        wait_for(done_event_.get(), POLLIN, stopping ? -1 : stop_fd(),
+                 Clock::now() + std::chrono::milliseconds(stopping ? 20 : 100));
+    }
+    std::lock_guard lock(mutex_);  // held to the end: serving cannot finish and free the context
+    if (done_) return;
+    context_.log.server(LogLevel::error, "hard_stop",
+                        "Drain time (" + duration_text(context_.options.drain_timeout) +
+                            ") is over with conversations still open: stopping hard");
+    ::_exit(1);
+}
+
+}  // namespace zen

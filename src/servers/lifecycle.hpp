@@ -1,0 +1,106 @@
+// How a server of any architecture starts, waits and stops, besides its own loop: the drain
+// deadline, --exit-idle, the counters on SIGUSR1, accept() failures, a group of threads to wait
+// for, and the hard stop when a drain overruns. The signals themselves are src/net/signals.hpp.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <initializer_list>
+#include <mutex>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "base/clock.hpp"
+#include "base/result.hpp"
+#include "net/fd.hpp"
+#include "servers/options.hpp"
+
+namespace zen {
+
+// Past the drain deadline, how long before a process still running is stopped hard.
+inline constexpr std::chrono::milliseconds hard_stop_grace{500};
+
+// The moment a stopping server closes the connections it is still draining.
+TimePoint drain_deadline(const ServerContext& context);
+
+// --exit-idle: true once the server has had no open conversation for that long and no client
+// waits in any of its listeners' backlogs (never when this process does not decide).
+bool idle_exit_due(const ServerContext& context, std::initializer_list<int> listener_fds);
+bool idle_exit_due(const ServerContext& context, const std::vector<int>& listener_fds);
+// Asks the process to quit for --exit-idle, logging it once.
+void quit_for_idleness(const ServerContext& context);
+
+// One line with every counter and the open connections: "Counters (SIGUSR1): accepted 3, ...".
+void log_counters(const ServerContext& context, std::string_view when);
+
+// Logs the counters whenever SIGUSR1 comes, from a thread of its own, for as long as it lives.
+// Construct it before any other thread: it blocks SIGUSR1 in the constructing thread, and so in
+// every thread (and prefork worker) started after. fork() waits while it writes a line, and the
+// constructor returns only once the thread has started: a fork() during a thread's start-up can
+// hand the child an allocator lock no one will release (ASan's allocator is not fork-safe).
+class CounterReporter {
+public:
+    explicit CounterReporter(const ServerContext& context);
+    ~CounterReporter();
+    CounterReporter(const CounterReporter&) = delete;
+    CounterReporter& operator=(const CounterReporter&) = delete;
+
+private:
+    const ServerContext& context_;
+    std::atomic<bool> stopping_{false};
+    std::atomic<bool> started_{false};
+    std::thread thread_;
+};
+
+// After an accept() failed for want of descriptors, how long to stop accepting.
+inline constexpr std::chrono::milliseconds accept_pause{100};
+
+// Logs an accept() that brought no client: out of descriptors at most once a second, a broken
+// listener always.
+void log_accept_problem(const AcceptOutcome& outcome, const ServerContext& context);
+
+// Handles an accept() that brought no client. Out of descriptors: logs at most once a second and
+// waits 100 ms (or until stop) so the loop never spins. Returns false when the listener is broken
+// and the server should give up.
+bool handle_accept_problem(const AcceptOutcome& outcome, const ServerContext& context);
+
+// Threads that run to completion on their own (detached) and can be waited for together.
+class ThreadGroup {
+public:
+    // Starts body on a new thread; an error (no thread could be created) leaves nothing running.
+    Result<Ok> start(std::function<void()> body);
+    // Returns once every thread started here has finished.
+    void wait_all();
+
+private:
+    std::mutex mutex_;
+    std::condition_variable finished_;
+    int running_ = 0;
+};
+
+// Ends the process with exit code 1 if it is still running hard_stop_grace after the drain
+// deadline of a stop (a thread stuck in --delay, say). Scope it around the serving. Once a stop
+// has come, it calls while_stopping (if given) at once and then every 20 ms until the end: the
+// blocking architectures use it to wake threads blocked in recv() and send().
+class HardStopWatchdog {
+public:
+    explicit HardStopWatchdog(const ServerContext& context, std::function<void()> while_stopping = {});
+    ~HardStopWatchdog();
+    HardStopWatchdog(const HardStopWatchdog&) = delete;
+    HardStopWatchdog& operator=(const HardStopWatchdog&) = delete;
+
+private:
+    void watch();
+
+    const ServerContext& context_;
+    std::function<void()> while_stopping_;
+    std::mutex mutex_;
+    bool done_ = false;
+    Fd done_event_;  // readable once the serving is over: the thread ends at once
+    std::thread thread_;
+};
+
+}  // namespace zen

@@ -1,0 +1,66 @@
+// What every architecture is given: the options of `zen serve`, the context a server runs with,
+// and the registry of --arch names.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/clock.hpp"
+#include "base/log.hpp"
+#include "conn/rules.hpp"
+#include "net/listener.hpp"
+
+namespace zen {
+
+// The connection rules (conn/rules.hpp), plus what the server itself needs.
+struct ServeOptions : ConnectionRules {
+    std::string host = "127.0.0.1";
+    std::uint16_t port = 1060;
+    std::string arch = "single";
+    int backlog = 128;
+    std::string aphorisms_path;  // empty: the book's table
+    int workers = 0;  // threaded, prefork (4), reuseport (one per core); 0: that default
+    std::chrono::milliseconds exit_idle{0};         // zero: never exit for want of clients
+    std::chrono::milliseconds drain_timeout{5000};  // after SIGTERM, before stopping hard
+    bool exit_idle_given = false;  // --exit-idle was on the command line (else --inetd-wait uses 8 s)
+    bool inetd = false;       // fd 0 is one connected client: serve it and exit
+    bool inetd_wait = false;  // fd 0 is the listening socket
+    std::string user;  // drop to this user once the socket is ready
+    LogOptions log;
+};
+
+// A connection's context (rules, table, log, tracker), plus what the server itself needs.
+struct ServerContext : ConnectionContext {
+    const ServeOptions& options;
+    bool decides_idle_exit = true;  // false in prefork workers: their parent decides
+};
+
+// Serves until SIGINT/SIGTERM; returns the process exit code.
+using ServeFunction = int (*)(Listener& listener, const ServerContext& context);
+
+struct Architecture {
+    std::string_view name;
+    std::string_view model;  // one line for --help
+    ServeFunction serve;
+    bool reuse_port = false;  // its listener must allow SO_REUSEPORT siblings
+};
+
+const std::vector<Architecture>& architectures();
+const Architecture* find_architecture(std::string_view name);
+
+int serve_single(Listener& listener, const ServerContext& context);
+int serve_threaded(Listener& listener, const ServerContext& context);
+int serve_per_client(Listener& listener, const ServerContext& context);
+int serve_prefork(Listener& listener, const ServerContext& context);
+int serve_poll(Listener& listener, const ServerContext& context);
+int serve_epoll(Listener& listener, const ServerContext& context);
+int serve_reuseport(Listener& listener, const ServerContext& context);
+int serve_callbacks(Listener& listener, const ServerContext& context);
+int serve_chat(Listener& listener, const ServerContext& context);
+int serve_coroutines(Listener& listener, const ServerContext& context);
+int serve_uring(Listener& listener, const ServerContext& context);
+
+}  // namespace zen
