@@ -1,5 +1,7 @@
 #include "loop/transport.hpp"
 
+#include <algorithm>
+
 #include <sys/epoll.h>
 #include <sys/socket.h>
 
@@ -10,6 +12,8 @@ namespace zen::loop {
 namespace {
 
 constexpr std::size_t read_size = 64 * 1024;
+// What the writes made while one read is delivered may queue before the protocol is paused.
+constexpr std::size_t corked_limit = 64 * 1024;
 
 }  // namespace
 
@@ -94,7 +98,15 @@ void Transport::write(std::string_view data) {
         if (data.empty()) return;
     }
     queued_.append(data);
-    if (corked_) return;  // sent, and the marks checked, once data_received() returns
+    if (corked_) {
+        // Sent, and held against the marks, once data_received() returns; but one read's
+        // answers never pile up past a bound of their own.
+        if (!writing_paused_ && write_buffer_size() > std::max(high_water_, corked_limit)) {
+            writing_paused_ = true;
+            protocol_->pause_writing();
+        }
+        return;
+    }
     if (!watching_out_) update_watch();
     check_high_water();
 }

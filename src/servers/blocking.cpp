@@ -5,8 +5,9 @@
 // one recv() per read and one send() per batch of answers, two system calls per answer. The
 // rules (deadlines, limits, the drain, the log) are the Connection's (src/conn/connection.hpp).
 // Deadlines: the socket's SO_RCVTIMEO and SO_SNDTIMEO are kept no later than the connection's next
-// deadline, so a blocked call returns EAGAIN when it is due; they are set only when they must
-// shrink, or after they ran out, so a conversation that keeps moving sets them once.
+// deadline (within 1/64 of the timeout, 50 ms at most), so a blocked call returns EAGAIN when it
+// is due; they are set only when they must shrink, or after they ran out, so a conversation that
+// keeps moving sets them once.
 // Stop: SIGTERM wakes no thread blocked in recv() by itself. The watchdog thread sends every
 // registered conversation SIGURG until it has seen the stop; the handler does nothing and is
 // installed with SA_RESTART, but recv() and send() on a socket with a timeout are never restarted
@@ -111,7 +112,9 @@ public:
         using std::chrono::milliseconds;
         const auto left = deadline == never ? longest : std::chrono::ceil<milliseconds>(deadline - now);
         const milliseconds wanted = std::clamp<milliseconds>(left, milliseconds(1), longest);
-        if (set_.count() != 0 && set_ <= wanted) return;  // it returns early at worst: harmless
+        // Shorter is harmless (the call returns early, and the next one sets it afresh); longer
+        // only by a sliver, so that the time a loop turn takes does not cost a setsockopt().
+        if (set_.count() != 0 && set_ <= wanted + std::min(set_ / 64, milliseconds(50))) return;
         timeval value{};
         value.tv_sec = static_cast<time_t>(wanted.count() / 1000);
         value.tv_usec = static_cast<suseconds_t>((wanted.count() % 1000) * 1000);

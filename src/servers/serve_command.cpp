@@ -100,7 +100,8 @@ CLI::App* add_serve_command(CLI::App& zen, ServeOptions& options) {
     add_seconds_option(*serve, "--delay", options.delay,
                        "simulated work per answer that blocks the answering thread (the book's time.sleep)", 0);
     add_seconds_option(*serve, "--wait", options.wait,
-                       "simulated backend wait per answer; blocking architectures sleep, as for --delay", 0);
+                       "simulated backend wait per answer, without blocking the thread where the architecture allows "
+                       "(a blocking one holds its client's thread until the answer is due)", 0);
     add_seconds_option(*serve, "--exit-idle", options.exit_idle,
                        "exit 0 once no connection has been open this long (0: never; --inetd-wait: 8)", 0)
         ->each([&options](const std::string&) { options.exit_idle_given = true; });

@@ -1,7 +1,8 @@
 // libFuzzer target: the Zen session. The input's first bytes choose the limits and how the rest
-// is cut into reads; the same bytes fed whole and fed in pieces, with the output taken in odd
-// amounts, must give the same answers and the same end, and the pending output must stay
-// within its bound.
+// is cut into reads; the same bytes fed whole, fed in pieces, and fed framed as an asynchat
+// channel frames them (pieces without '?' through receive_unframed, each '?' on its own), with
+// the output taken in odd amounts, must give the same answers and the same end, and the pending
+// output must stay within its bound.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -27,7 +28,26 @@ struct Run {
     std::string unanswered;
 };
 
-Run converse(std::string_view stream, zen::SessionLimits limits, std::string_view cuts, std::size_t take) {
+// Feeds one read as the caller chose: whole, or split at every '?' as chat's framing does.
+void feed(zen::Session& session, std::string_view read, bool framed) {
+    if (!framed) {
+        session.receive(read);
+        return;
+    }
+    while (!read.empty()) {
+        const std::size_t mark = read.find('?');
+        if (mark == std::string_view::npos) {
+            session.receive_unframed(read);
+            return;
+        }
+        if (mark > 0) session.receive_unframed(read.substr(0, mark));
+        session.receive(read.substr(mark, 1));
+        read.remove_prefix(mark + 1);
+    }
+}
+
+Run converse(std::string_view stream, zen::SessionLimits limits, std::string_view cuts, std::size_t take,
+             bool framed = false) {
     zen::Session session(table(), limits);
     Run run;
     std::size_t cut = 0;
@@ -42,7 +62,7 @@ Run converse(std::string_view stream, zen::SessionLimits limits, std::string_vie
     };
     while (!stream.empty() && session.status() == zen::Session::Status::open) {
         const std::size_t size = cuts.empty() ? stream.size() : 1 + static_cast<unsigned char>(cuts[cut++ % cuts.size()]);
-        session.receive(stream.substr(0, size));
+        feed(session, stream.substr(0, size), framed);
         stream.remove_prefix(std::min(size, stream.size()));
         drain(false);
         while (!session.wants_input() && !session.pending_output().empty()) drain(false);
@@ -75,5 +95,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     check(whole.output == pieces.output);
     check(whole.status == pieces.status);
     check(whole.unanswered == pieces.unanswered);
+    const Run framed = converse(stream, limits, cuts, take, true);
+    check(whole.output == framed.output);
+    check(whole.status == framed.status);
+    check(whole.unanswered == framed.unanswered);
     return 0;
 }
