@@ -36,8 +36,8 @@ enum class Timeout {
 };
 void log_timeout(const ConnectionContext& context, const std::string& peer, Timeout timeout);
 
-// "Client socket to ... closed: server stopping": the drain closed a conversation that had every
-// answer it asked for.
+// The drain closed a conversation that had every answer it asked for ("... closed: server
+// stopping", logged as the book would).
 void log_closed_on_stop(const ConnectionContext& context, const std::string& peer);
 
 }  // namespace zen

@@ -149,6 +149,8 @@ int serve_poll(Listener& listener, const ServerContext& context) {
             // Watching nothing (answers held by --wait): leave the fd out, or its POLLHUP would spin us.
             fds.push_back({events != 0 ? client->fd.get() : -1, events, 0});
             wake = std::min(wake, connection.deadline());
+            // Stopping: what has arrived is read at once, readable or not (an empty socket says so).
+            if (connection.reads_without_waiting()) wake = now;
         }
         int timeout_ms = -1;
         if (wake != never) {
@@ -165,7 +167,10 @@ int serve_poll(Listener& listener, const ServerContext& context) {
         for (std::size_t i = 0; i < clients.size(); ++i) {
             Client& client = *clients[i];
             const short revents = fds[3 + i].revents;
-            if ((revents & (POLLIN | POLLHUP | POLLERR)) && client.connection.wants_read()) read(client, buffer, now);
+            if (((revents & (POLLIN | POLLHUP | POLLERR)) || client.connection.reads_without_waiting()) &&
+                client.connection.wants_read()) {
+                read(client, buffer, now);
+            }
             if (now >= client.connection.deadline()) client.connection.tick(now);
             // Room to send, answers now due, or a hang-up that a send will report.
             write(client, now);

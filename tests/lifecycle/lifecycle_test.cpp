@@ -56,6 +56,21 @@ TEST_P(EveryArchitecture, SigtermDuringADelayedAnswerStillDeliversIt) {
     EXPECT_EQ(server->process().wait_exit(10s), 0) << server->log();
 }
 
+TEST_P(EveryArchitecture, SigtermDeliversAnswersHeldByWait) {
+    auto server = start({"--wait", "0.5", "--drain-timeout", "5"});
+    Connection client = Connection::open("127.0.0.1", server->port());
+    client.send("Simple is better than?Beautiful is better than?");
+    std::this_thread::sleep_for(100ms);  // both questions are in; their answers are held
+    const auto stopped = Clock::now();
+    ::kill(server->process().pid(), SIGTERM);
+    const Drained got = client.receive_until_eof(10s);
+    EXPECT_EQ(got.data, "Complex.Ugly.");
+    EXPECT_TRUE(got.eof);
+    EXPECT_LT(Clock::now() - stopped, 3s) << "the answers waited for the drain deadline";
+    EXPECT_EQ(server->process().wait_exit(10s), 0) << server->log();
+    EXPECT_EQ(server->log().find("not reading its answers"), std::string::npos) << server->log();
+}
+
 TEST_P(EveryArchitecture, DelayIsPaidPerAnswer) {
     auto server = start({"--delay", "0.2"});
     Connection client = Connection::open("127.0.0.1", server->port());
