@@ -31,6 +31,9 @@ public:
         }
     }
 
+    // False without --wait: every answer may go as soon as it is made.
+    bool holds_answers() const { return wait_.count() > 0; }
+
     // How many of the `pending` bytes (which start at byte sent_total) may be sent at now.
     std::size_t releasable(std::uint64_t sent_total, std::size_t pending, TimePoint now) {
         while (head_ < held_.size() && held_[head_].when <= now) {

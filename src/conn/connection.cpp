@@ -33,6 +33,7 @@ Connection::Connection(const ConnectionContext& context, const SocketAddress& pe
         case ClientIntake::Admission::busy:
             phase_ = Phase::turning_away;
             linger_until_ = now + close_linger;  // the busy answer must leave by then
+            deadline_ = linger_until_;
             return;
         case ClientIntake::Admission::admitted:
             break;
@@ -40,6 +41,7 @@ Connection::Connection(const ConnectionContext& context, const SocketAddress& pe
     context_.tracker.opened();
     counted_open_ = true;
     phase_ = intake_.reading_header() ? Phase::header : Phase::conversing;
+    deadline_ = next_deadline();
 }
 
 Connection::~Connection() {
@@ -49,6 +51,7 @@ Connection::~Connection() {
 // --- what happened --------------------------------------------------------------------------
 
 void Connection::received(std::string_view bytes, TimePoint now) {
+    const Recompute recompute(*this);
     last_seen_ = now;
     if (phase_ == Phase::header) {
         last_activity_ = now;
@@ -71,6 +74,7 @@ void Connection::received(std::string_view bytes, TimePoint now) {
 }
 
 void Connection::received_unframed(std::string_view bytes, TimePoint now) {
+    const Recompute recompute(*this);
     if (phase_ != Phase::conversing) {
         received(bytes, now);  // a PROXY header is framed by its own rules
         return;
@@ -90,6 +94,7 @@ void Connection::converse(std::string_view bytes, bool unframed, TimePoint now) 
 }
 
 void Connection::received_eof(TimePoint now) {
+    const Recompute recompute(*this);
     last_seen_ = now;
     peer_eof_ = true;
     switch (phase_) {
@@ -111,6 +116,7 @@ void Connection::received_eof(TimePoint now) {
 }
 
 void Connection::nothing_to_read(TimePoint now) {
+    const Recompute recompute(*this);
     last_seen_ = now;
     if (!stopping() || drained_) return;
     drained_ = true;
@@ -122,6 +128,7 @@ void Connection::nothing_to_read(TimePoint now) {
 }
 
 void Connection::sent(std::size_t n, TimePoint now) {
+    const Recompute recompute(*this);
     last_seen_ = now;
     if (phase_ == Phase::turning_away) {
         busy_sent_ += n;
@@ -136,6 +143,7 @@ void Connection::sent(std::size_t n, TimePoint now) {
 }
 
 void Connection::failed(std::string_view error, TimePoint now) {
+    const Recompute recompute(*this);
     last_seen_ = now;
     if (phase_ == Phase::over) return;
     if (now >= deadline()) {
@@ -148,6 +156,7 @@ void Connection::failed(std::string_view error, TimePoint now) {
 }
 
 void Connection::stop(TimePoint now, TimePoint drain_deadline) {
+    const Recompute recompute(*this);
     last_seen_ = now;
     if (stopping() || phase_ == Phase::over) return;
     stop_deadline_ = drain_deadline;
@@ -156,6 +165,7 @@ void Connection::stop(TimePoint now, TimePoint drain_deadline) {
 }
 
 void Connection::tick(TimePoint now) {
+    const Recompute recompute(*this);
     last_seen_ = now;
     switch (phase_) {
         case Phase::over:
@@ -207,7 +217,8 @@ void Connection::settle(TimePoint now) {
         context_.tracker.count(Counter::answered, answers);
         pacer_.answered(answers, sent_total_ + session_.pending_output().size(), now);
     }
-    releasable_ = pacer_.releasable(sent_total_, session_.pending_output().size(), now);
+    const std::size_t pending = session_.pending_output().size();
+    releasable_ = pacer_.holds_answers() ? pacer_.releasable(sent_total_, pending, now) : pending;
     if (stopping() && peer_eof_) drained_ = true;
 
     if (session_.done()) {
@@ -281,7 +292,7 @@ bool Connection::reads_without_waiting() const {
     return stopping() && (phase_ == Phase::header || phase_ == Phase::conversing) && wants_read();
 }
 
-TimePoint Connection::deadline() const {
+TimePoint Connection::next_deadline() const {
     switch (phase_) {
         case Phase::over:
             return never;

@@ -71,7 +71,7 @@ public:
     // Stopping: read only what has already arrived, then call nothing_to_read().
     bool reads_without_waiting() const;
     // When tick() has something to do; never if nothing is pending.
-    TimePoint deadline() const;
+    TimePoint deadline() const { return deadline_; }
     Fate fate() const;
     bool stopping() const { return stop_deadline_ != never; }
     // The client as the log names it (the real one behind a PROXY header).
@@ -80,6 +80,14 @@ public:
 
 private:
     enum class Phase { header, conversing, turning_away, lingering, over };
+
+    // Every input ends by working out the next deadline once: drivers ask for it often.
+    struct Recompute {
+        explicit Recompute(Connection& connection) : connection_(connection) {}
+        ~Recompute() { connection_.deadline_ = connection_.next_deadline(); }
+        Connection& connection_;
+    };
+    TimePoint next_deadline() const;
 
     void converse(std::string_view bytes, bool unframed, TimePoint now);
     // After every input: counts new answers, releases due ones, and decides how it ends.
@@ -107,6 +115,7 @@ private:
     TimePoint question_deadline_ = never;
     TimePoint linger_until_ = never;
     TimePoint stop_deadline_ = never;
+    TimePoint deadline_ = never;
 };
 
 }  // namespace zen

@@ -186,8 +186,9 @@ void converse(AcceptedClient client, const ServerContext& context) {
     bool shut_down_writing = false;
     char buffer[16 * 1024];
 
+    // The clock is read once after every call that may have waited, and nowhere else.
+    TimePoint now = Clock::now();
     for (;;) {
-        TimePoint now = Clock::now();
         if (!connection.stopping() && stop_requested()) {
             connection.stop(now, drain_deadline(context));
             wake.stop_seen();
@@ -210,16 +211,18 @@ void converse(AcceptedClient client, const ServerContext& context) {
                 flags |= MSG_DONTWAIT;
             }
             const ssize_t n = ::send(fd, out.data(), out.size(), flags);
+            const int error = errno;
+            now = Clock::now();
             if (n >= 0) {
-                connection.sent(static_cast<std::size_t>(n), Clock::now());
+                connection.sent(static_cast<std::size_t>(n), now);
                 if (static_cast<std::size_t>(n) < out.size() && !send_timeout.is_set()) {
-                    send_timeout.bound(connection.deadline(), Clock::now());
+                    send_timeout.bound(connection.deadline(), now);
                 }
-            } else if (would_block(errno)) {
+            } else if (would_block(error)) {
                 if (send_timeout.is_set()) send_timeout.ran_out();
-                send_timeout.bound(connection.deadline(), Clock::now());
-            } else if (errno != EINTR) {
-                connection.failed(errno_text(errno), Clock::now());
+                send_timeout.bound(connection.deadline(), now);
+            } else if (error != EINTR) {
+                connection.failed(errno_text(error), now);
             }
             continue;
         }
@@ -227,29 +230,31 @@ void converse(AcceptedClient client, const ServerContext& context) {
         if (!connection.wants_read()) {
             // Nothing to send yet and nothing to read: answers held until their time.
             std::this_thread::sleep_until(std::min(connection.deadline(), now + std::chrono::seconds(1)));
+            now = Clock::now();
             continue;
         }
         ssize_t n;
-        if (connection.reads_without_waiting()) {
+        const bool without_waiting = connection.reads_without_waiting();
+        if (without_waiting) {
             n = ::recv(fd, buffer, sizeof buffer, MSG_DONTWAIT);
-            if (n < 0 && would_block(errno)) {
-                connection.nothing_to_read(Clock::now());
-                continue;
-            }
         } else {
             receive_timeout.bound(connection.deadline(), now);
             n = ::recv(fd, buffer, sizeof buffer, 0);
-            if (n < 0 && would_block(errno)) {
-                receive_timeout.ran_out();  // the deadline's tick comes at the top
-                continue;
-            }
         }
+        const int error = errno;
+        now = Clock::now();
         if (n > 0) {
-            connection.received({buffer, static_cast<std::size_t>(n)}, Clock::now());
+            connection.received({buffer, static_cast<std::size_t>(n)}, now);
         } else if (n == 0) {
-            connection.received_eof(Clock::now());
-        } else if (errno != EINTR) {
-            connection.failed(errno_text(errno), Clock::now());
+            connection.received_eof(now);
+        } else if (would_block(error)) {
+            if (without_waiting) {
+                connection.nothing_to_read(now);
+            } else {
+                receive_timeout.ran_out();  // the deadline's tick comes at the top
+            }
+        } else if (error != EINTR) {
+            connection.failed(errno_text(error), now);
         }
     }
 }
