@@ -24,9 +24,9 @@ namespace zen {
 
 namespace {
 
-class ZenProtocol : public loop::Protocol {
+class ZenProtocol : public ConnectionProtocol<loop::Protocol> {
 public:
-    explicit ZenProtocol(const ServerContext& context) : conversation_(context) {}
+    using ConnectionProtocol::ConnectionProtocol;
 
     void connection_made(loop::Transport& transport) override { conversation_.start(transport); }
 
@@ -34,19 +34,7 @@ public:
         conversation_.connection().received(data, conversation_.now());
         conversation_.act();  // the answers go out with transport.write()
     }
-
-    void eof_received() override {
-        conversation_.connection().received_eof(conversation_.now());
-        conversation_.act();
-    }
-
-    void connection_lost(std::string_view error) override { conversation_.lost(error); }
-    void pause_writing() override { conversation_.pause_writing(); }
-    void resume_writing() override { conversation_.resume_writing(); }
-    void server_closing(loop::Transport&) override { conversation_.stop(); }
-
-private:
-    TransportDriver conversation_;
+    // eof_received, connection_lost, pause/resume_writing, server_closing: ConnectionProtocol's.
 };
 
 }  // namespace

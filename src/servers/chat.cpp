@@ -22,9 +22,9 @@ namespace zen {
 
 namespace {
 
-class ZenChannel : public loop::AsyncChat {
+class ZenChannel : public ConnectionProtocol<loop::AsyncChat> {
 public:
-    explicit ZenChannel(const ServerContext& context) : conversation_(context) { set_terminator("?"); }
+    explicit ZenChannel(const ServerContext& context) : ConnectionProtocol(context) { set_terminator("?"); }
 
     void connection_made(loop::Transport& transport) override {
         AsyncChat::connection_made(transport);
@@ -40,19 +40,7 @@ public:
         conversation_.connection().received(terminator(), conversation_.now());
         conversation_.act();  // the answer goes to the transport, as push() would send it
     }
-
-    void eof_received() override {
-        conversation_.connection().received_eof(conversation_.now());
-        conversation_.act();
-    }
-
-    void connection_lost(std::string_view error) override { conversation_.lost(error); }
-    void pause_writing() override { conversation_.pause_writing(); }
-    void resume_writing() override { conversation_.resume_writing(); }
-    void server_closing(loop::Transport&) override { conversation_.stop(); }
-
-private:
-    TransportDriver conversation_;
+    // eof_received, connection_lost, pause/resume_writing, server_closing: ConnectionProtocol's.
 };
 
 }  // namespace

@@ -51,4 +51,25 @@ private:
     bool reading_now_ = false;  // inside the transport's read_now(), for a stop
 };
 
+// The callbacks that a Zen protocol answers the same way whatever its interface (a
+// loop::Protocol, an AsyncChat): each goes to its connection through the TransportDriver. A
+// protocol adds only what makes it itself: connection_made() and how it takes the bytes.
+template <class Interface>
+class ConnectionProtocol : public Interface {
+public:
+    explicit ConnectionProtocol(const ServerContext& context) : conversation_(context) {}
+
+    void eof_received() override {
+        conversation_.connection().received_eof(conversation_.now());
+        conversation_.act();
+    }
+    void connection_lost(std::string_view error) override { conversation_.lost(error); }
+    void pause_writing() override { conversation_.pause_writing(); }
+    void resume_writing() override { conversation_.resume_writing(); }
+    void server_closing(loop::Transport&) override { conversation_.stop(); }
+
+protected:
+    TransportDriver conversation_;
+};
+
 }  // namespace zen
