@@ -37,7 +37,11 @@ CLI::Option* add_seconds_option(CLI::App& app, const std::string& name, std::chr
         .add_option_function<std::string>(
             name,
             [&target](const std::string& text) {
-                target = std::chrono::milliseconds(std::llround(std::stod(text) * 1000));
+                const double seconds = std::stod(text);
+                // Whole milliseconds, the resolution of every timer here; a positive value never
+                // rounds down to 0, which would mean "never".
+                const long long ms = std::llround(seconds * 1000);
+                target = std::chrono::milliseconds(seconds > 0 && ms == 0 ? 1 : ms);
             },
             description)
         ->type_name("SECONDS")

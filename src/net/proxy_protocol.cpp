@@ -66,6 +66,18 @@ std::uint16_t big_endian_16(const char* bytes) {
     return static_cast<std::uint16_t>((static_cast<unsigned char>(bytes[0]) << 8) | static_cast<unsigned char>(bytes[1]));
 }
 
+// The type-length-value records after the addresses must tile what is left exactly: one that
+// claims more bytes than the header holds is refused, as haproxy refuses it.
+bool tlvs_fit(std::string_view rest) {
+    while (!rest.empty()) {
+        if (rest.size() < 3) return false;
+        const std::size_t value_length = big_endian_16(rest.data() + 1);
+        if (3 + value_length > rest.size()) return false;
+        rest.remove_prefix(3 + value_length);
+    }
+    return true;
+}
+
 }  // namespace
 
 ProxyHeaderReader::Status ProxyHeaderReader::feed(std::string_view bytes) {
@@ -112,6 +124,10 @@ ProxyHeaderReader::Status ProxyHeaderReader::parse_v1() {
     if (newline == 0 || head[newline - 1] != '\r') return fail("v1 line does not end with CRLF");
     const std::string_view line = head.substr(v1_prefix.size(), newline - 1 - v1_prefix.size());
     if (line.find('\r') != std::string_view::npos) return fail("v1 line has a CR inside");
+    // US-ASCII, as the specification says: a NUL would end an address early (inet_pton reads a
+    // C string), so "127.0.0.7\0junk" must not pass for 127.0.0.7.
+    if (std::any_of(line.begin(), line.end(), [](char c) { return c < 0x20 || c > 0x7e; }))
+        return fail("v1 line has a byte that is not printable ASCII");
     header_length_ = newline + 1;
     const std::vector<std::string_view> words = split_spaces(line);
     if (words[0] == "UNKNOWN") {
@@ -160,11 +176,13 @@ ProxyHeaderReader::Status ProxyHeaderReader::parse_v2() {
             return Status::header;
         case 0x11:  // TCP over IPv4
             if (length < 12) return fail("v2 length too short for IPv4 addresses");
+            if (!tlvs_fit(std::string_view(block + 12, length - 12))) return fail("v2 TLV runs past the header");
             relayed_ = true;
             source_ = ipv4_address(block, big_endian_16(block + 8));
             return Status::header;
         case 0x21:  // TCP over IPv6
             if (length < 36) return fail("v2 length too short for IPv6 addresses");
+            if (!tlvs_fit(std::string_view(block + 36, length - 36))) return fail("v2 TLV runs past the header");
             relayed_ = true;
             source_ = ipv6_address(block, big_endian_16(block + 32));
             return Status::header;

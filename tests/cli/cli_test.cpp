@@ -49,6 +49,16 @@ TEST(Cli, HelpListsTheSubcommands) {
     EXPECT_NE(result.out.find("blocks"), std::string::npos) << result.out;
 }
 
+TEST(Cli, ATimeoutBelowAMillisecondIsOneMillisecondNotNever) {
+    // Timers work in whole milliseconds; 0.0004 s used to round to 0, which means "never".
+    auto server = Server::start({"--question-timeout", "0.0004", "--idle-timeout", "60"});
+    Connection client = Connection::open("127.0.0.1", server->port());
+    client.send("Beautiful is");
+    const Drained got = client.receive_until_eof(10s);
+    EXPECT_TRUE(got.eof || got.reset);
+    EXPECT_TRUE(server->wait_for_log("question not finished within 1 ms")) << server->log();
+}
+
 TEST(Cli, StreamerAndBlocksHelp) {
     for (const char* name : {"streamer", "blocks"}) {
         const RunResult result = run_zen({name, "--help"});

@@ -94,6 +94,19 @@ TEST(ProxyHeader, Version1IsStrict) {
     }
 }
 
+TEST(ProxyHeader, Version1RefusesBytesThatAreNotPrintableAscii) {
+    // inet_pton stops at a NUL: without this check the first would pass for 127.0.0.7.
+    const std::string with_nul("PROXY TCP4 127.0.0.7\0junk 127.0.0.1 51234 1060\r\n", 48);
+    const std::string with_tab = "PROXY TCP4 127.0.0.7\t127.0.0.1 51234 1060\r\n";
+    const std::string with_high = "PROXY TCP4 127.0.0.7 127.0.0.1 51234 1060\xc3\xa9\r\n";
+    for (const std::string& header : {with_nul, with_tab, with_high}) {
+        const auto reader = read_whole(header);
+        EXPECT_EQ(reader.status(), Status::invalid) << header;
+        EXPECT_EQ(reader.error(), "v1 line has a byte that is not printable ASCII");
+        EXPECT_EQ(read_bytewise(header).status(), Status::invalid) << header;
+    }
+}
+
 TEST(ProxyHeader, Version1LineIsAtMost107Bytes) {
     // The longest legal line: TCP6 with two full-length addresses and five-digit ports.
     const std::string longest =
@@ -114,6 +127,19 @@ TEST(ProxyHeader, Version2Tcp4WithTlvsAfterTheAddresses) {
         EXPECT_EQ(format_address(reader.source()), "('127.0.0.7', 40001)");
     }
     EXPECT_EQ(read_whole(bytes).remainder(), "Simple is better than?");
+}
+
+TEST(ProxyHeader, Version2RefusesATlvLongerThanTheHeader) {
+    const std::string addresses = ipv4_block("127.0.0.7", 40001, "127.0.0.1", 1060);
+    // A TLV that claims 16 bytes of value where 1 follows; one cut inside its 3-byte head.
+    for (const std::string& tlvs : {std::string("\x04\x00\x10\x00", 4), std::string("\x04\x00", 2)}) {
+        const auto reader = read_whole(v2(0x21, 0x11, addresses + tlvs));
+        EXPECT_EQ(reader.status(), Status::invalid);
+        EXPECT_EQ(reader.error(), "v2 TLV runs past the header");
+    }
+    // Two that tile the rest exactly are fine.
+    const auto reader = read_whole(v2(0x21, 0x11, addresses + std::string("\x04\x00\x01\x00\x05\x00\x00", 7)));
+    EXPECT_EQ(reader.status(), Status::header) << reader.error();
 }
 
 TEST(ProxyHeader, Version2Tcp6) {
