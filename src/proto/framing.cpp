@@ -86,15 +86,21 @@ BlockDecoder::Event BlockDecoder::next() {
             return final_;
         }
         have_header_ = true;
-        if (announced_ > block_.capacity()) {
-            // A fresh string (swap: assignment would keep the old buffer): growing the old one
-            // may double its capacity past max_block.
-            std::string().swap(block_);
-            block_.reserve(announced_);  // bounded by max_block, checked above
-        }
         block_.clear();
     }
     const std::size_t take = std::min<std::size_t>(announced_ - block_.size(), available.size());
+    if (block_.size() + take > block_.capacity()) {
+        // Room grows with the bytes that came, not with what the header announced (a 2 GiB
+        // announcement would otherwise take 2 GiB before a byte of it arrived): doubling, never
+        // past the announced size. A fresh string each time, since reserve() on the old one may
+        // double its capacity past max_block.
+        const std::size_t room = std::min<std::size_t>(
+            announced_, std::max({block_.size() + take, 2 * block_.capacity(), std::size_t{64 * 1024}}));
+        std::string grown;
+        grown.reserve(room);  // throws std::bad_alloc when the memory is not there
+        grown.append(block_);
+        block_.swap(grown);
+    }
     block_.append(available.substr(0, take));
     pending_start_ += take;
     if (block_.size() < announced_) return Event::need_data;

@@ -67,6 +67,7 @@ public:
         block,      // block() holds a whole block
         end,        // the zero-length block: the sender is done
         too_large,  // a header announced more than max_block; nothing was allocated for it
+        // (a block's memory grows with the bytes received; std::bad_alloc if it cannot)
     };
 
     explicit BlockDecoder(std::size_t max_block = default_max_block) : max_block_(max_block) {}

@@ -51,7 +51,11 @@ int serve(const BlocksOptions& options) {
             }
             return fail("the connection closed before the zero-length block that ends the stream");
         }
-        decoder.feed({buffer, *got});
+        try {
+            decoder.feed({buffer, *got});
+        } catch (const std::bad_alloc&) {
+            return fail("out of memory holding a block of " + std::to_string(decoder.announced()) + " bytes");
+        }
     }
 }
 

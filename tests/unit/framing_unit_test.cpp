@@ -101,6 +101,18 @@ TEST(Blocks, GrowingBlocksNeverHoldMoreThanTheLimit) {
     }
 }
 
+TEST(Blocks, MemoryGrowsWithTheBytesReceivedNotWithTheAnnouncement) {
+    // A 2 GiB block announced under a 4 GiB limit: nothing near that is taken for its first bytes.
+    BlockDecoder decoder(0xffffffffu);
+    decoder.feed(encode_block_header(0x80000000u) + std::string(1000, 'x'));
+    EXPECT_EQ(decoder.next(), BlockDecoder::Event::need_data);
+    EXPECT_LE(decoder.block().capacity(), 64u * 1024);
+    decoder.feed(std::string(200'000, 'y'));
+    EXPECT_EQ(decoder.next(), BlockDecoder::Event::need_data);
+    EXPECT_LE(decoder.block().capacity(), 512u * 1024);
+    EXPECT_EQ(decoder.missing(), 0x80000000u - 201'000);
+}
+
 TEST(Blocks, LimitIsInclusive) {
     BlockDecoder decoder(5);
     decoder.feed(encode_block("12345") + encode_block("123456"));
