@@ -5,8 +5,11 @@
 #include <tcpd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstring>
 #include <mutex>
+
+#include "base/files.hpp"
 
 // libwrap reads these when it logs; zen does its own logging.
 int allow_severity = 0;
@@ -110,6 +113,81 @@ std::string refusal(const AccessRules& rules, const SocketAddress& peer) {
     hosts_deny_table = deny_table.data();
     const int admitted = ::hosts_ctl(daemon.data(), unknown.data(), address.data(), unknown.data());
     return admitted != 0 ? std::string() : "denied by hosts_access (" + rules.hosts_allow + ", " + rules.hosts_deny + ")";
+}
+
+namespace {
+
+std::string_view trimmed(std::string_view text) {
+    while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front()))) text.remove_prefix(1);
+    while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.remove_suffix(1);
+    return text;
+}
+
+// A rule's fields: split at ':' outside [IPv6] brackets and not escaped with a backslash.
+std::vector<std::string_view> rule_fields(std::string_view rule) {
+    std::vector<std::string_view> fields;
+    int depth = 0;
+    std::size_t start = 0;
+    for (std::size_t i = 0; i < rule.size(); ++i) {
+        const char c = rule[i];
+        if (c == '\\') {
+            ++i;  // an escaped character, ':' included
+        } else if (c == '[') {
+            ++depth;
+        } else if (c == ']') {
+            depth = std::max(0, depth - 1);
+        } else if (c == ':' && depth == 0) {
+            fields.push_back(rule.substr(start, i - start));
+            start = i + 1;
+        }
+    }
+    fields.push_back(rule.substr(start));
+    return fields;
+}
+
+}  // namespace
+
+Result<Ok> check_hosts_table_text(const std::string& name, std::string_view text) {
+    std::size_t line_number = 0;
+    while (!text.empty()) {
+        // One rule: a line, with the lines a trailing backslash continues.
+        const std::size_t first_line = ++line_number;
+        std::string rule;
+        for (;;) {
+            const std::size_t end = text.find('\n');
+            std::string_view line = text.substr(0, end);
+            text = end == std::string_view::npos ? std::string_view{} : text.substr(end + 1);
+            if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+            if (line.empty() || line.back() != '\\' || text.empty()) {
+                rule.append(line);
+                break;
+            }
+            rule.append(line.substr(0, line.size() - 1)).append(" ");
+            ++line_number;
+        }
+        const std::string_view body = trimmed(rule);
+        if (body.empty() || body.front() == '#') continue;
+        const std::vector<std::string_view> fields = rule_fields(body);
+        for (std::size_t i = 2; i < fields.size(); ++i) {
+            const std::string_view option = trimmed(fields[i]);
+            std::string keyword(option.substr(0, option.find_first_of(" \t=")));
+            for (char& c : keyword) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+            if (keyword == "allow" || keyword == "deny") continue;
+            return Error{name + ": line " + std::to_string(first_line) + ": option '" + shortened(keyword, 30) +
+                         "': zen honours only ALLOW and DENY; libwrap would run anything else inside the server"};
+        }
+    }
+    return Ok{};
+}
+
+Result<Ok> check_hosts_tables(const AccessRules& rules) {
+    for (const std::string* path : {&rules.hosts_allow, &rules.hosts_deny}) {
+        if (path->empty()) continue;
+        auto text = read_bounded_file(*path, max_hosts_table);
+        if (!text) return Error{"hosts table: " + text.error()};
+        if (auto checked = check_hosts_table_text(*path, *text); !checked) return checked;
+    }
+    return Ok{};
 }
 
 }  // namespace zen

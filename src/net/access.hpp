@@ -10,7 +10,9 @@
 
 #include <array>
 #include <cstdint>
+#include <cstddef>
 #include <string>
+#include <string_view>
 #include <string_view>
 #include <vector>
 
@@ -39,5 +41,17 @@ struct AccessRules {
 
 // Empty when the client is admitted, else why it is refused (for the log).
 std::string refusal(const AccessRules& rules, const SocketAddress& peer);
+
+// The largest hosts table zen reads.
+inline constexpr std::size_t max_hosts_table = 1024 * 1024;
+
+// At start-up: each hosts table given must be a regular file of at most max_hosts_table bytes,
+// and its rules may carry no option but ALLOW and DENY. libwrap runs the others inside the
+// process that asks (hosts_options(5)): `spawn` and `twist` run commands, `twist` then exits,
+// `banners` writes to the client, `user` and `umask` change the process, `rfc931` makes a
+// blocking ident lookup. zen refuses such a table rather than let one client's match do that.
+Result<Ok> check_hosts_tables(const AccessRules& rules);
+// The check of one table's text (`name` for the message).
+Result<Ok> check_hosts_table_text(const std::string& name, std::string_view text);
 
 }  // namespace zen

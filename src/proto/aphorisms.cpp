@@ -1,9 +1,6 @@
 #include "proto/aphorisms.hpp"
 
-#include <cerrno>
-#include <cstring>
-#include <fstream>
-#include <sstream>
+#include "base/files.hpp"
 
 namespace zen {
 
@@ -45,6 +42,8 @@ Result<AphorismTable> AphorismTable::parse(std::string_view text) {
         std::string_view line = text.substr(0, end);
         text = end == std::string_view::npos ? std::string_view{} : text.substr(end + 1);
 
+        if (line.size() > max_aphorism_line)
+            return line_error(line_number, "longer than " + std::to_string(max_aphorism_line) + " bytes");
         if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
         if (trim(line).empty() || line.front() == '#') continue;
         if (is_blank(line.front()))
@@ -60,19 +59,16 @@ Result<AphorismTable> AphorismTable::parse(std::string_view text) {
         if (answer.find('.') != answer.size() - 1)
             return line_error(line_number, "the answer may contain only one '.', at its end (clients read up to the first '.')");
         if (!table.add(std::string(question), std::string(answer)))
-            return line_error(line_number, "duplicate question \"" + std::string(question) + "\"");
+            return line_error(line_number, "duplicate question \"" + shortened(question) + "\"");
     }
     if (table.size() == 0) return Error{"no aphorisms in the file"};
     return table;
 }
 
 Result<AphorismTable> AphorismTable::load_file(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) return Error{"cannot open aphorism file " + path + ": " + std::strerror(errno)};
-    std::ostringstream contents;
-    contents << in.rdbuf();
-    if (in.bad()) return Error{"cannot read aphorism file " + path};
-    auto table = parse(contents.str());
+    auto contents = read_bounded_file(path, max_aphorism_file);
+    if (!contents) return Error{"aphorism file: " + contents.error()};
+    auto table = parse(*contents);
     if (!table) return Error{path + ": " + table.error()};
     return table;
 }

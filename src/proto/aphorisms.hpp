@@ -1,6 +1,7 @@
 // The aphorism table: exact question (with its '?') -> answer (ending with '.').
 #pragma once
 
+#include <cstddef>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -10,6 +11,10 @@
 namespace zen {
 
 inline constexpr std::string_view unknown_aphorism_answer = "Error: unknown aphorism.";
+
+// What --aphorisms may hold: a table of thousands of aphorisms fits with room to spare.
+inline constexpr std::size_t max_aphorism_file = 4 * 1024 * 1024;
+inline constexpr std::size_t max_aphorism_line = 64 * 1024;
 
 struct Aphorism {
     std::string_view question;

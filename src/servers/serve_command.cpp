@@ -211,6 +211,11 @@ int run_serve(const ServeOptions& given) {
         return 2;
     }
 
+    if (auto tables = check_hosts_tables(options.access); !tables) {
+        report(tables.error());
+        return 2;
+    }
+
     AphorismTable table = AphorismTable::book_defaults();
     if (!options.aphorisms_path.empty()) {
         auto loaded = AphorismTable::load_file(options.aphorisms_path);

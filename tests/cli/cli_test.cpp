@@ -49,6 +49,27 @@ TEST(Cli, HelpListsTheSubcommands) {
     EXPECT_NE(result.out.find("blocks"), std::string::npos) << result.out;
 }
 
+TEST(Cli, StartUpFilesMustBeBoundedRegularFilesWithNoCommandsToRun) {
+    const std::string twist = ::testing::TempDir() + "zen-cli-twist-" + std::to_string(::getpid());
+    {
+        std::ofstream file(twist);
+        file << "ALL: 127.0.0.2 : twist /bin/echo go away\n";
+    }
+    const std::vector<std::vector<std::string>> bad = {
+        {"--aphorisms", "/dev/zero"}, {"--aphorisms", "/"}, {"--hosts-allow", "/dev/zero"}, {"--hosts-deny", twist}};
+    for (const auto& options : bad) {
+        std::vector<std::string> args = {"serve", "-p", "0"};
+        args.insert(args.end(), options.begin(), options.end());
+        const RunResult result = run_zen(args, 10s);
+        EXPECT_EQ(result.exit_code, 2) << options[1] << ": " << result.err;
+        EXPECT_EQ(result.err.rfind("zen serve: ", 0), 0u) << result.err;
+        EXPECT_EQ(std::count(result.err.begin(), result.err.end(), '\n'), 1) << result.err;
+        EXPECT_LT(result.err.size(), 300u) << result.err;
+        EXPECT_EQ(result.out.find("Listening"), std::string::npos) << result.out;
+    }
+    std::remove(twist.c_str());
+}
+
 TEST(Cli, ATimeoutBelowAMillisecondIsOneMillisecondNotNever) {
     // Timers work in whole milliseconds; 0.0004 s used to round to 0, which means "never".
     auto server = Server::start({"--question-timeout", "0.0004", "--idle-timeout", "60"});

@@ -1,8 +1,10 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 
@@ -90,6 +92,71 @@ TEST(Access, HostsTablesThroughLibwrap) {
     EXPECT_EQ(refusal(rules, peer("127.0.0.3")), "");
     std::remove(allow.c_str());
     std::remove(deny.c_str());
+}
+
+}  // namespace
+}  // namespace zen
+
+namespace zen {
+namespace {
+
+TEST(HostsTables, OnlyAllowAndDenyOptionsAreHonoured) {
+    const char* refused[] = {
+        "ALL: 127.0.0.2 : twist /bin/echo go away\n",
+        "zen : ALL : spawn (/bin/echo %a) &\n",
+        "zen: ALL: severity auth.info : allow\n",  // the first option decides
+        "zen: ALL: banners /etc/banners\n",
+        "zen: ALL: /bin/sh -c 'echo shell command'\n",  // without options support: a shell command
+        "# a comment\nzen: [::1] [2001:db8::]/32 : \\\n  user nobody\n",  // continued, IPv6 patterns
+    };
+    for (const char* text : refused) {
+        const auto checked = check_hosts_table_text("t", text);
+        EXPECT_FALSE(checked) << text;
+    }
+    EXPECT_EQ(check_hosts_table_text("hosts.deny", "ALL: 127.0.0.2 : twist /bin/echo go away\n").error(),
+              "hosts.deny: line 1: option 'twist': zen honours only ALLOW and DENY; libwrap would run anything "
+              "else inside the server");
+    EXPECT_EQ(check_hosts_table_text("t", "# one\n\nzen: ALL: \\\n  spawn x\n").error().rfind("t: line 3:", 0), 0u);
+    const char* accepted[] = {
+        "ALL: 127.0.0.2\n",
+        "zen: 127.0.0.0/255.0.0.0 EXCEPT 127.0.0.3 : DENY\n",
+        "zen: [::1] [2001:db8::]/32 : allow\n",
+        "# twist in a comment is nothing\n\nzen: ALL\n",
+        "zen: ALL \\\n  EXCEPT 127.0.0.9\n",
+    };
+    for (const char* text : accepted) {
+        const auto checked = check_hosts_table_text("t", text);
+        EXPECT_TRUE(checked) << text << ": " << checked.error();
+    }
+}
+
+TEST(HostsTables, OnlyBoundedRegularFilesAreRead) {
+    AccessRules rules;
+    rules.hosts_deny = "/dev/zero";
+    auto checked = check_hosts_tables(rules);
+    ASSERT_FALSE(checked);
+    EXPECT_EQ(checked.error(), "hosts table: /dev/zero is a character device, not a regular file");
+    rules.hosts_deny = ::testing::TempDir();
+    checked = check_hosts_tables(rules);
+    ASSERT_FALSE(checked);
+    EXPECT_NE(checked.error().find("is a directory"), std::string::npos) << checked.error();
+    const std::string fifo = ::testing::TempDir() + "zen-hosts-fifo-" + std::to_string(::getpid());
+    ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+    rules.hosts_deny = fifo;
+    checked = check_hosts_tables(rules);  // returns at once: no writer is awaited
+    ::unlink(fifo.c_str());
+    ASSERT_FALSE(checked);
+    EXPECT_NE(checked.error().find("is a FIFO"), std::string::npos) << checked.error();
+    const std::string big = ::testing::TempDir() + "zen-hosts-big-" + std::to_string(::getpid());
+    {
+        std::ofstream file(big);
+        file << std::string(max_hosts_table + 1, '#');
+    }
+    rules.hosts_deny = big;
+    checked = check_hosts_tables(rules);
+    std::remove(big.c_str());
+    ASSERT_FALSE(checked);
+    EXPECT_NE(checked.error().find("is larger than 1048576 bytes"), std::string::npos) << checked.error();
 }
 
 }  // namespace

@@ -1,4 +1,5 @@
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -86,6 +87,32 @@ TEST(Aphorisms, LoadFileReadsAFileAndPrefixesErrorsWithItsPath) {
     std::remove(path.c_str());
     ASSERT_FALSE(bad);
     EXPECT_EQ(bad.error().rfind(path + ": line 1:", 0), 0u) << bad.error();
+}
+
+TEST(Aphorisms, LoadFileReadsOnlyABoundedRegularFile) {
+    auto table = AphorismTable::load_file("/dev/zero");  // never ends: refused before a byte is read
+    ASSERT_FALSE(table);
+    EXPECT_EQ(table.error(), "aphorism file: /dev/zero is a character device, not a regular file");
+    table = AphorismTable::load_file(::testing::TempDir());
+    ASSERT_FALSE(table);
+    EXPECT_NE(table.error().find("is a directory"), std::string::npos) << table.error();
+    const std::string fifo = ::testing::TempDir() + "zen-aphorisms-fifo-" + std::to_string(::getpid());
+    ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+    table = AphorismTable::load_file(fifo);  // returns at once: no writer is awaited
+    ::unlink(fifo.c_str());
+    ASSERT_FALSE(table);
+    EXPECT_NE(table.error().find("is a FIFO"), std::string::npos) << table.error();
+}
+
+TEST(Aphorisms, LongLinesAndLongDuplicatesAreNamedInAReadableLine) {
+    const std::string question = std::string(10'000, 'q') + "?";
+    auto table = AphorismTable::parse(question + " A.\n" + question + " B.\n");
+    ASSERT_FALSE(table);
+    EXPECT_LT(table.error().size(), 200u) << "the duplicate is quoted whole";
+    EXPECT_EQ(table.error().rfind("line 2: duplicate question \"qqq", 0), 0u) << table.error();
+    table = AphorismTable::parse("Short? A.\n" + std::string(max_aphorism_line + 1, 'x') + "? B.\n");
+    ASSERT_FALSE(table);
+    EXPECT_EQ(table.error(), "line 2: longer than 65536 bytes");
 }
 
 }  // namespace
