@@ -30,6 +30,7 @@
 #include <cstring>
 #include <list>
 #include <memory>
+#include <system_error>
 
 #include "conn/connection.hpp"
 #include "net/io.hpp"
@@ -64,8 +65,9 @@ struct Conversation {
 
 class CoroutineServer {
 public:
+    // Throws std::system_error when a descriptor cannot be had (Asio's epoll, the pipes' copies).
     CoroutineServer(Listener& listener, const ServerContext& context)
-        : context_(context), acceptor_(io_), stop_pipe_(io_, ::dup(stop_fd())), quit_pipe_(io_, ::dup(quit_fd())) {
+        : context_(context), acceptor_(io_), stop_pipe_(io_, copy_of(stop_fd())), quit_pipe_(io_, copy_of(quit_fd())) {
         const auto protocol = listener.bound.family() == AF_INET6 ? asio::ip::tcp::v6() : asio::ip::tcp::v4();
         acceptor_.assign(protocol, listener.fd.release());
     }
@@ -84,6 +86,11 @@ private:
     void end_accepting() {
         asio::error_code ignored;
         acceptor_.close(ignored);
+    }
+    static int copy_of(int fd) {
+        const int copy = ::dup(fd);
+        if (copy < 0) throw std::system_error(errno, std::generic_category(), "dup");
+        return copy;
     }
 
     const ServerContext& context_;
@@ -268,8 +275,13 @@ int CoroutineServer::run() {
 
 int serve_coroutines(Listener& listener, const ServerContext& context) {
     const HardStopWatchdog watchdog(context);
-    CoroutineServer server(listener, context);
-    return server.run();
+    try {
+        CoroutineServer server(listener, context);
+        return server.run();
+    } catch (const std::system_error& e) {  // out of descriptors, say: an error, never an abort
+        context.log.server(LogLevel::error, "asio_error", std::string("Cannot serve with Asio: ") + e.what());
+        return 1;
+    }
 }
 
 }  // namespace zen

@@ -312,6 +312,21 @@ TEST_P(Faults, TheAnsweredCounterIsExactUnderBackpressure) {
     EXPECT_TRUE(server->wait_for_log("answered 2000,")) << server->log();
 }
 
+// Short of descriptors at start-up (issue 19, item 5): whatever the limit, a server starts and
+// stops cleanly or exits with an error; it never aborts (coroutines did, from an unchecked dup()).
+TEST_P(Faults, ShortOfDescriptorsAtStartUpNeverAborts) {
+    for (int limit = 8; limit <= 14; ++limit) {
+        std::vector<std::string> argv = {"prlimit", "--nofile=" + std::to_string(limit) + ":" + std::to_string(limit),
+                                         zen_binary(), "serve", "127.0.0.1", "-p", "0"};
+        argv.insert(argv.end(), GetParam().args.begin(), GetParam().args.end());
+        auto process = Process::start(argv);
+        const bool listening = process->wait_for_output("Listening at", 2s);
+        int code = listening ? -1 : process->wait_exit(5s);
+        if (code == -1) code = process->stop(SIGTERM);
+        EXPECT_TRUE(code == 0 || code == 1) << "limit " << limit << ": exit " << code << "\n" << process->output();
+    }
+}
+
 // 10. Random resets under load: every answer a surviving client reads is right and in order.
 TEST_P(Faults, RandomResetsUnderLoadNeverCostAWrongAnswer) {
     const bool one_at_a_time = is(GetParam(), {"single"});
