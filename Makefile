@@ -81,7 +81,7 @@ test: build peer-deps
 # memory flat after ten thousand conversations), which ASan's reservations and quarantine break; descriptor exhaustion, where the sanitizers' own checks need descriptors
 # (UBSan then misreports every virtual call); the report and syscall tests (bench/, measurements);
 # the counting allocator and the memory per idle connection (the sanitizers own malloc).
-SANITIZE_EXCLUDE := FourGibibyte|ClientThatNeverReadsLeavesServerMemoryBounded/prefork|LeaveMemoryFlat|OutOfDescriptors|^Report\.|^Profile\.|Allocations\.|IdleMemory\.
+SANITIZE_EXCLUDE := FourGibibyte|ClientThatNeverReadsLeavesServerMemoryBounded/prefork|LeaveMemoryFlat|OutOfDescriptors|ShortOfDescriptors|^Report\.|^Profile\.|Allocations\.|IdleMemory\.
 TSAN_TESTS       := /threaded|/per_client|/reuseport|^Threaded\.|^PerClient\.|^Bench\.
 # TSan cannot follow a process that forks while it has threads and then starts more: prefork.
 TSAN_EXCLUDE     := $(SANITIZE_EXCLUDE)|Prefork
