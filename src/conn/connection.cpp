@@ -84,12 +84,16 @@ void Connection::received_unframed(std::string_view bytes, TimePoint now) {
 }
 
 void Connection::converse(std::string_view bytes, bool unframed, TimePoint now) {
-    last_activity_ = now;
+    const std::uint64_t answered = session_.answered();
     if (unframed) {
         session_.receive_unframed(bytes);
     } else {
         session_.receive(bytes);
     }
+    // Bytes that answer nothing and start no question (whitespace between questions) are
+    // silence: a space every few seconds must not hold a connection open for ever.
+    if (session_.answered() != answered || session_.has_partial_question() || session_.status() != Session::Status::open)
+        last_activity_ = now;
     settle(now);
 }
 

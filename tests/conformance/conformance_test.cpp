@@ -286,6 +286,26 @@ TEST_P(Conformance, SilentConnectionIsClosedAtTheIdleTimeout) {
     EXPECT_TRUE(server->wait_for_log("idle for 500 ms")) << server->log();
 }
 
+TEST_P(Conformance, SpacesAloneAreSilenceForTheIdleTimeout) {
+    // Issue 19's decision: whitespace that starts no question does not keep a connection alive.
+    auto server = start({"--idle-timeout", "0.5", "--question-timeout", "0.5"});
+    Connection client = Connection::open("127.0.0.1", server->port());
+    expect_answer(client, beautiful, "Ugly.");
+    const auto started = std::chrono::steady_clock::now();
+    bool closed = false;
+    for (int i = 0; i < 20 && !closed; ++i) {  // a space every 0.2 s, for at most 4 s
+        std::this_thread::sleep_for(200ms);
+        try {
+            client.send(" ");
+        } catch (const std::exception&) {
+            closed = true;  // the server has closed: the send hit its reset
+        }
+        closed = closed || server->log().find("idle for 500 ms") != std::string::npos;
+    }
+    EXPECT_TRUE(server->wait_for_log("idle for 500 ms")) << server->log();
+    EXPECT_LT(std::chrono::steady_clock::now() - started, 3s);
+}
+
 TEST_P(Conformance, ClientThatNeverReadsLeavesServerMemoryBounded) {
     auto server = start({"--max-pending", "65536"});
     Connection client = Connection::open("127.0.0.1", server->port());

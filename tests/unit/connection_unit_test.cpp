@@ -244,6 +244,15 @@ TEST_F(ConnectionTest, ASilentConnectionIsClosedAtTheIdleTimeout) {
     EXPECT_TRUE(logged("Client " + client_name + " error: idle for 10 s"));
 }
 
+TEST_F(ConnectionTest, WhitespaceAloneIsSilence) {
+    auto connection = open();
+    for (int i = 1; i <= 9; ++i) connection->received(" ", now + std::chrono::seconds(i));  // a space a second
+    EXPECT_EQ(connection->deadline(), now + 10s);
+    connection->tick(now + 10s);
+    EXPECT_EQ(connection->fate(), Fate::drop);
+    EXPECT_TRUE(logged("Client " + client_name + " error: idle for 10 s"));
+}
+
 TEST_F(ConnectionTest, AnswersNotTakenAreDroppedAtTheSendTimeout) {
     auto connection = open();
     connection->received(beautiful, now);
