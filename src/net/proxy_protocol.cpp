@@ -100,6 +100,7 @@ std::string ProxyHeaderReader::take_remainder() {
 
 ProxyHeaderReader::Status ProxyHeaderReader::fail(std::string reason) {
     error_ = std::move(reason);
+    header_length_ = 0;  // remainder(): every byte, for a direct client whose bytes were no header
     return Status::invalid;
 }
 
@@ -114,6 +115,13 @@ ProxyHeaderReader::Status ProxyHeaderReader::decide() {
 ProxyHeaderReader::Status ProxyHeaderReader::parse_v1() {
     const std::size_t scanned = std::min(buffer_.size(), max_proxy_v1_line);
     const std::string_view head = std::string_view(buffer_).substr(0, scanned);
+    // Decided as early as the bytes allow, not at the line's end: its protocol word is known
+    // within eight bytes, and no header holds a '?' (a direct client asking "PROXY ...?" must not
+    // wait out a timeout before it is answered).
+    const std::string_view word = head.substr(v1_prefix.size());
+    if (!starts_like(word, "TCP4 ") && !starts_like(word, "TCP6 ") && !starts_like(word, "UNKNOWN"))
+        return fail("v1 protocol must be TCP4, TCP6 or UNKNOWN");
+    if (head.substr(0, head.find('\n')).find('?') != std::string_view::npos) return fail("v1 line has a '?'");
     const std::size_t newline = head.find('\n');
     if (newline == std::string_view::npos) {
         if (buffer_.size() >= max_proxy_v1_line) return fail("v1 line longer than 107 bytes");
@@ -215,6 +223,8 @@ ProxyGate::Verdict ProxyGate::feed(std::string_view bytes) {
             }
             return Verdict::admit;
         case ProxyHeaderReader::Status::invalid:
+            // From a direct client, bytes that are no header are its first question.
+            if (!trusted_) return Verdict::admit;
             reason_ = "invalid PROXY header: " + reader_.error();
             return Verdict::refuse;
     }

@@ -104,6 +104,15 @@ TEST_P(Proxied, AForgedHeaderFromAnUntrustedAddressIsRefused) {
         << server->log();
 }
 
+TEST_P(Proxied, ADirectClientsQuestionStartingWithProxyIsAnsweredAtOnce) {
+    // Issue 19's decision: no header starts "PROXY is", so there is nothing to wait for.
+    auto server = start({"--idle-timeout", "30"});
+    Connection direct = Connection::open("127.0.0.1", server->port(), "127.0.0.3");
+    const auto asked = Clock::now();
+    EXPECT_TRUE(answered_within(direct, "PROXY is better than?", "Error: unknown aphorism.", 10s)) << server->log();
+    EXPECT_LT(Clock::now() - asked, 2s);
+}
+
 TEST_P(Proxied, MalformedMissingAndLateHeadersAreClosed) {
     auto server = start({"--proxy-header-timeout", "0.3"});
     {

@@ -237,6 +237,19 @@ TEST(ProxyGate, ADirectClientIsServedButMayNotForgeAHeader) {
     EXPECT_EQ(format_address(forger.client()), "('127.0.0.3', 50001)");
 }
 
+TEST(ProxyGate, ADirectClientsQuestionThatStartsWithProxyIsAQuestionAtOnce) {
+    const ProxyPolicy policy = policy_trusting("127.0.0.1/32");
+    ProxyGate direct(policy, loopback("127.0.0.3", 50000));
+    EXPECT_EQ(direct.feed("PROXY is"), ProxyGate::Verdict::admit);  // no header starts so: decided now
+    EXPECT_EQ(direct.remainder(), "PROXY is");
+    ProxyGate asking(policy, loopback("127.0.0.3", 50001));
+    EXPECT_EQ(asking.feed("PROXY TCP4?"), ProxyGate::Verdict::admit);
+    EXPECT_EQ(asking.remainder(), "PROXY TCP4?");
+    ProxyGate proxy(policy, loopback("127.0.0.1", 50002));  // from the trusted proxy, it is a bad header
+    EXPECT_EQ(proxy.feed("PROXY is better than?"), ProxyGate::Verdict::refuse);
+    EXPECT_EQ(proxy.reason(), "invalid PROXY header: v1 protocol must be TCP4, TCP6 or UNKNOWN");
+}
+
 TEST(ProxyGate, AMalformedHeaderIsRefused) {
     ProxyGate gate(policy_trusting("127.0.0.1/32"), loopback("127.0.0.1", 50000));
     EXPECT_EQ(gate.feed("PROXY TCP4 nonsense\r\n"), ProxyGate::Verdict::refuse);
