@@ -71,6 +71,19 @@ TEST_P(EveryArchitecture, SigtermDeliversAnswersHeldByWait) {
     EXPECT_EQ(server->log().find("not reading its answers"), std::string::npos) << server->log();
 }
 
+TEST_P(EveryArchitecture, SigtermDoesNotWaitTheDrainOutForAClientThatKeepsItsSocketOpen) {
+    // Issue 19's decision: answered and sent EOF, a client that keeps its socket open is let go
+    // after the linger (about a second), in every architecture, not at --drain-timeout.
+    auto server = start({"--drain-timeout", "10"});
+    Connection client = Connection::open("127.0.0.1", server->port());
+    EXPECT_TRUE(answered_within(client, beautiful, "Ugly.", 5s));
+    const auto stopped = Clock::now();
+    ::kill(server->process().pid(), SIGTERM);
+    EXPECT_EQ(server->process().wait_exit(10s), 0) << server->log();
+    EXPECT_LT(Clock::now() - stopped, 3s) << server->log();
+    EXPECT_TRUE(client.receive_until_eof(5s).eof);
+}
+
 TEST_P(EveryArchitecture, DelayIsPaidPerAnswer) {
     auto server = start({"--delay", "0.2"});
     Connection client = Connection::open("127.0.0.1", server->port());
