@@ -92,7 +92,7 @@ DESTDIR ?=
 install: configure
 	@cmake --build $(BUILD_DIR) -j $(JOBS) --target $(INSTALL_TARGETS)
 	DESTDIR="$(DESTDIR)" cmake --install $(BUILD_DIR) --prefix "$(PREFIX)"
-	@{ sed -e '$$a\' -e 's|^|$(DESTDIR)|' $(BUILD_DIR)/install_manifest.txt; \
+	@{ awk '{ print "$(DESTDIR)" $$0 }' $(BUILD_DIR)/install_manifest.txt; \
 	  cat $(BUILD_DIR)/zen_install_manifest.txt 2>/dev/null; } | \
 	  sort -u > $(BUILD_DIR)/zen_install_manifest.txt.new && \
 	  mv $(BUILD_DIR)/zen_install_manifest.txt.new $(BUILD_DIR)/zen_install_manifest.txt
