@@ -10,19 +10,23 @@ ARGS       ?=
 # Debian packages the build and the tests need (DESIGN §6).
 DEB_PACKAGES := cmake make g++ pkg-config python3 systemd \
 	libasio-dev liburing-dev libcli11-dev libfmt-dev libspdlog-dev libsystemd-dev \
-	libwrap0-dev nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev
+	libwrap0-dev nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev help2man
 
 MAKEFLAGS += --no-print-directory
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps peer-deps configure build zen run test sanitize bench profile soak fuzz clean
+.PHONY: all deps peer-deps packaging-deps configure build zen run test install uninstall deb \
+	sanitize bench profile soak fuzz clean
 
 all: build
 
 # Real peers the tests and benchmarks start themselves on loopback (DESIGN §6), and strace for
 # bench/syscalls.py: `make test`, `make bench` and `make soak` install them; `make run` needs none.
 PEER_PACKAGES := redis-server memcached chromium haproxy openbsd-inetd strace
+# `make deb`: CPack's DEB generator runs dpkg-shlibdeps (dpkg-dev), which needs file; the
+# packaging tests also run lintian and man.
+PACKAGING_PACKAGES := dpkg-dev file lintian man-db
 # bench/profile.py's callgrind.
 PROFILE_PACKAGES := valgrind
 
@@ -55,6 +59,9 @@ deps:
 peer-deps: deps
 	$(call install_missing,$(PEER_PACKAGES))
 
+packaging-deps: deps
+	$(call install_missing,$(PACKAGING_PACKAGES))
+
 configure: deps
 	@cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DZEN_WERROR=$(ZEN_WERROR) >/dev/null
 
@@ -69,9 +76,41 @@ zen: configure
 run: zen
 	$(BUILD_DIR)/zen serve $(ARGS)
 
-test: build peer-deps
+test: build peer-deps packaging-deps
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) --timeout 300
 	@if [ "$(ZEN_DEEP_CHECKS)" = 1 ]; then $(MAKE) sanitize fuzz; fi
+
+# What an install holds: the binary, man pages, completion, the Debian changelog.
+INSTALL_TARGETS := zen zen_man zen_completion zen_changelog
+PREFIX ?= /usr/local
+DESTDIR ?=
+
+# The binary, man pages, bash completion, systemd units (not enabled) and deploy/ examples under
+# PREFIX (inside DESTDIR if given): make install PREFIX=/usr/local. CMake's install_manifest.txt
+# (which leaves DESTDIR out) is added to zen_install_manifest.txt with DESTDIR in, since cpack and
+# the tests rewrite the original; a second install to another prefix adds its own files.
+install: configure
+	@cmake --build $(BUILD_DIR) -j $(JOBS) --target $(INSTALL_TARGETS)
+	DESTDIR="$(DESTDIR)" cmake --install $(BUILD_DIR) --prefix "$(PREFIX)"
+	@{ awk '{ print "$(DESTDIR)" $$0 }' $(BUILD_DIR)/install_manifest.txt; \
+	  cat $(BUILD_DIR)/zen_install_manifest.txt 2>/dev/null; } | \
+	  sort -u > $(BUILD_DIR)/zen_install_manifest.txt.new && \
+	  mv $(BUILD_DIR)/zen_install_manifest.txt.new $(BUILD_DIR)/zen_install_manifest.txt
+
+# Removes every file `make install` installed (DESTDIR included, as the manifest records it), then
+# the emptied share/doc/zen; directories shared with other software stay.
+uninstall:
+	@manifest=$(BUILD_DIR)/zen_install_manifest.txt; \
+	if [ ! -f "$$manifest" ]; then echo "make uninstall: no $$manifest: nothing was installed with make install"; exit 1; fi; \
+	tr '\n' '\0' < "$$manifest" | xargs -0 -r rm -f --; \
+	grep '/share/doc/zen/' "$$manifest" | sed 's|\(/share/doc/zen\)/.*|\1|' | sort -u | \
+	  while read -r doc; do [ -d "$$doc" ] && find "$$doc" -depth -type d -empty -delete; done; \
+	rm -f "$$manifest"; echo "make uninstall: removed what $$manifest listed"
+
+# The Debian package, $(BUILD_DIR)/zen_VERSION_ARCH.deb: apt install ./$(BUILD_DIR)/zen_*.deb
+deb: configure packaging-deps
+	@cmake --build $(BUILD_DIR) -j $(JOBS) --target $(INSTALL_TARGETS)
+	cd $(BUILD_DIR) && cpack -G DEB
 
 # The whole suite again under AddressSanitizer + UndefinedBehaviorSanitizer, and the tests of
 # the threaded architectures under ThreadSanitizer. Every sanitizer report, from the tests or
@@ -80,8 +119,9 @@ test: build peer-deps
 # Left out, and why: a 4 GiB address-space limit and the memory-growth bounds (prefork's, and
 # memory flat after ten thousand conversations), which ASan's reservations and quarantine break; descriptor exhaustion, where the sanitizers' own checks need descriptors
 # (UBSan then misreports every virtual call); the report and syscall tests (bench/, measurements);
-# the counting allocator and the memory per idle connection (the sanitizers own malloc).
-SANITIZE_EXCLUDE := FourGibibyte|ClientThatNeverReadsLeavesServerMemoryBounded/prefork|LeaveMemoryFlat|OutOfDescriptors|ShortOfDescriptors|^Report\.|^Profile\.|Allocations\.|IdleMemory\.
+# the counting allocator and the memory per idle connection (the sanitizers own malloc); the
+# packaging tests (files and packages, no code of zen's to check).
+SANITIZE_EXCLUDE := ^Packaging\.|FourGibibyte|ClientThatNeverReadsLeavesServerMemoryBounded/prefork|LeaveMemoryFlat|OutOfDescriptors|ShortOfDescriptors|^Report\.|^Profile\.|Allocations\.|IdleMemory\.
 TSAN_TESTS       := /threaded|/per_client|/reuseport|^Threaded\.|^PerClient\.|^Bench\.
 # TSan cannot follow a process that forks while it has threads and then starts more: prefork.
 TSAN_EXCLUDE     := $(SANITIZE_EXCLUDE)|Prefork
