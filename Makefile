@@ -184,8 +184,10 @@ fuzz: deps
 	@for target in fuzz_session fuzz_framing fuzz_proxy; do \
 	  mkdir -p $(FUZZ_DIR)/corpus/$$target && \
 	  echo "fuzz: $$target for $(FUZZ_SECONDS) s" && \
+	  dict=; [ -f tests/fuzz/$$target.dict ] && dict=-dict=tests/fuzz/$$target.dict; \
+	  seeds=; [ -d tests/fuzz/seeds/$$target ] && seeds=tests/fuzz/seeds/$$target; \
 	  $(FUZZ_DIR)/$$target -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -print_final_stats=1 -artifact_prefix=$(FUZZ_DIR)/ \
-	    $(FUZZ_DIR)/corpus/$$target > $(FUZZ_DIR)/$$target.log 2>&1; rc=$$?; \
+	    $$dict $(FUZZ_DIR)/corpus/$$target $$seeds > $(FUZZ_DIR)/$$target.log 2>&1; rc=$$?; \
 	  grep -E '^(#[0-9]+ +DONE|stat::number_of_executed_units)' $(FUZZ_DIR)/$$target.log | tail -2; \
 	  if [ $$rc != 0 ]; then tail -40 $(FUZZ_DIR)/$$target.log; echo "fuzz: $$target failed"; exit 1; fi; \
 	done

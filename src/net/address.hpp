@@ -16,9 +16,12 @@ namespace zen {
 
 // Room for the addresses zen serves, IPv4 and IPv6: 28 bytes, where sockaddr_storage takes 128.
 // Every connection keeps one, and ten thousand idle connections should cost little.
+// The larger member comes first: `{}` zeroes a union's first member, and compilers need not zero
+// the bytes past it, so with sockaddr_in first an IPv6 address built field by field could carry
+// a stray scope id (found by fuzz_proxy).
 union IpSocketAddress {
-    sockaddr_in in4;
     sockaddr_in6 in6;
+    sockaddr_in in4;
 };
 
 struct SocketAddress {
