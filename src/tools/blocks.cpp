@@ -23,6 +23,7 @@ int fail(std::string_view message) { return demo_failure("blocks", message); }
 int serve(const BlocksOptions& options) {
     auto connection = accept_one_client(options.demo);
     if (!connection) return fail(connection.error());
+    const ExchangeLimits limits(options.demo);
     const int fd = connection->fd.get();
     ::shutdown(fd, SHUT_WR);
     BlockDecoder decoder(options.max_block);
@@ -42,7 +43,7 @@ int serve(const BlocksOptions& options) {
             case BlockDecoder::Event::need_data:
                 break;
         }
-        auto got = receive_bytes(fd, buffer, sizeof buffer);
+        auto got = limits.receive(fd, buffer, sizeof buffer);
         if (!got) return fail(got.error());
         if (*got == 0) {
             if (decoder.in_block()) {

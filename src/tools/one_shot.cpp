@@ -20,7 +20,10 @@ void add_demo_options(CLI::App& app, DemoOptions& options) {
     app.add_option("-p,--port", options.port, "TCP port (for the server, 0 picks a free one)")
         ->check(port_number(0))
         ->capture_default_str();
-    add_seconds_option(app, "--timeout", options.timeout, "give up when the peer is silent this long", 0.001);
+    add_seconds_option(app, "--timeout", options.timeout, "give up when the peer is silent this long (at each read)",
+                       0.001);
+    add_seconds_option(app, "--time-limit", options.time_limit,
+                       "the server gives up when its client's whole exchange takes longer (0: no limit)", 0);
 }
 
 Result<Connection> accept_one_client(const DemoOptions& options) {
@@ -72,7 +75,20 @@ int run_demo(std::string_view name, const DemoOptions& options, const std::funct
     return options.client ? send() : serve();
 }
 
-Result<std::size_t> receive_bytes(int fd, char* buffer, std::size_t capacity) {
+ExchangeLimits::ExchangeLimits(const DemoOptions& options)
+    : timeout_(options.timeout),
+      time_limit_(options.time_limit),
+      deadline_(deadline_after(Clock::now(), options.time_limit)) {}
+
+Result<std::size_t> ExchangeLimits::receive(int fd, char* buffer, std::size_t capacity) const {
+    const TimePoint now = Clock::now();
+    const TimePoint silence_deadline = deadline_after(now, timeout_);
+    if (now >= deadline_ || wait_for(fd, POLLIN, -1, std::min(silence_deadline, deadline_)) != WaitOutcome::ready) {
+        if (Clock::now() >= deadline_) {
+            return Error{"the exchange took longer than --time-limit (" + duration_text(time_limit_) + ")"};
+        }
+        return Error{"timed out waiting for the peer (--timeout " + duration_text(timeout_) + ")"};
+    }
     const IoResult got = receive_some(fd, buffer, capacity);
     switch (got.status) {
         case IoStatus::ok:
@@ -80,7 +96,7 @@ Result<std::size_t> receive_bytes(int fd, char* buffer, std::size_t capacity) {
         case IoStatus::eof:
             return std::size_t{0};
         case IoStatus::would_block:
-            return Error{"timed out waiting for the peer"};
+            return Error{"timed out waiting for the peer (--timeout " + duration_text(timeout_) + ")"};
         case IoStatus::error:
             break;
     }

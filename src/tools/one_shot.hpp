@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 
+#include "base/clock.hpp"
 #include "base/result.hpp"
 #include "net/connector.hpp"
 
@@ -21,7 +22,8 @@ struct DemoOptions {
     std::string host = "127.0.0.1";
     std::uint16_t port = 1060;
     bool client = false;
-    std::chrono::milliseconds timeout{30'000};
+    std::chrono::milliseconds timeout{30'000};  // the peer silent this long, per read
+    std::chrono::milliseconds time_limit{0};    // the whole exchange, from the accept; zero: none
 };
 
 void add_demo_options(CLI::App& app, DemoOptions& options);
@@ -40,7 +42,21 @@ int run_demo(std::string_view name, const DemoOptions& options, const std::funct
 // One line "zen NAME: message" on stderr; returns exit code 1.
 int demo_failure(std::string_view name, std::string_view message);
 
-// Receives up to capacity bytes: >0 read, 0 at EOF; an error (or the timeout) as an Error.
-Result<std::size_t> receive_bytes(int fd, char* buffer, std::size_t capacity);
+// What the one-shot server allows its one client: --timeout of silence at each read, and
+// --time-limit for the whole exchange (a byte every few seconds stays within the first).
+class ExchangeLimits {
+public:
+    // Starts the --time-limit clock: call it once the client is accepted.
+    explicit ExchangeLimits(const DemoOptions& options);
+
+    // Receives up to capacity bytes: >0 read, 0 at EOF; an error, the silence or the time limit
+    // as an Error naming its option.
+    Result<std::size_t> receive(int fd, char* buffer, std::size_t capacity) const;
+
+private:
+    std::chrono::milliseconds timeout_;
+    std::chrono::milliseconds time_limit_;
+    TimePoint deadline_;
+};
 
 }  // namespace zen

@@ -23,12 +23,13 @@ int fail(std::string_view message) { return demo_failure("streamer", message); }
 int serve(const StreamerOptions& options) {
     auto connection = accept_one_client(options.demo);
     if (!connection) return fail(connection.error());
+    const ExchangeLimits limits(options.demo);
     const int fd = connection->fd.get();
     ::shutdown(fd, SHUT_WR);  // we will send nothing: the client may see our EOF at once
     EofFramer framer(options.max_message);
     char buffer[8192];
     for (;;) {
-        auto got = receive_bytes(fd, buffer, sizeof buffer);
+        auto got = limits.receive(fd, buffer, sizeof buffer);
         if (!got) return fail(got.error());
         if (*got == 0) {
             std::cout << "Received zero bytes - end of file" << std::endl;

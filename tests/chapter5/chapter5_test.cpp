@@ -174,6 +174,58 @@ TEST(Blocks, EofInTheMiddleOfABlockIsAnErrorExitOne) {
         << server->output();
 }
 
+// Issue 19's decision: --timeout bounds the client's silence at each read, as nc -w and socat -T
+// do, so a byte every 0.3 s keeps the exchange going past it; --time-limit bounds the whole
+// exchange. A trickle 0.3 s apart for 3 s outlives a 1 s --timeout and ends in its own EOF.
+TEST(Blocks, TimeoutIsSilenceAtEachReadNotTheWholeExchange) {
+    std::uint16_t port = 0;
+    auto server = start_demo_server("blocks", {"--timeout", "1"}, port);
+    const auto started = std::chrono::steady_clock::now();
+    run_command({"python3", peer_script, "trickle", std::to_string(port), "10"}, 30s);
+    EXPECT_EQ(server->wait_exit(10s), 1) << server->output();
+    EXPECT_GE(std::chrono::steady_clock::now() - started, 2500ms);
+    EXPECT_NE(server->output().find("the connection closed with 990 bytes left in this block"), std::string::npos)
+        << server->output();
+}
+
+TEST(Blocks, ATrickleIsCutAtTheTimeLimit) {
+    std::uint16_t port = 0;
+    auto server = start_demo_server("blocks", {"--timeout", "1", "--time-limit", "1.5"}, port);
+    const auto started = std::chrono::steady_clock::now();
+    auto client = Process::start({"python3", peer_script, "trickle", std::to_string(port), "60"});
+    EXPECT_EQ(server->wait_exit(15s), 1) << server->output();
+    EXPECT_LT(std::chrono::steady_clock::now() - started, 12s) << "the 18 s trickle was not cut";
+    EXPECT_NE(server->output().find("zen blocks: the exchange took longer than --time-limit (1500 ms)"),
+              std::string::npos)
+        << server->output();
+    client->wait_exit(15s);
+}
+
+TEST(Streamer, ATrickleIsCutAtTheTimeLimit) {
+    std::uint16_t port = 0;
+    auto server = start_demo_server("streamer", {"--timeout", "1", "--time-limit", "1.5"}, port);
+    auto client = Process::start({"python3", peer_script, "trickle", std::to_string(port), "60"});
+    EXPECT_EQ(server->wait_exit(15s), 1) << server->output();
+    EXPECT_NE(server->output().find("zen streamer: the exchange took longer than --time-limit (1500 ms)"),
+              std::string::npos)
+        << server->output();
+    client->wait_exit(15s);
+}
+
+TEST(Streamer, ASilentClientIsCutAtTheTimeout) {
+    std::uint16_t port = 0;
+    auto server = start_demo_server("streamer", {"--timeout", "0.5"}, port);
+    auto client = Process::start({"python3", "-c",
+                                  "import socket, time\n"
+                                  "s = socket.create_connection(('127.0.0.1', " + std::to_string(port) + "))\n"
+                                  "time.sleep(5)\n"});
+    EXPECT_EQ(server->wait_exit(10s), 1) << server->output();
+    EXPECT_NE(server->output().find("zen streamer: timed out waiting for the peer (--timeout 500 ms)"),
+              std::string::npos)
+        << server->output();
+    client->wait_exit(10s);
+}
+
 TEST(Chapter5, ClientsToAClosedPortExitOne) {
     std::uint16_t port = 0;
     {

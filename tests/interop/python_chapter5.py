@@ -8,6 +8,7 @@ Usage: python_chapter5.py MODE PORT_OR_PORT_FILE
   blocks-dribble PORT    the same, one byte at a time
   blocks-huge PORT       announce a block of 2**32 - 1 bytes
   blocks-truncated PORT  announce 100 bytes, send 10, close
+  trickle PORT N         announce a 1000-byte block, then send N bytes 0.3 s apart, close
   streamer-server FILE   accept one client, print what the book's server prints
   blocks-server FILE     accept one client, print each block
 Servers bind 127.0.0.1 on a free port and write it to FILE."""
@@ -80,6 +81,16 @@ def main():
     elif mode == 'blocks-truncated':
         with connect(int(where)) as sock:
             sock.sendall(HEADER.pack(100) + b'0123456789')
+    elif mode == 'trickle':
+        with connect(int(where)) as sock:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            try:
+                sock.sendall(HEADER.pack(1000))
+                for _ in range(int(sys.argv[3])):
+                    time.sleep(0.3)
+                    sock.sendall(b'x')
+            except OSError:
+                pass  # the server gave up on us: what the test looks for
     elif mode == 'streamer-server':
         sock = listen(where)
         message = b''
