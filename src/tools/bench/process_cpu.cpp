@@ -1,12 +1,15 @@
 #include "tools/bench/process_cpu.hpp"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <fstream>
+#include <cerrno>
+#include <cstdlib>
 #include <iterator>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <unordered_map>
@@ -22,6 +25,26 @@ struct ProcessTimes {
     double children_seconds = 0;  // its children that exited and were reaped
 };
 
+// A small /proc file read whole, or nothing when the process is gone. Plain read(): a process
+// can exit between the directory listing and the read, and an ifstream then throws from
+// underflow() ("No such process") where this only returns nothing.
+std::optional<std::string> read_proc_file(const std::string& path) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return std::nullopt;
+    std::string text;
+    char buffer[4096];
+    for (;;) {
+        const ssize_t got = ::read(fd, buffer, sizeof buffer);
+        if (got > 0) {
+            text.append(buffer, static_cast<std::size_t>(got));
+        } else if (got == 0 || errno != EINTR) {
+            ::close(fd);
+            if (got < 0) return std::nullopt;
+            return text;
+        }
+    }
+}
+
 // Nanoseconds on a CPU of each live thread, from the scheduler: exact, where /proc/PID/stat
 // truncates each process to whole clock ticks (64 prefork workers would lose up to 0.64 s).
 double live_thread_seconds(pid_t pid) {
@@ -30,9 +53,9 @@ double live_thread_seconds(pid_t pid) {
     if (DIR* directory = opendir(tasks.c_str())) {
         while (const dirent* entry = readdir(directory)) {
             if (entry->d_name[0] == '.') continue;
-            std::ifstream schedstat(tasks + "/" + entry->d_name + "/schedstat");
-            long long on_cpu = 0;
-            if (schedstat >> on_cpu) nanoseconds += on_cpu;
+            if (const auto schedstat = read_proc_file(tasks + "/" + entry->d_name + "/schedstat")) {
+                nanoseconds += std::strtoll(schedstat->c_str(), nullptr, 10);
+            }
         }
         closedir(directory);
     }
@@ -40,8 +63,9 @@ double live_thread_seconds(pid_t pid) {
 }
 
 bool read_stat(pid_t pid, ProcessTimes& times) {
-    std::ifstream file("/proc/" + std::to_string(pid) + "/stat");
-    const std::string line((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+    const auto read = read_proc_file("/proc/" + std::to_string(pid) + "/stat");
+    if (!read) return false;
+    const std::string& line = *read;
     // The command name is in parentheses and may hold spaces; the fields follow the last ')'.
     const std::size_t close = line.rfind(')');
     if (close == std::string::npos) return false;
