@@ -79,7 +79,7 @@ protected:
 private:
     Result<int> open_file() const {
         const int fd = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-        if (fd < 0) return Error{"cannot open the log file " + path_ + ": " + std::strerror(errno)};
+        if (fd < 0) return Error{path_ + ": " + std::strerror(errno)};
         return fd;
     }
 

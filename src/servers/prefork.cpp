@@ -143,11 +143,13 @@ bool any_alive(const std::vector<WorkerSlot>& slots) {
 
 int serve_prefork(Listener& listener, const ServerContext& context) {
     std::vector<WorkerSlot> slots(static_cast<std::size_t>(context.options.workers > 0 ? context.options.workers : 4));
+    // Counted before the first fork(): a reload while workers start reaches them too (one
+    // started after it is signalled needlessly and just reloads again).
+    std::uint64_t reloads_passed_on = reloads_done();
     for (std::size_t i = 0; i < slots.size(); ++i) start_worker(slots[i], i, listener, context);
 
     // Serve: keep the pool full until a stop or quit.
     bool quitting = false;
-    std::uint64_t reloads_passed_on = reloads_done();
     while (!stop_requested()) {
         pollfd fds[2] = {{stop_fd(), POLLIN, 0}, {quit_fd(), POLLIN, 0}};
         ::poll(fds, 2, 100);
