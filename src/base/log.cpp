@@ -1,12 +1,19 @@
 #include "base/log.hpp"
 
-#include <spdlog/sinks/basic_file_sink.h>
+#include <fcntl.h>
+#include <unistd.h>
+#include <spdlog/sinks/base_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/sinks/syslog_sink.h>
 #include <syslog.h>
 #include <spdlog/spdlog.h>
 
 #include <nlohmann/json.hpp>
+
+#include <cerrno>
+#include <cstring>
+#include <mutex>
+#include <stdexcept>
 
 namespace zen {
 
@@ -32,10 +39,61 @@ const char* level_name(LogLevel level) {
 
 }  // namespace
 
+// --log-file: each line goes to the file in one write() on an O_APPEND descriptor, so it is on
+// disk (in the kernel) at once and whole, even with prefork's workers appending to the same file.
+// spdlog's own file sink cannot be reopened without closing first, which would lose a line
+// written in between, or every line if the new open fails.
+class ReopenableFileSink final : public spdlog::sinks::base_sink<std::mutex> {
+public:
+    explicit ReopenableFileSink(std::string path) : path_(std::move(path)) {
+        auto opened = open_file();
+        if (!opened) throw std::runtime_error(opened.error());
+        fd_ = *opened;
+    }
+    ~ReopenableFileSink() override { ::close(fd_); }
+
+    Result<Ok> reopen() {
+        auto opened = open_file();
+        if (!opened) return Error{opened.error()};
+        const std::lock_guard lock(mutex_);  // base_sink's: no line is being written meanwhile
+        ::close(std::exchange(fd_, *opened));
+        return Ok{};
+    }
+
+protected:
+    void sink_it_(const spdlog::details::log_msg& message) override {
+        spdlog::memory_buf_t line;
+        formatter_->format(message, line);
+        const char* data = line.data();
+        std::size_t left = line.size();
+        while (left > 0) {
+            const ssize_t n = ::write(fd_, data, left);
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) return;  // a full disk loses the line; the server goes on
+            data += n;
+            left -= static_cast<std::size_t>(n);
+        }
+    }
+    void flush_() override {}
+
+private:
+    Result<int> open_file() const {
+        const int fd = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+        if (fd < 0) return Error{path_ + ": " + std::strerror(errno)};
+        return fd;
+    }
+
+    std::string path_;
+    int fd_ = -1;
+};
+
 namespace {
 
-spdlog::sink_ptr make_sink(const LogOptions& options) {
-    if (!options.file.empty()) return std::make_shared<spdlog::sinks::basic_file_sink_mt>(options.file);
+spdlog::sink_ptr make_sink(const LogOptions& options, std::shared_ptr<ReopenableFileSink>& file_sink) {
+    if (!options.file.empty()) {
+        file_sink = std::make_shared<ReopenableFileSink>(options.file);
+        return file_sink;
+    }
     if (options.syslog) return std::make_shared<spdlog::sinks::syslog_sink_mt>("zen", LOG_PID, LOG_DAEMON, false);
     return std::make_shared<spdlog::sinks::stdout_sink_mt>();
 }
@@ -43,7 +101,7 @@ spdlog::sink_ptr make_sink(const LogOptions& options) {
 }  // namespace
 
 Log::Log(LogOptions options)
-    : options_(options), logger_(std::make_shared<spdlog::logger>("zen", make_sink(options_))) {
+    : options_(options), logger_(std::make_shared<spdlog::logger>("zen", make_sink(options_, file_sink_))) {
     if (options_.format == LogFormat::json) {
         // The time comes from spdlog; the rest of the object is built in write().
         logger_->set_pattern(R"({"time":"%Y-%m-%dT%H:%M:%S.%eZ",%v)", spdlog::pattern_time_type::utc);
@@ -55,6 +113,11 @@ Log::Log(LogOptions options)
 }
 
 Log::~Log() = default;
+
+Result<Ok> Log::reopen() {
+    if (!file_sink_) return Ok{};
+    return file_sink_->reopen();
+}
 
 void Log::server(LogLevel level, std::string_view event, std::string_view message) {
     write(level, event, {}, message);

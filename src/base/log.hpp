@@ -1,5 +1,6 @@
 // The server's log on stdout: the book's wording line by line (so its transcripts match), or one
 // JSON object per line with --log-format json. Thread-safe; every line is flushed as written.
+// A --log-file can be reopened at the same path (SIGHUP after logrotate renamed it).
 #pragma once
 
 #include <cstdint>
@@ -9,8 +10,14 @@
 #include <utility>
 #include <vector>
 
+#include "base/result.hpp"
+
 namespace spdlog {
 class logger;
+}
+
+namespace zen {
+class ReopenableFileSink;
 }
 
 namespace zen {
@@ -41,11 +48,19 @@ public:
     void connection(LogLevel level, std::string_view event, std::string_view peer,
                     std::string_view message);
 
+    // Whether there is a --log-file that reopen() would open again.
+    bool has_file() const { return file_sink_ != nullptr; }
+    // Opens --log-file again by its name and writes there from the next line on; a line is
+    // written whole to the old file or the new one, never both. If the new open fails, the
+    // old file stays in use. Without a --log-file, does nothing.
+    Result<Ok> reopen();
+
 private:
     void write(LogLevel level, std::string_view event, std::string_view peer, std::string_view message,
                const Fields& fields = {});
 
     LogOptions options_;
+    std::shared_ptr<ReopenableFileSink> file_sink_;  // null unless --log-file
     std::shared_ptr<spdlog::logger> logger_;
 };
 

@@ -32,7 +32,7 @@ inline constexpr std::chrono::milliseconds close_linger{1000};
 
 struct ConnectionContext {
     const ConnectionRules& rules;
-    const AphorismTable& table;
+    LiveTable& table;  // read at each question; replaced whole on SIGHUP
     Log& log;
     ConnectionTracker& tracker;  // shared by every thread and worker process of the server
 };

@@ -33,7 +33,7 @@ bool AphorismTable::add(std::string question, std::string answer) {
     return answers_.emplace(std::move(question), std::move(answer)).second;
 }
 
-Result<AphorismTable> AphorismTable::parse(std::string_view text) {
+Result<AphorismTable> AphorismTable::parse(std::string_view text, std::size_t max_question) {
     AphorismTable table;
     std::size_t line_number = 0;
     while (!text.empty()) {
@@ -53,6 +53,9 @@ Result<AphorismTable> AphorismTable::parse(std::string_view text) {
         if (mark == std::string_view::npos)
             return line_error(line_number, "no '?' ending the question (expected \"QUESTION? ANSWER.\")");
         const std::string_view question = line.substr(0, mark + 1);
+        if (question.size() > max_question)
+            return line_error(line_number, "a question of " + std::to_string(question.size()) +
+                                               " bytes, longer than --max-question " + std::to_string(max_question));
         const std::string_view answer = trim(line.substr(mark + 1));
         if (answer.empty()) return line_error(line_number, "no answer after the '?'");
         if (answer.back() != '.') return line_error(line_number, "the answer must end with '.'");
@@ -65,10 +68,10 @@ Result<AphorismTable> AphorismTable::parse(std::string_view text) {
     return table;
 }
 
-Result<AphorismTable> AphorismTable::load_file(const std::string& path) {
+Result<AphorismTable> AphorismTable::load_file(const std::string& path, std::size_t max_question) {
     auto contents = read_bounded_file(path, max_aphorism_file);
     if (!contents) return Error{"aphorism file: " + contents.error()};
-    auto table = parse(*contents);
+    auto table = parse(*contents, max_question);
     if (!table) return Error{path + ": " + table.error()};
     return table;
 }
@@ -76,6 +79,22 @@ Result<AphorismTable> AphorismTable::load_file(const std::string& path) {
 std::string_view AphorismTable::answer(std::string_view question) const {
     const auto found = answers_.find(question);
     return found == answers_.end() ? unknown_aphorism_answer : std::string_view(found->second);
+}
+
+LiveTable::LiveTable(AphorismTable table) : table_(std::make_shared<const AphorismTable>(std::move(table))) {}
+
+void LiveTable::publish(AphorismTable table) {
+    auto next = std::make_shared<const AphorismTable>(std::move(table));
+    std::shared_ptr<const AphorismTable> previous;  // freed outside the lock
+    const std::lock_guard lock(mutex_);
+    previous = std::exchange(table_, std::move(next));
+    // After the table: whoever sees the new number and then asks current() gets this table.
+    generation_.fetch_add(1, std::memory_order_release);
+}
+
+std::shared_ptr<const AphorismTable> LiveTable::current() const {
+    const std::lock_guard lock(mutex_);
+    return table_;
 }
 
 }  // namespace zen

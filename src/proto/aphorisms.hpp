@@ -1,7 +1,13 @@
-// The aphorism table: exact question (with its '?') -> answer (ending with '.').
+// The aphorism table: exact question (with its '?') -> answer (ending with '.'), and the live
+// table a server answers from, replaced whole when SIGHUP re-reads --aphorisms.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -34,9 +40,13 @@ public:
     static AphorismTable book_defaults();
 
     // Parses the --aphorisms file format (see README): one "QUESTION? ANSWER." per line,
-    // blank lines and lines starting with '#' ignored. Errors name the line.
-    static Result<AphorismTable> parse(std::string_view text);
-    static Result<AphorismTable> load_file(const std::string& path);
+    // blank lines and lines starting with '#' ignored; a question longer than max_question
+    // (--max-question: no client could ask it) is an error. Errors name the line.
+    static Result<AphorismTable> parse(std::string_view text,
+                                       std::size_t max_question = std::numeric_limits<std::size_t>::max());
+    // As parse(), from a regular file of at most max_aphorism_file bytes; errors name the file.
+    static Result<AphorismTable> load_file(const std::string& path,
+                                           std::size_t max_question = std::numeric_limits<std::size_t>::max());
 
     // The answer to one whole question, or unknown_aphorism_answer.
     std::string_view answer(std::string_view question) const;
@@ -53,6 +63,28 @@ private:
 
     std::unordered_map<std::string, std::string, Hash, std::equal_to<>> answers_;
     std::size_t longest_question_ = 0;
+};
+
+// The table a server answers from now. A reload publishes a whole new table; a session notices
+// at its next question by comparing one atomic generation number (a plain load on x86, no lock,
+// no reference count) and only then takes the new table, so nothing is ever answered from a
+// half-built one and each answer costs what it did with a fixed table. Thread-safe.
+class LiveTable {
+public:
+    explicit LiveTable(AphorismTable table);
+
+    // Replaces the table; sessions answer their next question from it.
+    void publish(AphorismTable table);
+
+    // Changes with every publish(); compare before using a table taken earlier.
+    std::uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
+    // The table now (a lock and a reference count: once per connection and per reload).
+    std::shared_ptr<const AphorismTable> current() const;
+
+private:
+    mutable std::mutex mutex_;
+    std::shared_ptr<const AphorismTable> table_;
+    std::atomic<std::uint64_t> generation_{0};
 };
 
 }  // namespace zen

@@ -14,6 +14,12 @@ bool is_leading_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c =
 Session::Session(const AphorismTable& table, SessionLimits limits)
     : table_(&table), limits_(limits) {}
 
+Session::Session(const LiveTable& live, SessionLimits limits)
+    : live_(&live), generation_(live.generation()), limits_(limits) {
+    held_ = live.current();
+    table_ = held_.get();
+}
+
 std::size_t Session::answer_questions(std::string_view data) {
     const std::size_t total = data.size();
     while (!output_full()) {
@@ -38,6 +44,11 @@ std::size_t Session::answer_questions(std::string_view data) {
             break;
         }
         const std::size_t length = static_cast<const char*>(mark) - data.data() + 1;
+        if (live_ != nullptr && live_->generation() != generation_) {
+            generation_ = live_->generation();  // first: a publish after it is seen next time
+            held_ = live_->current();
+            table_ = held_.get();
+        }
         output_.append(table_->answer(data.substr(0, length)));
         ++answered_;
         data.remove_prefix(length);

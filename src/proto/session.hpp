@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -31,6 +32,9 @@ public:
 
     // Does not own the table; it must outlive the session.
     Session(const AphorismTable& table, SessionLimits limits);
+    // Answers each question from the live table as it is when the question is complete. Does
+    // not own the live table; it must outlive the session.
+    Session(const LiveTable& live, SessionLimits limits);
 
     // Bytes from the client. Questions are answered in order until the pending output reaches
     // max_pending; what is left waits here and is answered as the output is consumed. Callers
@@ -69,7 +73,11 @@ private:
     void process_buffered_input();
     void settle_at_eof();
 
+    // The table questions are answered from: fixed, or the live one as of generation_.
     const AphorismTable* table_;
+    const LiveTable* live_ = nullptr;
+    std::shared_ptr<const AphorismTable> held_;  // keeps a replaced live table alive for table_
+    std::uint64_t generation_ = 0;
     SessionLimits limits_;
     std::string input_;   // unanswered bytes: a partial question, or questions held back by backpressure
     std::size_t scanned_ = 0;  // leading bytes of input_ already known to hold no '?'

@@ -67,43 +67,86 @@ void log_counters(const ServerContext& context, std::string_view when) {
 
 namespace {
 
-// Held while the reporter writes; fork() takes it first, so no worker is born holding the
-// log's lock.
+// Held while the signal thread works; fork() takes it first, so no worker is born holding the
+// log's lock or the live table's.
 std::mutex reporter_mutex;
 
-sigset_t usr1_only() {
+std::atomic<std::uint64_t> reload_count{0};
+
+sigset_t operator_signals() {
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGUSR1);
+    sigaddset(&set, SIGHUP);
     return set;
 }
 
 }  // namespace
 
-CounterReporter::CounterReporter(const ServerContext& context) : context_(context) {
+void reload(const ServerContext& context, std::string_view who) {
+    std::string done;
+    std::string failed;
+    const auto add = [](std::string& list, const std::string& item) { list += (list.empty() ? "" : ", ") + item; };
+    if (context.log.has_file()) {
+        if (auto reopened = context.log.reopen(); reopened) {
+            add(done, "log reopened");
+        } else {
+            add(failed, "log not reopened (still writing to the old file): " + reopened.error());
+        }
+    }
+    const std::string& path = context.options.aphorisms_path;
+    if (!path.empty()) {
+        auto loaded = AphorismTable::load_file(path, context.options.limits.max_question);
+        if (loaded) {
+            const std::size_t size = loaded->size();
+            add(done, std::to_string(size) + (size == 1 ? " aphorism from " : " aphorisms from ") + path);
+            context.table.publish(std::move(loaded).value());
+        } else {
+            add(failed, "kept the previous aphorisms: " + loaded.error());
+        }
+    }
+    reload_count.fetch_add(1);
+    std::string message(who);
+    if (failed.empty()) {
+        message += "Reloaded on SIGHUP: " + (done.empty() ? "nothing to reload (no --log-file, no --aphorisms)" : done);
+        context.log.server(LogLevel::info, "reload", message);
+    } else {
+        message += "Reload on SIGHUP failed: " + failed + (done.empty() ? "" : "; done: " + done);
+        context.log.server(LogLevel::warning, "reload_failed", message);
+    }
+}
+
+std::uint64_t reloads_done() { return reload_count.load(); }
+
+OperatorSignals::OperatorSignals(const ServerContext& context, std::string who)
+    : context_(context), who_(std::move(who)) {
     static const bool fork_guard = [] {
         ::pthread_atfork([] { reporter_mutex.lock(); }, [] { reporter_mutex.unlock(); },
                          [] { reporter_mutex.unlock(); });
         return true;
     }();
     (void)fork_guard;
-    const sigset_t set = usr1_only();
+    const sigset_t set = operator_signals();
     ::pthread_sigmask(SIG_BLOCK, &set, nullptr);
     thread_ = std::thread([this] {
-        const sigset_t wanted = usr1_only();
+        const sigset_t wanted = operator_signals();
         started_.store(true);
         started_.notify_one();
         for (;;) {
             int signal_number = 0;
             if (::sigwait(&wanted, &signal_number) != 0 || stopping_.load()) return;
             const std::lock_guard lock(reporter_mutex);
-            log_counters(context_, "SIGUSR1");
+            if (signal_number == SIGHUP) {
+                reload(context_, who_);
+            } else {
+                log_counters(context_, "SIGUSR1");
+            }
         }
     });
     started_.wait(false);
 }
 
-CounterReporter::~CounterReporter() {
+OperatorSignals::~OperatorSignals() {
     stopping_.store(true);
     ::pthread_kill(thread_.native_handle(), SIGUSR1);
     thread_.join();

@@ -1,14 +1,16 @@
 // How a server of any architecture starts, waits and stops, besides its own loop: the drain
-// deadline, --exit-idle, the counters on SIGUSR1, accept() failures, a group of threads to wait
+// deadline, --exit-idle, the counters on SIGUSR1, the reload on SIGHUP, accept() failures, a group of threads to wait
 // for, and the hard stop when a drain overruns. The signals themselves are src/net/signals.hpp.
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdint>
 #include <functional>
 #include <initializer_list>
 #include <mutex>
+#include <string>
 #include <string_view>
 #include <thread>
 #include <vector>
@@ -36,20 +38,32 @@ void quit_for_idleness(const ServerContext& context);
 // One line with every counter and the open connections: "Counters (SIGUSR1): accepted 3, ...".
 void log_counters(const ServerContext& context, std::string_view when);
 
-// Logs the counters whenever SIGUSR1 comes, from a thread of its own, for as long as it lives.
-// Construct it before any other thread: it blocks SIGUSR1 in the constructing thread, and so in
-// every thread (and prefork worker) started after. fork() waits while it writes a line, and the
-// constructor returns only once the thread has started: a fork() during a thread's start-up can
-// hand the child an allocator lock no one will release (ASan's allocator is not fork-safe).
-class CounterReporter {
+// SIGHUP: opens --log-file again (after logrotate renamed it) and re-reads --aphorisms with the
+// start-up checks, publishing the new table for each conversation's next question; a table that
+// fails them leaves the old one in use. Logs one line saying what was done or what failed (with
+// the file and line), prefixed by `who` (prefork's workers name themselves). Never stops anything.
+void reload(const ServerContext& context, std::string_view who = {});
+
+// How many reloads this process has done: prefork's parent passes each one on to its workers.
+std::uint64_t reloads_done();
+
+// The signals an operator sends a running server without stopping it: SIGUSR1 logs the counters,
+// SIGHUP reloads (above). Both are handled on a thread of its own, for as long as it lives.
+// Construct it before any other thread: it blocks both signals in the constructing thread, and so
+// in every thread (and prefork worker) started after, so none of them is ever interrupted or
+// killed by one. fork() waits while it works, and the constructor returns only once the thread
+// has started: a fork() during a thread's start-up can hand the child an allocator lock no one
+// will release (ASan's allocator is not fork-safe).
+class OperatorSignals {
 public:
-    explicit CounterReporter(const ServerContext& context);
-    ~CounterReporter();
-    CounterReporter(const CounterReporter&) = delete;
-    CounterReporter& operator=(const CounterReporter&) = delete;
+    explicit OperatorSignals(const ServerContext& context, std::string who = {});
+    ~OperatorSignals();
+    OperatorSignals(const OperatorSignals&) = delete;
+    OperatorSignals& operator=(const OperatorSignals&) = delete;
 
 private:
     const ServerContext& context_;
+    std::string who_;  // prefixes the reload line
     std::atomic<bool> stopping_{false};
     std::atomic<bool> started_{false};
     std::thread thread_;

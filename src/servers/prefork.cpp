@@ -14,9 +14,12 @@
 // (PR_SET_PDEATHSIG), so a killed parent leaves no orphans serving.
 // Stop: SIGTERM/SIGINT to the parent is passed to every worker, which drains like --arch single;
 // workers still alive past the drain deadline are killed. The parent's only other thread is the
-// SIGUSR1 counter reporter, fully started and idle in sigwait() before the first fork() (so fork()
-// stays simple and safe); each worker has its own hard-stop watchdog. SIGQUIT (or
-// --exit-idle) lets workers finish their conversations, however long they take.
+// SIGUSR1/SIGHUP thread (OperatorSignals), fully started and idle in sigwait() before the first
+// fork() (so fork() stays simple and safe); each worker has its own, and its own hard-stop
+// watchdog. SIGQUIT (or --exit-idle) lets workers finish their conversations, however long they
+// take. SIGHUP: each process owns its log descriptor and its copy of the table, so the parent
+// reloads (for the workers it will start) and then passes SIGHUP on to every worker, which
+// reloads too and logs its own line.
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -30,6 +33,7 @@
 #include "net/io.hpp"
 #include "net/signals.hpp"
 #include "servers/blocking.hpp"
+#include "servers/lifecycle.hpp"
 #include "conn/connection_tracker.hpp"
 
 namespace zen {
@@ -64,6 +68,7 @@ std::string describe_exit(int status) {
         block_stop_signals(false);
         ServerContext context = parent_context;
         context.decides_idle_exit = false;  // the parent sees every worker's connections
+        const OperatorSignals operator_signals(context, "Worker pid " + std::to_string(::getpid()) + ": ");
         BlockingStopWatchdog watchdog(context);
         code = accept_loop(listener, context);
     }
@@ -138,6 +143,9 @@ bool any_alive(const std::vector<WorkerSlot>& slots) {
 
 int serve_prefork(Listener& listener, const ServerContext& context) {
     std::vector<WorkerSlot> slots(static_cast<std::size_t>(context.options.workers > 0 ? context.options.workers : 4));
+    // Counted before the first fork(): a reload while workers start reaches them too (one
+    // started after it is signalled needlessly and just reloads again).
+    std::uint64_t reloads_passed_on = reloads_done();
     for (std::size_t i = 0; i < slots.size(); ++i) start_worker(slots[i], i, listener, context);
 
     // Serve: keep the pool full until a stop or quit.
@@ -145,6 +153,10 @@ int serve_prefork(Listener& listener, const ServerContext& context) {
     while (!stop_requested()) {
         pollfd fds[2] = {{stop_fd(), POLLIN, 0}, {quit_fd(), POLLIN, 0}};
         ::poll(fds, 2, 100);
+        if (const std::uint64_t reloads = reloads_done(); reloads != reloads_passed_on) {
+            reloads_passed_on = reloads;
+            signal_workers(slots, SIGHUP);
+        }
         reap_workers(slots, context, !quit_requested());
         if (stop_requested()) break;
         if (quit_requested()) {

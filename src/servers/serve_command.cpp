@@ -163,6 +163,11 @@ CLI::App* add_serve_command(CLI::App& zen, ServeOptions& options) {
             "text (the book's lines) or json (one object a line)")
         ->check(CLI::IsMember({"text", "json"}))
         ->default_str("text");
+    serve->footer(
+        "Signals: SIGTERM/SIGINT answer what has arrived, close and exit within --drain-timeout; SIGQUIT stops "
+        "accepting and lets conversations finish; SIGHUP never stops the server: it reopens --log-file (after "
+        "logrotate renamed it) and re-reads --aphorisms for each conversation's next question, keeping the old "
+        "table if the new file is bad; SIGUSR1 logs the counters.");
     return serve;
 }
 
@@ -218,6 +223,7 @@ int run_serve(const ServeOptions& given) {
 
     AphorismTable table = AphorismTable::book_defaults();
     if (!options.aphorisms_path.empty()) {
+        // Without a limit here: the check below says which option is in the way.
         auto loaded = AphorismTable::load_file(options.aphorisms_path);
         if (!loaded) {
             report(loaded.error());
@@ -305,8 +311,9 @@ int run_serve(const ServeOptions& given) {
             return 1;
         }
     }
-    const ServerContext context{{options, table, *log, **tracker}, options};
-    const CounterReporter reporter(context);  // before any other thread: see its header
+    LiveTable live_table(std::move(table));
+    const ServerContext context{{options, live_table, *log, **tracker}, options};
+    const OperatorSignals operator_signals(context);  // before any other thread: see its header
 
     if (connection) {
         // inetd nowait / systemd Accept=yes: one client, then exit.

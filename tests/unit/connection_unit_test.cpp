@@ -69,7 +69,7 @@ protected:
     }
 
     ConnectionRules rules;
-    AphorismTable table = AphorismTable::book_defaults();
+    LiveTable table{AphorismTable::book_defaults()};
     ConnectionTracker tracker;
     TimePoint now = TimePoint{} + 1h;
 
