@@ -388,7 +388,7 @@ def part_haproxy(zen_binary):
     haproxy_round(zen_binary, shipped, "zen_answers_total")
     print("haproxy's question checks: answered, no warning; a question through haproxy answered", flush=True)
     # haproxy's default check (connect, then reset) instead: counted as a health check, no warning.
-    bare = "\n".join(line for line in shipped.splitlines() if "tcp-check" not in line)
+    bare = "".join(line for line in shipped.splitlines(keepends=True) if "tcp-check" not in line)
     check(bare != shipped, "the shipped config has tcp-check lines")
     haproxy_round(zen_binary, bare, "zen_health_checks_total")
     print("haproxy's connect-only checks: counted as health checks, no warning", flush=True)
