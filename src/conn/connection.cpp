@@ -296,7 +296,7 @@ void Connection::answers_sent(TimePoint now) {
     while (batch_count_ > 0 && batches_[first_batch_].end <= sent_total_) {
         const AnswerBatch& batch = batches_[first_batch_];
         context_.tracker.answer_took(now - batch.made, batch.answers);
-        first_batch_ = (first_batch_ + 1) % max_batches;
+        first_batch_ = static_cast<std::uint8_t>((first_batch_ + 1) % max_batches);
         --batch_count_;
     }
 }

@@ -127,10 +127,12 @@ private:
         std::uint64_t answers = 0;
         TimePoint made;
     };
-    static constexpr std::size_t max_batches = 8;
+    // Four: an idle connection's memory is budgeted (tests/perf), and a client rarely has more
+    // reads' answers in flight at once.
+    static constexpr std::uint8_t max_batches = 4;
     std::array<AnswerBatch, max_batches> batches_{};
-    std::size_t first_batch_ = 0;
-    std::size_t batch_count_ = 0;
+    std::uint8_t first_batch_ = 0;
+    std::uint8_t batch_count_ = 0;
     TimePoint last_seen_;             // the latest time any input carried
     TimePoint last_activity_;         // the latest byte in or out
     TimePoint question_deadline_ = never;

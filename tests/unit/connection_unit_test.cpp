@@ -157,6 +157,18 @@ TEST_F(ConnectionTest, EachAnswerIsTimedFromItsQuestionToItsLastByteSent) {
     EXPECT_EQ(counted(Counter::bytes_sent), answers.size());
 }
 
+// A deep pipeline's later reads join the last tracked one: every answer is still timed once,
+// never as shorter than it took.
+TEST_F(ConnectionTest, ADeepPipelinesAnswersAreAllTimedNoneShort) {
+    auto connection = open();
+    for (int i = 0; i < 6; ++i) connection->received(beautiful, now + std::chrono::milliseconds(i));
+    take(*connection, now + 10ms);
+    std::uint64_t timed = 0;
+    for (std::size_t i = 0; i < answer_buckets; ++i) timed += tracker.answers_in_bucket(i);
+    EXPECT_EQ(timed, 6u);
+    EXPECT_GE(tracker.answer_ns_sum(), 6u * 5'000'000u);  // each answer waited at least 5 ms
+}
+
 TEST_F(ConnectionTest, BytesFramedByTheCallerAreAnsweredAndLimited) {
     rules.limits.max_question = 30;
     auto connection = open();
