@@ -140,13 +140,12 @@ void MetricsEndpoint::start(const ConnectionTracker& tracker) {
     wake_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
     remember_fd(wake_.get());
     remember_fd(listener_.fd.get());
-    std::atomic<bool> started{false};
-    thread_ = std::thread([this, &tracker, &started] {
-        started.store(true);
-        started.notify_one();
+    thread_ = std::thread([this, &tracker] {
+        started_.store(true);
+        started_.notify_one();
         serve(tracker);
     });
-    started.wait(false);
+    started_.wait(false);
 }
 
 std::string MetricsEndpoint::render(const ConnectionTracker& tracker) const {

@@ -55,6 +55,7 @@ private:
     Listener listener_;
     std::string arch_;
     double start_time_seconds_;
+    std::atomic<bool> started_{false};  // a member: the thread touches it after start() returns
     Fd wake_;  // an eventfd: readable once the endpoint should end
     std::thread thread_;
 };
