@@ -33,15 +33,18 @@ void log_proxied(const ConnectionContext& context, const std::string& peer, cons
     context.log.connection(LogLevel::info, "proxied", peer, "Client " + peer + " comes through proxy " + proxy);
 }
 
-void log_header_cut_short(const ConnectionContext& context, const std::string& peer) {
+void log_header_cut_short(const ConnectionContext& context, const std::string& peer, bool sent_anything) {
+    if (!sent_anything) context.tracker.count(Counter::health_checks);
     context.log.connection(LogLevel::info, "closed", peer,
                            "Client socket to " + peer + " closed before its PROXY header was complete");
 }
 
-void log_session_end(const ConnectionContext& context, const std::string& peer, const Session& session) {
+void log_session_end(const ConnectionContext& context, const std::string& peer, const Session& session,
+                     bool sent_anything) {
     switch (session.status()) {
         case Session::Status::open:
         case Session::Status::finished:
+            if (!sent_anything) context.tracker.count(Counter::health_checks);
             context.log.connection(LogLevel::info, "closed", peer, "Client socket to " + peer + " has closed");
             return;
         case Session::Status::partial_at_eof:
@@ -50,37 +53,48 @@ void log_session_end(const ConnectionContext& context, const std::string& peer, 
                                        " but then closed");
             return;
         case Session::Status::too_long:
-            context.tracker.count(Counter::protocol_errors);
+            context.tracker.count(Counter::error_question_too_long);
             warn(context, peer,
                  "question too long (over " + std::to_string(context.rules.limits.max_question) + " bytes)");
             return;
     }
 }
 
-void log_client_error(const ConnectionContext& context, const std::string& peer, std::string_view error) {
+void log_client_error(const ConnectionContext& context, const std::string& peer, std::string_view error,
+                      bool sent_anything) {
+    if (!sent_anything) {
+        context.tracker.count(Counter::health_checks);
+        context.log.connection(LogLevel::info, "closed", peer,
+                               "Client socket to " + peer + " has closed (" + std::string(error) + ", nothing sent)");
+        return;
+    }
     context.tracker.count(Counter::resets);
     warn(context, peer, error);
 }
 
 void log_timeout(const ConnectionContext& context, const std::string& peer, Timeout timeout) {
-    context.tracker.count(Counter::timeouts);
     const ConnectionRules& rules = context.rules;
     switch (timeout) {
         case Timeout::proxy_header:
+            context.tracker.count(Counter::timeout_proxy_header);
             context.log.connection(LogLevel::warning, "refused", peer,
                                    "Client " + peer + " refused: no PROXY header within " +
                                        duration_text(rules.proxy.header_timeout));
             return;
         case Timeout::question:
+            context.tracker.count(Counter::timeout_question);
             warn(context, peer, "question not finished within " + duration_text(rules.question_timeout));
             return;
         case Timeout::idle:
+            context.tracker.count(Counter::timeout_idle);
             warn(context, peer, "idle for " + duration_text(rules.idle_timeout));
             return;
         case Timeout::send:
+            context.tracker.count(Counter::timeout_send);
             warn(context, peer, "not reading its answers for " + duration_text(send_limit(rules)));
             return;
         case Timeout::drain:
+            context.tracker.count(Counter::timeout_drain);
             warn(context, peer, "not reading its answers; closed as the server stops");
             return;
     }

@@ -14,17 +14,23 @@ namespace zen {
 
 // "Accepted connection from ('127.0.0.1', 41285)"; counts it as accepted.
 void log_accepted(const ConnectionContext& context, const std::string& peer);
-// "Client ... refused: why", counted under `counter` (refused_busy, refused_denied, protocol_errors).
+// "Client ... refused: why", counted under `counter` (refused_busy, refused_denied, refused_proxy,
+// error_invalid_proxy_header).
 void log_refused(const ConnectionContext& context, const std::string& peer, std::string_view why, Counter counter);
 // "Client <real> comes through proxy <proxy>".
 void log_proxied(const ConnectionContext& context, const std::string& peer, const std::string& proxy);
-// "Client socket to ... closed before its PROXY header was complete".
-void log_header_cut_short(const ConnectionContext& context, const std::string& peer);
+// "Client socket to ... closed before its PROXY header was complete"; with no byte at all, a
+// health check.
+void log_header_cut_short(const ConnectionContext& context, const std::string& peer, bool sent_anything);
 // How a conversation ended by itself: "has closed", "sent b'...' but then closed", or "error:
-// question too long (over N bytes)" (a protocol error).
-void log_session_end(const ConnectionContext& context, const std::string& peer, const Session& session);
-// An I/O error ended it ("error: [Errno 104] Connection reset by peer"): counted as a reset.
-void log_client_error(const ConnectionContext& context, const std::string& peer, std::string_view error);
+// question too long (over N bytes)" (a protocol error). A close before any byte came is a load
+// balancer's health check: logged as the book's close and counted as a health check.
+void log_session_end(const ConnectionContext& context, const std::string& peer, const Session& session,
+                     bool sent_anything);
+// An I/O error ended it ("error: [Errno 104] Connection reset by peer"): counted as a reset. A
+// client that sent nothing and reset is a health check (haproxy closes its checks so), no error.
+void log_client_error(const ConnectionContext& context, const std::string& peer, std::string_view error,
+                      bool sent_anything);
 
 // The timeouts, each counted as one.
 enum class Timeout {

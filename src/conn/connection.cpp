@@ -45,6 +45,7 @@ Connection::Connection(const ConnectionContext& context, const SocketAddress& pe
 }
 
 Connection::~Connection() {
+    if (counted_draining_) context_.tracker.draining(-1);
     if (counted_open_) context_.tracker.closed(last_seen_);
 }
 
@@ -53,6 +54,8 @@ Connection::~Connection() {
 void Connection::received(std::string_view bytes, TimePoint now) {
     const Recompute recompute(*this);
     last_seen_ = now;
+    received_total_ += bytes.size();
+    context_.tracker.count(Counter::bytes_received, bytes.size());
     if (phase_ == Phase::header) {
         last_activity_ = now;
         switch (intake_.feed(context_, bytes)) {
@@ -80,11 +83,14 @@ void Connection::received_unframed(std::string_view bytes, TimePoint now) {
         return;
     }
     last_seen_ = now;
+    received_total_ += bytes.size();
+    context_.tracker.count(Counter::bytes_received, bytes.size());
     converse(bytes, true, now);
 }
 
 void Connection::converse(std::string_view bytes, bool unframed, TimePoint now) {
     const std::uint64_t answered = session_.answered();
+    conversed_ += bytes.size();
     if (unframed) {
         session_.receive_unframed(bytes);
     } else {
@@ -103,7 +109,7 @@ void Connection::received_eof(TimePoint now) {
     peer_eof_ = true;
     switch (phase_) {
         case Phase::header:
-            log_header_cut_short(context_, intake_.peer());
+            log_header_cut_short(context_, intake_.peer(), received_total_ > 0);
             end(Fate::drop);
             return;
         case Phase::conversing:
@@ -134,6 +140,7 @@ void Connection::nothing_to_read(TimePoint now) {
 void Connection::sent(std::size_t n, TimePoint now) {
     const Recompute recompute(*this);
     last_seen_ = now;
+    context_.tracker.count(Counter::bytes_sent, n);
     if (phase_ == Phase::turning_away) {
         busy_sent_ += n;
         if (busy_sent_ >= server_busy_answer.size()) linger(now, now + close_linger);
@@ -143,6 +150,7 @@ void Connection::sent(std::size_t n, TimePoint now) {
     session_.consume_output(n);
     sent_total_ += n;
     last_activity_ = now;
+    answers_sent(now);
     settle(now);
 }
 
@@ -155,7 +163,10 @@ void Connection::failed(std::string_view error, TimePoint now) {
         tick(now);
         if (phase_ == Phase::over) return;
     }
-    if (phase_ == Phase::header || phase_ == Phase::conversing) log_client_error(context_, intake_.peer(), error);
+    if (phase_ == Phase::header || phase_ == Phase::conversing) {
+        const bool sent_anything = phase_ == Phase::header ? received_total_ > 0 : conversed_ > 0;
+        log_client_error(context_, intake_.peer(), error, sent_anything);
+    }
     end(Fate::drop);  // lingering or turning away, its end is logged already
 }
 
@@ -164,6 +175,10 @@ void Connection::stop(TimePoint now, TimePoint drain_deadline) {
     last_seen_ = now;
     if (stopping() || phase_ == Phase::over) return;
     stop_deadline_ = drain_deadline;
+    if (counted_open_) {
+        counted_draining_ = true;
+        context_.tracker.draining(+1);
+    }
     linger_until_ = std::min(linger_until_, drain_deadline);
     settle(now);
 }
@@ -220,13 +235,14 @@ void Connection::settle(TimePoint now) {
         answers_counted_ = answered;
         context_.tracker.count(Counter::answered, answers);
         pacer_.answered(answers, sent_total_ + session_.pending_output().size(), now);
+        answers_made(answers, sent_total_ + session_.pending_output().size(), now);
     }
     const std::size_t pending = session_.pending_output().size();
     releasable_ = pacer_.holds_answers() ? pacer_.releasable(sent_total_, pending, now) : pending;
     if (stopping() && peer_eof_) drained_ = true;
 
     if (session_.done()) {
-        log_session_end(context_, intake_.peer(), session_);
+        log_session_end(context_, intake_.peer(), session_, conversed_ > 0);
         if (session_.status() == Session::Status::too_long) {
             linger(now, now + close_linger);
         } else {
@@ -263,6 +279,26 @@ void Connection::end(Fate fate) {
     phase_ = Phase::over;
     fate_ = fate;
     releasable_ = 0;
+}
+
+void Connection::answers_made(std::uint64_t answers, std::uint64_t end, TimePoint now) {
+    if (batch_count_ == max_batches) {
+        AnswerBatch& last = batches_[(first_batch_ + batch_count_ - 1) % max_batches];
+        last.end = end;
+        last.answers += answers;
+        return;
+    }
+    batches_[(first_batch_ + batch_count_) % max_batches] = AnswerBatch{end, answers, now};
+    ++batch_count_;
+}
+
+void Connection::answers_sent(TimePoint now) {
+    while (batch_count_ > 0 && batches_[first_batch_].end <= sent_total_) {
+        const AnswerBatch& batch = batches_[first_batch_];
+        context_.tracker.answer_took(now - batch.made, batch.answers);
+        first_batch_ = static_cast<std::uint8_t>((first_batch_ + 1) % max_batches);
+        --batch_count_;
+    }
 }
 
 TimePoint Connection::quiet_deadline() const {

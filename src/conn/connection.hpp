@@ -17,6 +17,7 @@
 // Threading: one thread at a time; the context's log and tracker are thread-safe.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -94,6 +95,10 @@ private:
     void settle(TimePoint now);
     void linger(TimePoint now, TimePoint limit);
     void end(Fate fate);
+    // Answers made at `now` whose last byte ends the output stream at sent offset `end`.
+    void answers_made(std::uint64_t answers, std::uint64_t end, TimePoint now);
+    // Output up to sent_total_ has left: every answer it completes is timed.
+    void answers_sent(TimePoint now);
     bool answers_waiting() const { return releasable_ > 0; }
     TimePoint quiet_deadline() const;
 
@@ -106,10 +111,28 @@ private:
     bool counted_open_ = false;  // counted in the tracker's open connections
     bool peer_eof_ = false;      // the client will send nothing more
     bool drained_ = false;       // stopping, and what had arrived is read
+    bool counted_draining_ = false;   // counted in the tracker's draining connections
+    std::uint64_t received_total_ = 0;  // bytes read, PROXY header included
+    std::uint64_t conversed_ = 0;       // bytes of the conversation (after any header): 0 is a health check
     std::size_t releasable_ = 0;      // leading bytes of the session's output that may go now
     std::size_t busy_sent_ = 0;       // of server_busy_answer, while turning away
     std::uint64_t sent_total_ = 0;    // bytes of answers sent, for the pacer
     std::uint64_t answers_counted_ = 0;
+    // Answers on their way out, for the answer-time histogram: made at `made`, done once
+    // sent_total_ reaches `end`. A few batches (one per read that made answers) suffice; when
+    // a deep pipeline has more, the newest join the last batch and are timed from its earlier
+    // start, so the histogram errs long, never short, and a connection never allocates for it.
+    struct AnswerBatch {
+        std::uint64_t end = 0;
+        std::uint64_t answers = 0;
+        TimePoint made;
+    };
+    // Four: an idle connection's memory is budgeted (tests/perf), and a client rarely has more
+    // reads' answers in flight at once.
+    static constexpr std::uint8_t max_batches = 4;
+    std::array<AnswerBatch, max_batches> batches_{};
+    std::uint8_t first_batch_ = 0;
+    std::uint8_t batch_count_ = 0;
     TimePoint last_seen_;             // the latest time any input carried
     TimePoint last_activity_;         // the latest byte in or out
     TimePoint question_deadline_ = never;

@@ -47,7 +47,7 @@ ClientIntake::Step ClientIntake::feed(const ConnectionContext& context, std::str
             return Step::wait;
         case ProxyGate::Verdict::refuse:
             log_refused(context, peer_, gate_->reason(),
-                        gate_->forged() ? Counter::refused_denied : Counter::protocol_errors);
+                        gate_->forged() ? Counter::refused_proxy : Counter::error_invalid_proxy_header);
             return Step::close;
         case ProxyGate::Verdict::admit:
             break;

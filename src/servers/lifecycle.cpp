@@ -60,8 +60,19 @@ void log_counters(const ServerContext& context, std::string_view when) {
         fields.emplace_back(name, value);
         message += (fields.size() == 1 ? " " : ", ") + std::string(name) + " " + std::to_string(value);
     };
-    add("active", static_cast<std::uint64_t>(std::max(0, context.tracker.active())));
-    for (std::size_t i = 0; i < counter_kinds; ++i) add(counter_names[i], context.tracker.value(static_cast<Counter>(i)));
+    const ConnectionTracker& tracker = context.tracker;
+    const auto value = [&](Counter counter) { return tracker.value(counter); };
+    add("active", static_cast<std::uint64_t>(std::max(0, tracker.active())));
+    // The totals first, as the line has always begun, then every kind (as --metrics has them).
+    for (const Counter counter : {Counter::accepted, Counter::answered, Counter::refused_busy, Counter::refused_denied})
+        add(counter_names[static_cast<std::size_t>(counter)], value(counter));
+    add("timeouts", tracker.sum(first_timeout, last_timeout));
+    add("protocol_errors", tracker.sum(first_error, last_error));
+    add("resets", value(Counter::resets));
+    add("draining", static_cast<std::uint64_t>(std::max(0, tracker.draining())));
+    for (std::size_t i = static_cast<std::size_t>(Counter::refused_proxy); i < counter_kinds; ++i) {
+        if (static_cast<Counter>(i) != Counter::resets) add(counter_names[i], value(static_cast<Counter>(i)));
+    }
     context.log.server(LogLevel::info, "counters", message, fields);
 }
 

@@ -29,6 +29,7 @@ struct ServeOptions : ConnectionRules {
     bool inetd = false;       // fd 0 is one connected client: serve it and exit
     bool inetd_wait = false;  // fd 0 is the listening socket
     std::string user;  // drop to this user once the socket is ready
+    std::string metrics;  // --metrics HOST:PORT; empty: no endpoint
     LogOptions log;
 };
 

@@ -18,6 +18,8 @@
 #include "conn/connection_tracker.hpp"
 #include "servers/blocking.hpp"
 #include "servers/lifecycle.hpp"
+#include "servers/readiness.hpp"
+#include "metrics/endpoint.hpp"
 
 namespace zen {
 
@@ -149,6 +151,10 @@ CLI::App* add_serve_command(CLI::App& zen, ServeOptions& options) {
         ->check(CLI::ExistingFile);
     serve->add_option("--daemon-name", options.access.daemon_name, "the daemon name the hosts tables match")
         ->capture_default_str();
+    serve->add_option("--metrics", options.metrics,
+                      "serve GET /metrics (Prometheus text format), /ready (200 while accepting clients, 503 once "
+                      "stopping) and /live over HTTP at HOST:PORT, e.g. 127.0.0.1:9100 (off by default)")
+        ->type_name("HOST:PORT");
     serve->add_option("--user", options.user, "switch to this user (and its groups) once the socket is ready")
         ->type_name("NAME");
     serve->add_option("--log-file", options.log.file, "append the log to FILE instead of stdout")->type_name("FILE");
@@ -247,6 +253,21 @@ int run_serve(const ServeOptions& given) {
         return 2;
     }
 
+    if (options.inetd && !options.metrics.empty()) {
+        report("--metrics has nothing to serve with --inetd: each process serves one client and exits");
+        return 2;
+    }
+    // Bound before the server's own socket: an unusable address stops zen before it listens.
+    std::unique_ptr<MetricsEndpoint> metrics;
+    if (!options.metrics.empty()) {
+        auto opened = MetricsEndpoint::open(options.metrics, std::string(architecture->name));
+        if (!opened) {
+            report(opened.error());
+            return 2;
+        }
+        metrics = std::move(opened).value();
+    }
+
     raise_open_file_limit();
     if (auto installed = install_stop_signals(); !installed) {
         report(installed.error());
@@ -276,6 +297,11 @@ int run_serve(const ServeOptions& given) {
             }
             if (options.inetd_wait) {
                 report("--inetd-wait expects fd 0 to be the listening socket, but it is a connected client (use --inetd)");
+                return 2;
+            }
+            if (metrics) {
+                report("--metrics has nothing to serve when " + inherited->from +
+                       " passes one client (Accept=yes): each process serves one client and exits");
                 return 2;
             }
             connection = std::move(client).value();
@@ -314,6 +340,7 @@ int run_serve(const ServeOptions& given) {
     LiveTable live_table(std::move(table));
     const ServerContext context{{options, live_table, *log, **tracker}, options};
     const OperatorSignals operator_signals(context);  // before any other thread: see its header
+    if (metrics) metrics->start(**tracker);  // before any fork(): see its header
 
     if (connection) {
         // inetd nowait / systemd Accept=yes: one client, then exit.
@@ -321,6 +348,8 @@ int run_serve(const ServeOptions& given) {
         return 0;
     }
     log->server(LogLevel::info, "listening", "Listening at " + listener->display);
+    announce_accepting();
+    if (metrics) log->server(LogLevel::info, "metrics", "Metrics at " + metrics->display());
     ::sd_notify(0, "READY=1");  // a no-op unless systemd asked for it (NOTIFY_SOCKET)
     const int code = architecture->serve(*listener, context);
     if (stop_requested()) {

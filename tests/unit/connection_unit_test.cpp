@@ -118,10 +118,55 @@ TEST_F(ConnectionTest, EofMidQuestionIsLoggedAsTheBookDoes) {
 
 TEST_F(ConnectionTest, AnIoErrorIsLoggedAndCountedAsAReset) {
     auto connection = open();
+    connection->received("Beautiful", now);
     connection->failed("[Errno 104] Connection reset by peer", now);
     EXPECT_EQ(connection->fate(), Fate::drop);
     EXPECT_TRUE(logged("Client " + client_name + " error: [Errno 104] Connection reset by peer"));
     EXPECT_EQ(counted(Counter::resets), 1u);
+    EXPECT_EQ(counted(Counter::health_checks), 0u);
+}
+
+// A load balancer's check connects and closes, or resets, having sent nothing.
+TEST_F(ConnectionTest, AConnectionThatSendsNothingIsAHealthCheckNotAnError) {
+    auto closed = open();
+    closed->received_eof(now);
+    EXPECT_EQ(closed->fate(), Fate::close);
+    auto reset = open("127.0.0.1", 41286);
+    reset->failed("[Errno 104] Connection reset by peer", now);
+    EXPECT_EQ(reset->fate(), Fate::drop);
+    EXPECT_FALSE(logged("error"));
+    EXPECT_TRUE(logged("Client socket to ('127.0.0.1', 41286) has closed ([Errno 104] Connection reset by peer, "
+                       "nothing sent)"));
+    EXPECT_EQ(counted(Counter::health_checks), 2u);
+    EXPECT_EQ(counted(Counter::resets), 0u);
+}
+
+// The histogram times an answer from the read that completed its question to the send that
+// handed its last byte over, with the times the driver gave.
+TEST_F(ConnectionTest, EachAnswerIsTimedFromItsQuestionToItsLastByteSent) {
+    auto connection = open();
+    connection->received("Beautiful is better than?Simple is better than?", now);
+    const std::string answers(connection->output());
+    ASSERT_EQ(answers, "Ugly.Complex.");
+    connection->sent(3, now + 1ms);  // part of the first answer: nothing is done yet
+    EXPECT_EQ(tracker.answers_in_bucket(answer_bucket(1'000'000)), 0u);
+    connection->sent(answers.size() - 3, now + 2ms);
+    EXPECT_EQ(tracker.answers_in_bucket(answer_bucket(2'000'000)), 2u);
+    EXPECT_EQ(tracker.answer_ns_sum(), 4'000'000u);
+    EXPECT_EQ(counted(Counter::bytes_received), 47u);
+    EXPECT_EQ(counted(Counter::bytes_sent), answers.size());
+}
+
+// A deep pipeline's later reads join the last tracked one: every answer is still timed once,
+// never as shorter than it took.
+TEST_F(ConnectionTest, ADeepPipelinesAnswersAreAllTimedNoneShort) {
+    auto connection = open();
+    for (int i = 0; i < 6; ++i) connection->received(beautiful, now + std::chrono::milliseconds(i));
+    take(*connection, now + 10ms);
+    std::uint64_t timed = 0;
+    for (std::size_t i = 0; i < answer_buckets; ++i) timed += tracker.answers_in_bucket(i);
+    EXPECT_EQ(timed, 6u);
+    EXPECT_GE(tracker.answer_ns_sum(), 6u * 5'000'000u);  // each answer waited at least 5 ms
 }
 
 TEST_F(ConnectionTest, BytesFramedByTheCallerAreAnsweredAndLimited) {
@@ -168,7 +213,7 @@ TEST_F(ConnectionTest, AQuestionTooLongIsAnsweredThenLingersOneSecond) {
     connection->tick(now + 1s);
     EXPECT_EQ(connection->fate(), Fate::close);
     EXPECT_TRUE(logged("Client " + client_name + " error: question too long (over 30 bytes)"));
-    EXPECT_EQ(counted(Counter::protocol_errors), 1u);
+    EXPECT_EQ(counted(Counter::error_question_too_long), 1u);
 }
 
 TEST_F(ConnectionTest, TheLingerEndsAtTheClientsEof) {
@@ -229,7 +274,7 @@ TEST_F(ConnectionTest, AStartedQuestionMustFinishWithinTheQuestionTimeout) {
     connection->tick(now + 4s);
     EXPECT_EQ(connection->fate(), Fate::drop);
     EXPECT_TRUE(logged("Client " + client_name + " error: question not finished within 3 s"));
-    EXPECT_EQ(counted(Counter::timeouts), 1u);
+    EXPECT_EQ(counted(Counter::timeout_question), 1u);
 }
 
 TEST_F(ConnectionTest, ASilentConnectionIsClosedAtTheIdleTimeout) {
@@ -280,7 +325,7 @@ TEST_F(ConnectionTest, AnErrorAfterADeadlineIsThatDeadlinesDoing) {
     EXPECT_TRUE(logged("not reading its answers for 5 s"));
     EXPECT_FALSE(logged("Broken pipe"));
     EXPECT_EQ(counted(Counter::resets), 0u);
-    EXPECT_EQ(counted(Counter::timeouts), 1u);
+    EXPECT_EQ(counted(Counter::timeout_send), 1u);
 }
 
 // --- --wait ---------------------------------------------------------------------------------
@@ -330,7 +375,7 @@ TEST_F(ProxiedConnectionTest, AProxyWithoutAHeaderInTimeIsRefused) {
     connection->tick(now + 2s);
     EXPECT_EQ(connection->fate(), Fate::drop);
     EXPECT_TRUE(logged("Client " + client_name + " refused: no PROXY header within 2 s"));
-    EXPECT_EQ(counted(Counter::timeouts), 1u);
+    EXPECT_EQ(counted(Counter::timeout_proxy_header), 1u);
 }
 
 TEST_F(ProxiedConnectionTest, ADirectClientsFirstBytesGetTheIdleTimeout) {
