@@ -18,6 +18,7 @@
 #include "conn/connection_tracker.hpp"
 #include "servers/blocking.hpp"
 #include "servers/lifecycle.hpp"
+#include "servers/restart.hpp"
 
 namespace zen {
 
@@ -306,6 +307,11 @@ int run_serve(const ServeOptions& given) {
         }
     }
     const ServerContext context{{options, table, *log, **tracker}, options};
+    // SIGUSR2 hands a listener over to a new process; inetd's wait mode owns its listener.
+    std::optional<RestartOnUsr2> restarter;
+    if (listener && !options.inetd_wait) {
+        restarter.emplace(context, architecture->reuse_port ? -1 : listener->fd.get());
+    }
     const CounterReporter reporter(context);  // before any other thread: see its header
 
     if (connection) {
@@ -316,7 +322,10 @@ int run_serve(const ServeOptions& given) {
     log->server(LogLevel::info, "listening", "Listening at " + listener->display);
     ::sd_notify(0, "READY=1");  // a no-op unless systemd asked for it (NOTIFY_SOCKET)
     const int code = architecture->serve(*listener, context);
-    if (stop_requested()) {
+    if (stop_signal_number() == SIGUSR2) {
+        log->server(LogLevel::info, "stopped",
+                    "Stopped on SIGUSR2: pid " + std::to_string(restarter->successor()) + " took over");
+    } else if (stop_requested()) {
         log->server(LogLevel::info, "stopped",
                     std::string("Stopped on ") + (stop_signal_number() == SIGINT ? "SIGINT" : "SIGTERM"));
     }
