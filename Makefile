@@ -23,7 +23,8 @@ all: build
 
 # Real peers the tests and benchmarks start themselves on loopback (DESIGN §6), and strace for
 # bench/syscalls.py: `make test`, `make bench` and `make soak` install them; `make run` needs none.
-PEER_PACKAGES := redis-server memcached chromium haproxy openbsd-inetd strace
+# iproute2's ip brings up loopback in the network namespace of the reuseport restart test.
+PEER_PACKAGES := redis-server memcached chromium haproxy openbsd-inetd strace iproute2
 # `make deb`: CPack's DEB generator runs dpkg-shlibdeps (dpkg-dev), which needs file; the
 # packaging tests also run lintian and man.
 PACKAGING_PACKAGES := dpkg-dev file lintian man-db

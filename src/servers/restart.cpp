@@ -129,6 +129,17 @@ bool ready_message_from(int fd, pid_t pid) {
                         text.find("\nREADY=1") != std::string_view::npos);
 }
 
+// Whether closing a SO_REUSEPORT listener hands the connections queued in it to a sibling
+// (Linux 5.14) instead of resetting them.
+bool kernel_migrates_queued_connections() {
+    char value = '0';
+    const int fd = ::open("/proc/sys/net/ipv4/tcp_migrate_req", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    [[maybe_unused]] const ssize_t n = ::read(fd, &value, 1);
+    ::close(fd);
+    return value == '1';
+}
+
 }  // namespace
 
 void remember_command_line(int argc, char** argv) {
@@ -186,6 +197,11 @@ void RestartOnUsr2::restart() {
     if (listener_fd_ < 0 && context_.options.port == 0) {
         refuse("--arch reuseport binds the port again in the new process, so it needs a fixed --port, not 0");
         return;
+    }
+    if (listener_fd_ < 0 && !kernel_migrates_queued_connections()) {
+        log.server(LogLevel::warning, "restart",
+                   "SIGUSR2 with SO_REUSEPORT listeners: net.ipv4.tcp_migrate_req is 0, so connections that "
+                   "reach this process's listeners after it stops accepting will be reset (set it to 1)");
     }
     auto notify = open_notify_socket();
     if (!notify) {
