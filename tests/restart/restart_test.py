@@ -5,6 +5,7 @@
     restart_test.py ZEN reuseport        reuseport: the new process binds beside the old one
     restart_test.py ZEN systemd ARCH     what systemd does on `systemctl restart` with zen.socket
     restart_test.py ZEN failing ARCH     a new binary that exits 1 leaves the old one serving
+    restart_test.py ZEN bench-retry      zen bench sends again a question a clean close cut
 
 Each restart case asserts: zen bench reports zero errors and zero mismatches (questions sent
 again after a clean close are allowed and printed), the old process exits 0 by itself, the new
@@ -241,6 +242,83 @@ def failing(directory, arch):
             os.kill(successor, signal.SIGKILL)
 
 
+def closing_peer(listener, close_every_connection, stop):
+    """A server that, once (or on every connection), reads two pipelined questions, answers the
+    first, and closes cleanly: the second question crossed the server's FIN, as it can during a
+    drain. Otherwise it answers normally. (zen bench's first connection only probes the address.)"""
+    import threading
+
+    answers = {b"Beautiful is better than?": b"Ugly.", b"Explicit is better than?": b"Implicit.",
+               b"Simple is better than?": b"Complex."}
+
+    cut_once = threading.Event()
+
+    def serve(client):
+        with client:
+            client.settimeout(5)
+            data = b""
+            try:
+                while True:
+                    if data.count(b"?") >= 2 and (close_every_connection or not cut_once.is_set()):
+                        cut_once.set()
+                        first = data[:data.index(b"?") + 1].strip()
+                        client.sendall(answers[first])
+                        client.shutdown(socket.SHUT_WR)
+                        while client.recv(4096):  # read to its EOF: closing with unread input resets
+                            pass
+                        return
+                    while b"?" in data and not close_every_connection and cut_once.is_set():
+                        question, data = data.split(b"?", 1)
+                        client.sendall(answers[question.strip() + b"?"])
+                    chunk = client.recv(4096)
+                    if not chunk:
+                        return
+                    data += chunk
+            except OSError:
+                return
+
+    listener.settimeout(0.1)
+    while not stop.is_set():
+        try:
+            client, _ = listener.accept()
+        except socket.timeout:
+            continue
+        threading.Thread(target=serve, args=(client,), daemon=True).start()
+
+
+def bench_retry():
+    """zen bench's side of a restart, made deterministic: a question crossing the server's clean
+    close is sent again on a new connection and counted as retried, not as an error; a retried
+    question that meets a clean close again is an error ("closed")."""
+    import threading
+
+    for close_every_connection in (False, True):
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        stop = threading.Event()
+        peer = threading.Thread(target=closing_peer, args=(listener, close_every_connection, stop), daemon=True)
+        peer.start()
+        try:
+            run = subprocess.run([ZEN, "bench", "127.0.0.1", "-p", str(listener.getsockname()[1]), "-c", "1",
+                                  "-P", "2", "-d", "0.5", "-w", "0", "--json"],
+                                 capture_output=True, text=True, timeout=30)
+        finally:
+            stop.set()
+            peer.join()
+            listener.close()
+        report = json.loads(run.stdout)
+        print(f"closing every connection: {close_every_connection}: {report['requests']} answered, "
+              f"errors {report['errors_by_kind']}, retried {report['retried']}", flush=True)
+        if report["retried"] < 1:
+            fail("the question cut by the clean close was not retried")
+        if not close_every_connection:
+            if report["errors"] != 0 or run.returncode != 0 or report["requests"] < 10:
+                fail("a retried question should be answered on the new connection: " + run.stdout)
+        elif report["errors_by_kind"]["closed"] < 1 or run.returncode == 0:
+            fail("a retried question closed again must be an error: " + run.stdout)
+
+
 def main():
     if RECIPE == "reuseport" and os.environ.get("ZEN_RESTART_NETNS") != "1":
         # Closing a SO_REUSEPORT listener resets the connections queued in it unless the kernel
@@ -258,6 +336,8 @@ def main():
             usr2(directory, "reuseport", ("--workers", "2"))
         elif RECIPE == "systemd":
             systemd(directory, ARCH)
+        elif RECIPE == "bench-retry":
+            bench_retry()
         elif RECIPE == "failing":
             failing(directory, ARCH)
         else:
