@@ -164,6 +164,11 @@ CLI::App* add_serve_command(CLI::App& zen, ServeOptions& options) {
             "text (the book's lines) or json (one object a line)")
         ->check(CLI::IsMember({"text", "json"}))
         ->default_str("text");
+    serve->footer(
+        "Signals: SIGTERM/SIGINT answer what has arrived, close and exit 0 (--drain-timeout); SIGQUIT stops "
+        "accepting and lets conversations finish; SIGUSR1 logs the counters; SIGUSR2 starts a new zen from the same "
+        "path with the same arguments, hands it the listening socket (LISTEN_FDS) and, once it is ready (READY=1), "
+        "stops as on SIGTERM; a new process that fails leaves this one serving.");
     return serve;
 }
 
