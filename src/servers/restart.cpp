@@ -253,6 +253,9 @@ void RestartOnUsr2::restart() {
             }
             write_pid(listen_pid_value, ::getpid());
         }
+        // Only the socket passes: a descriptor some library opened without O_CLOEXEC (Asio's
+        // accepted connections) would otherwise keep a client's connection open in the new process.
+        ::syscall(SYS_close_range, listener >= 0 ? SD_LISTEN_FDS_START + 1 : SD_LISTEN_FDS_START, ~0U, 0);
         ::execve(path, argv.data(), envp.data());
         ::_exit(127);
     }

@@ -142,6 +142,11 @@ def usr2(directory, arch, extra=()):
         if not ready or f"Stopped on SIGUSR2: pid {successor} took over" not in text:
             fail("no hand-over in the log:\n" + text)
         cycle = bench_report(bench)
+        # The new process holds its listeners and nothing the old one had open: a client's
+        # connection inherited across exec would never be closed.
+        listeners = 2 if arch == "reuseport" else 1
+        wait_for(lambda: open_sockets(successor) == listeners, 5,
+                 f"the new process to hold only its {listeners} listener(s), not {open_sockets(successor)} sockets")
         stop_successor(log, successor)
         successor = None
         check_load(cycle, log)
@@ -150,6 +155,16 @@ def usr2(directory, arch, extra=()):
             old.kill()
         if successor is not None and pid_alive(successor):
             os.kill(successor, signal.SIGKILL)
+
+
+def open_sockets(pid):
+    count = 0
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            count += os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:")
+        except FileNotFoundError:
+            pass
+    return count
 
 
 def free_port():
