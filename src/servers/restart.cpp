@@ -164,6 +164,8 @@ RestartOnUsr2::RestartOnUsr2(const ServerContext& context, int listener_fd)
         sigset_t wanted;
         sigemptyset(&wanted);
         sigaddset(&wanted, SIGUSR2);
+        started_.store(true);
+        started_.notify_one();
         for (;;) {
             int signal_number = 0;
             if (::sigwait(&wanted, &signal_number) != 0 || stopping_.load()) return;
@@ -171,6 +173,7 @@ RestartOnUsr2::RestartOnUsr2(const ServerContext& context, int listener_fd)
         }
     });
     ::pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+    started_.wait(false);
 }
 
 RestartOnUsr2::~RestartOnUsr2() {

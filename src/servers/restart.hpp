@@ -31,7 +31,8 @@ void remember_command_line(int argc, char** argv);
 
 // Waits for SIGUSR2 on a thread of its own for as long as it lives. Construct it before any other
 // thread (before the CounterReporter): it blocks SIGUSR2 in the constructing thread, so every
-// thread started after leaves the signal to it. listener_fd: the socket to hand over, -1 when the
+// thread started after leaves the signal to it. Like the CounterReporter, the constructor returns
+// once its thread has started, so no prefork fork() lands in a thread's start-up. listener_fd: the socket to hand over, -1 when the
 // architecture binds SO_REUSEPORT listeners of its own.
 class RestartOnUsr2 {
 public:
@@ -49,6 +50,7 @@ private:
     const ServerContext& context_;
     const int listener_fd_;
     std::atomic<bool> stopping_{false};
+    std::atomic<bool> started_{false};
     std::atomic<pid_t> successor_{0};
     Fd wake_;  // readable once this object is being destroyed: a wait for a new process ends
     std::thread thread_;
