@@ -22,10 +22,11 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 all: build
 
 # Real peers the tests and benchmarks start themselves on loopback (DESIGN §6), and strace for
-# bench/syscalls.py, logrotate for the deploy/logrotate snippet's test, and prometheus (the server
-# and promtool) for the --metrics tests: `make test`, `make bench` and `make soak` install them;
-# `make run` needs none.
-PEER_PACKAGES := redis-server memcached chromium haproxy openbsd-inetd strace logrotate prometheus
+# bench/syscalls.py, logrotate for the deploy/logrotate snippet's test, prometheus (the server and
+# promtool) for the --metrics tests, and iproute2's ip to bring up loopback in the network namespace
+# of the reuseport restart test: `make test`, `make bench` and `make soak` install them; `make run`
+# needs none.
+PEER_PACKAGES := redis-server memcached chromium haproxy openbsd-inetd strace logrotate prometheus iproute2
 # `make deb`: CPack's DEB generator runs dpkg-shlibdeps (dpkg-dev), which needs file; the
 # packaging tests also run lintian and man.
 PACKAGING_PACKAGES := dpkg-dev file lintian man-db

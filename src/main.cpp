@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <iostream>
 
+#include "servers/restart.hpp"
 #include "servers/serve_command.hpp"
 #include "tools/bench/bench_command.hpp"
 #include "tools/blocks.hpp"
@@ -14,6 +15,7 @@
 #endif
 
 int main(int argc, char** argv) {
+    zen::remember_command_line(argc, argv);  // what SIGUSR2 runs again (src/servers/restart.hpp)
     CLI::App app{"zen: the Zen-of-Python service of Foundations of Python Network Programming, "
                  "chapter 7, in every server architecture"};
     app.name("zen");

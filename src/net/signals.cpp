@@ -37,18 +37,24 @@ void poke(int fd) {
     [[maybe_unused]] const ssize_t n = ::write(fd, &byte, 1);  // a full pipe is already readable
 }
 
+// Async-signal-safe: called from the handler.
+bool begin_stop(int signal_number) {
+    // The time first: a thread that sees stop_requested() must also see when it began.
+    std::int64_t unset = 0;
+    stop_ns.compare_exchange_strong(unset, monotonic_ns());
+    int none = 0;
+    const bool first = stop_signal.compare_exchange_strong(none, signal_number);
+    poke(stop_pipe.write);
+    return first;
+}
+
 extern "C" void on_signal(int signal_number) {
     const int saved_errno = errno;
     if (signal_number == SIGQUIT) {
         quit_flag.store(true);
         poke(quit_pipe.write);
     } else {
-        // The time first: a thread that sees stop_requested() must also see when it began.
-        std::int64_t unset = 0;
-        stop_ns.compare_exchange_strong(unset, monotonic_ns());
-        int none = 0;
-        stop_signal.compare_exchange_strong(none, signal_number);
-        poke(stop_pipe.write);
+        begin_stop(signal_number);
     }
     errno = saved_errno;
 }
@@ -109,6 +115,8 @@ TimePoint stop_time() {
 }
 
 bool quit_requested() { return quit_flag.load(); }
+
+bool request_stop(int signal_number) { return begin_stop(signal_number); }
 
 bool request_quit() {
     if (quit_flag.exchange(true)) return false;

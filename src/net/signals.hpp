@@ -22,10 +22,14 @@ int stop_fd();
 int quit_fd();
 
 bool stop_requested();
-// The signal that asked for the stop (SIGINT or SIGTERM), 0 if none yet.
+// The signal that asked for the stop (SIGINT, SIGTERM, or SIGUSR2 after a hand-over), 0 if none yet.
 int stop_signal_number();
 // When the first stop request arrived (steady clock); meaningful once stop_requested().
 TimePoint stop_time();
+
+// Asks this process to stop as SIGTERM would, naming signal_number as the cause (SIGUSR2 after a
+// hand-over to a new process); true for the first stop request only.
+bool request_stop(int signal_number);
 
 bool quit_requested();
 // Asks this process to quit as SIGQUIT would; true for the first caller only.

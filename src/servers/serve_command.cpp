@@ -20,6 +20,7 @@
 #include "servers/lifecycle.hpp"
 #include "servers/readiness.hpp"
 #include "metrics/endpoint.hpp"
+#include "servers/restart.hpp"
 
 namespace zen {
 
@@ -173,7 +174,9 @@ CLI::App* add_serve_command(CLI::App& zen, ServeOptions& options) {
         "Signals: SIGTERM/SIGINT answer what has arrived, close and exit within --drain-timeout; SIGQUIT stops "
         "accepting and lets conversations finish; SIGHUP never stops the server: it reopens --log-file (after "
         "logrotate renamed it) and re-reads --aphorisms for each conversation's next question, keeping the old "
-        "table if the new file is bad; SIGUSR1 logs the counters.");
+        "table if the new file is bad; SIGUSR1 logs the counters; SIGUSR2 starts a new zen from the same path with "
+        "the same arguments, hands it the listening socket (LISTEN_FDS) and, once it is ready (READY=1), stops as "
+        "on SIGTERM; a new process that fails leaves this one serving.");
     return serve;
 }
 
@@ -339,7 +342,15 @@ int run_serve(const ServeOptions& given) {
     }
     LiveTable live_table(std::move(table));
     const ServerContext context{{options, live_table, *log, **tracker}, options};
-    const OperatorSignals operator_signals(context);  // before any other thread: see its header
+    // The signal threads, before any other thread: each blocks its signals in this thread, so the
+    // threads started after leave them to it. The restarter comes first: its thread blocks every
+    // signal, and OperatorSignals' thread inherits SIGUSR2 blocked from this one.
+    // SIGUSR2 hands a listener over to a new process; inetd's wait mode owns its listener.
+    std::optional<RestartOnUsr2> restarter;
+    if (listener && !options.inetd_wait) {
+        restarter.emplace(context, architecture->reuse_port ? -1 : listener->fd.get());
+    }
+    const OperatorSignals operator_signals(context);
     if (metrics) metrics->start(**tracker);  // before any fork(): see its header
 
     if (connection) {
@@ -352,7 +363,10 @@ int run_serve(const ServeOptions& given) {
     if (metrics) log->server(LogLevel::info, "metrics", "Metrics at " + metrics->display());
     ::sd_notify(0, "READY=1");  // a no-op unless systemd asked for it (NOTIFY_SOCKET)
     const int code = architecture->serve(*listener, context);
-    if (stop_requested()) {
+    if (stop_signal_number() == SIGUSR2) {
+        log->server(LogLevel::info, "stopped",
+                    "Stopped on SIGUSR2: pid " + std::to_string(restarter->successor()) + " took over");
+    } else if (stop_requested()) {
         log->server(LogLevel::info, "stopped",
                     std::string("Stopped on ") + (stop_signal_number() == SIGINT ? "SIGINT" : "SIGTERM"));
     }

@@ -178,6 +178,7 @@ Json cycle_json(const BenchOptions& options, const Cycle& cycle) {
     for (std::size_t i = 0; i < load_error_kinds; ++i) kinds[load_error_names[i]] = cycle.tally.errors[i];
     json["errors_by_kind"] = kinds;
     json["reconnects"] = cycle.tally.reconnects;
+    json["retried"] = cycle.tally.retried;
     json.update(latency_json(cycle.tally.corrected));
     json["uncorrected"] = latency_json(cycle.tally.uncorrected);
     const auto client = per_answer_us(cycle.client_cpu_seconds, cycle.tally.requests);
@@ -209,6 +210,7 @@ void print_cycle(const BenchOptions& options, const Cycle& cycle) {
     for (std::size_t i = 0; i < load_error_kinds; ++i)
         std::cout << (i ? ", " : "") << load_error_names[i] << ' ' << grouped(tally.errors[i]);
     std::cout << "); reconnects " << grouped(tally.reconnects) << '\n';
+    std::cout << "  retried      " << grouped(tally.retried) << " (sent again after the server closed cleanly)\n";
     const auto latency_line = [](const char* label, const LatencyHistogram& h) {
         std::cout << label << "p50 " << fixed(microseconds(h.value_at(0.5)), 1) << "  p90 "
                   << fixed(microseconds(h.value_at(0.9)), 1) << "  p99 " << fixed(microseconds(h.value_at(0.99)), 1)
@@ -247,7 +249,7 @@ bool write_csv(const std::string& path, const std::vector<Json>& cycles) {
     std::ofstream file(path);
     if (!file) return false;
     const char* columns[] = {"connections", "threads", "depth", "mode", "rate", "duration_s", "requests", "rps",
-                             "errors", "reconnects", "p50_us", "p90_us", "p99_us", "p999_us", "max_us", "mean_us",
+                             "errors", "reconnects", "retried", "p50_us", "p90_us", "p99_us", "p999_us", "max_us", "mean_us",
                              "client_cpu_us_per_request", "server_cpu_us_per_answer"};
     for (std::size_t i = 0; i < std::size(columns); ++i) file << (i ? "," : "") << columns[i];
     for (const char* kind : load_error_names) file << ",errors_" << kind;

@@ -44,6 +44,7 @@ void LoadTally::merge(const LoadTally& other) {
     requests += other.requests;
     for (std::size_t i = 0; i < load_error_kinds; ++i) errors[i] += other.errors[i];
     reconnects += other.reconnects;
+    retried += other.retried;
     corrected.merge(other.corrected);
     uncorrected.merge(other.uncorrected);
 }
@@ -116,6 +117,12 @@ void LoadThread::ask(Connection& connection, std::int64_t due, std::int64_t now)
 
 void LoadThread::refill(Connection& connection, std::int64_t now) {
     const auto depth = static_cast<std::size_t>(plan_.depth);
+    while (connection.in_flight.size() < depth && !connection.retry.empty()) {
+        const Question question = connection.retry.front();
+        connection.retry.pop_front();
+        connection.output += plan_.workload->exchanges[question.exchange].question;
+        connection.in_flight.push_back({question.due_ns, now, question.exchange, true});
+    }
     if (plan_.rate == 0) {
         if (now >= plan_.end_ns) return;
         while (connection.in_flight.size() < depth) ask(connection, now, now);
@@ -154,7 +161,7 @@ void LoadThread::on_readable(std::uint32_t index, std::int64_t now) {
     const std::uint32_t generation = connection.generation;
     const ssize_t got = recv(connection.fd.get(), read_buffer_.data(), read_buffer_.size(), 0);
     if (got == 0) {
-        fail(index, LoadError::closed, now);
+        on_server_close(index, now);
         return;
     }
     if (got < 0) {
@@ -246,6 +253,35 @@ void LoadThread::flush(std::uint32_t index, std::int64_t now) {
 void LoadThread::fail(std::uint32_t index, LoadError kind, std::int64_t now) {
     Connection& connection = connections_[index];
     count_error(kind, connection.in_flight.size(), now);
+    disconnect(connection,
+               kind == LoadError::connect ? std::clamp(connection.backoff_ns * 2, 10 * millisecond, longest_backoff)
+                                          : std::clamp(connection.backoff_ns * 2, millisecond, longest_backoff),
+               now);
+}
+
+void LoadThread::on_server_close(std::uint32_t index, std::int64_t now) {
+    Connection& connection = connections_[index];
+    if (!connection.partial_answer.empty()) {
+        fail(index, LoadError::closed, now);  // cut in the middle of an answer: no clean close
+        return;
+    }
+    std::uint64_t lost = 0;
+    for (Question question : connection.in_flight) {
+        if (question.retried) {
+            ++lost;
+            continue;
+        }
+        question.retried = true;
+        if (question.due_ns >= plan_.measure_start_ns) ++tally_.retried;
+        connection.retry.push_back(question);
+    }
+    if (lost > 0) count_error(LoadError::closed, lost, now);
+    connection.in_flight.clear();
+    // The usual first backoff: a server closing every connection at once is not hammered.
+    disconnect(connection, std::clamp(connection.backoff_ns * 2, millisecond, longest_backoff), now);
+}
+
+void LoadThread::disconnect(Connection& connection, std::int64_t backoff_ns, std::int64_t now) {
     connection.fd.reset();  // closing also removes it from the epoll set
     ++connection.generation;
     connection.state = State::waiting;
@@ -254,9 +290,7 @@ void LoadThread::fail(std::uint32_t index, LoadError kind, std::int64_t now) {
     connection.output_sent = 0;
     connection.partial_answer.clear();
     connection.watching_writes = false;
-    connection.backoff_ns =
-        kind == LoadError::connect ? std::clamp(connection.backoff_ns * 2, 10 * millisecond, longest_backoff)
-                                   : std::clamp(connection.backoff_ns * 2, millisecond, longest_backoff);
+    connection.backoff_ns = backoff_ns;
     connection.retry_at_ns = now + connection.backoff_ns;
 }
 
@@ -286,6 +320,10 @@ void LoadThread::check_deadlines(std::int64_t now) {
     const bool past_end = now >= plan_.end_ns + plan_.timeout_ns;
     for (std::uint32_t index = 0; index < connections_.size(); ++index) {
         Connection& connection = connections_[index];
+        while (!connection.retry.empty() && (past_end || now - connection.retry.front().due_ns > plan_.timeout_ns)) {
+            count_error(LoadError::timeout, 1, std::max(connection.retry.front().due_ns, std::int64_t{0}));
+            connection.retry.pop_front();
+        }
         while (!connection.backlog.empty() && (past_end || now - connection.backlog.front() > plan_.timeout_ns)) {
             // Counted in the window only if the question was due in it.
             count_error(LoadError::timeout, 1, std::max(connection.backlog.front(), std::int64_t{0}));
@@ -311,7 +349,7 @@ bool LoadThread::finished(std::int64_t now) const {
     if (now < plan_.end_ns) return false;
     if (now >= plan_.end_ns + plan_.timeout_ns) return true;
     return std::all_of(connections_.begin(), connections_.end(),
-                       [](const Connection& c) { return c.in_flight.empty() && c.backlog.empty(); });
+                       [](const Connection& c) { return c.in_flight.empty() && c.backlog.empty() && c.retry.empty(); });
 }
 
 void LoadThread::publish() {
@@ -373,6 +411,8 @@ void LoadThread::run() {
         if (!connection.in_flight.empty()) count_error(LoadError::timeout, connection.in_flight.size(), now);
         for (std::int64_t due : connection.backlog)
             if (due >= plan_.measure_start_ns) count_error(LoadError::timeout, 1, now);
+        for (const Question& question : connection.retry)
+            if (question.due_ns >= plan_.measure_start_ns) count_error(LoadError::timeout, 1, now);
         connection.fd.reset();
     }
     publish();

@@ -6,8 +6,15 @@
 // corrected); the uncorrected latency counts from when it was sent.
 //
 // Errors are counted per question lost, by the kind of event that lost it; an event that loses
-// none (a refused connect, a server closing an idle connection) counts once. A broken connection
-// is reconnected after a backoff (1 ms doubling to 250 ms, reset by a right answer). Nothing
+// none (a refused connect) counts once. A broken connection is reconnected after a backoff (1 ms
+// doubling to 250 ms, reset by a right answer).
+//
+// A server that closes a connection cleanly (EOF, not a reset) between two answers is doing what
+// a stopping or restarting server does, so this is the HTTP/1.1 rule for a kept-alive connection
+// (RFC 9112, 9.3.1): reconnect and send the questions still unanswered again, once each (they
+// are idempotent). They are counted as `retried`, never twice as answered, and their latency
+// still runs from when they were due. A second clean close under a retried question, an EOF in
+// the middle of an answer, resets, timeouts and wrong answers stay errors. Nothing
 // waits past the plan's end plus the timeout, so a dead server ends the run on time.
 #pragma once
 
@@ -50,6 +57,7 @@ struct LoadTally {
     std::uint64_t requests = 0;  // right answers to questions due in the measured window
     std::array<std::uint64_t, load_error_kinds> errors{};
     std::uint64_t reconnects = 0;
+    std::uint64_t retried = 0;  // questions sent again after the server closed cleanly under them
     LatencyHistogram corrected;    // from when each question was due
     LatencyHistogram uncorrected;  // from when each question was sent
 
@@ -76,6 +84,7 @@ private:
         std::int64_t due_ns;
         std::int64_t sent_ns;
         std::uint32_t exchange;
+        bool retried = false;  // sent again once already: a second clean close loses it
     };
     enum class State : std::uint8_t { waiting, connecting, open };
     struct Connection {
@@ -89,6 +98,7 @@ private:
         std::int64_t retry_at_ns = 0;  // waiting: when to connect; connecting: when to give up
         std::int64_t backoff_ns = 0;
         std::deque<Question> in_flight;
+        std::deque<Question> retry;  // unanswered when the server closed cleanly: sent first
         std::deque<std::int64_t> backlog;  // open loop: due times of questions not yet sent
         std::string output;
         std::size_t output_sent = 0;
@@ -104,6 +114,8 @@ private:
     void refill(Connection& connection, std::int64_t now);
     void flush(std::uint32_t index, std::int64_t now);
     void fail(std::uint32_t index, LoadError kind, std::int64_t now);
+    void on_server_close(std::uint32_t index, std::int64_t now);
+    void disconnect(Connection& connection, std::int64_t backoff_ns, std::int64_t now);
     void schedule_due_questions(std::int64_t now);
     void check_deadlines(std::int64_t now);
     bool finished(std::int64_t now) const;
