@@ -30,7 +30,7 @@ BENCHMARK(tracker_answer_took);
 // the answer's timing included.
 void connection_one_answer(benchmark::State& state) {
     ConnectionRules rules;
-    const AphorismTable table = AphorismTable::book_defaults();
+    LiveTable table(AphorismTable::book_defaults());
     LogOptions quiet;
     quiet.quiet = true;
     quiet.file = "/dev/null";
