@@ -28,6 +28,8 @@ int stop_signal_number();
 TimePoint stop_time();
 
 bool quit_requested();
+// True when the quit came from SIGQUIT (not from request_quit()).
+bool quit_signal_received();
 // Asks this process to quit as SIGQUIT would; true for the first caller only.
 bool request_quit();
 
