@@ -97,7 +97,10 @@ int startup_failed(const ServerContext& context, std::string_view event, std::st
             return 1;
         }
     }
-    context.log.server(LogLevel::error, event, cause);
+    // A log line begins with a capital, as the others do; stderr's follows "zen serve: ".
+    std::string line(cause);
+    if (!line.empty() && line[0] >= 'a' && line[0] <= 'z') line[0] = static_cast<char>(line[0] - 'a' + 'A');
+    context.log.server(LogLevel::error, event, line);
     return 1;
 }
 
