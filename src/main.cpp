@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <iostream>
 
+#include "base/build_info.hpp"
 #include "servers/restart.hpp"
 #include "servers/serve_command.hpp"
 #include "tools/bench/bench_command.hpp"
@@ -10,16 +11,18 @@
 #include "tools/client.hpp"
 #include "tools/streamer.hpp"
 
-#ifndef ZEN_VERSION
-#define ZEN_VERSION "0.0.0"
-#endif
 
 int main(int argc, char** argv) {
     zen::remember_command_line(argc, argv);  // what SIGUSR2 runs again (src/servers/restart.hpp)
     CLI::App app{"zen: the Zen-of-Python service of Foundations of Python Network Programming, "
                  "chapter 7, in every server architecture"};
     app.name("zen");
-    app.set_version_flag("--version", ZEN_VERSION);
+    // Version, commit, compiler and what io_uring offers here: what a bug report needs.
+    app.set_version_flag("--version", [] {
+        std::string report = zen::version_report();
+        if (!report.empty() && report.back() == '\n') report.pop_back();
+        return report;
+    });
     app.require_subcommand(1);
 
     zen::ServeOptions serve_options;

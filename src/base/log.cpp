@@ -37,6 +37,25 @@ const char* level_name(LogLevel level) {
     return "info";
 }
 
+// The address and port inside a peer as format_address() writes it: ('127.0.0.1', 41285) or
+// ('::1', 41285, 0, 0). False for anything else (a peer the log was given in another form).
+bool split_peer(std::string_view peer, std::string& address, std::uint64_t& port) {
+    if (!peer.starts_with("('")) return false;
+    const std::size_t quote = peer.find('\'', 2);
+    if (quote == std::string_view::npos || peer.substr(quote, 3) != "', ") return false;
+    std::uint64_t value = 0;
+    std::size_t at = quote + 3;
+    const std::size_t digits_from = at;
+    while (at < peer.size() && peer[at] >= '0' && peer[at] <= '9' && at - digits_from < 6) {
+        value = value * 10 + static_cast<std::uint64_t>(peer[at] - '0');
+        ++at;
+    }
+    if (at == digits_from || at >= peer.size() || (peer[at] != ')' && peer[at] != ',') || value > 65535) return false;
+    address = peer.substr(2, quote - 2);
+    port = value;
+    return true;
+}
+
 }  // namespace
 
 // --log-file: each line goes to the file in one write() on an O_APPEND descriptor, so it is on
@@ -105,6 +124,8 @@ Log::Log(LogOptions options)
     if (options_.format == LogFormat::json) {
         // The time comes from spdlog; the rest of the object is built in write().
         logger_->set_pattern(R"({"time":"%Y-%m-%dT%H:%M:%S.%eZ",%v)", spdlog::pattern_time_type::utc);
+    } else if (options_.timestamps) {
+        logger_->set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %v", spdlog::pattern_time_type::utc);
     } else {
         logger_->set_pattern("%v");
     }
@@ -142,7 +163,15 @@ void Log::write(LogLevel level, std::string_view event, std::string_view peer, s
     nlohmann::ordered_json object_fields;
     object_fields["level"] = level_name(level);
     object_fields["event"] = event;
-    if (!peer.empty()) object_fields["peer"] = peer;
+    if (!peer.empty()) {
+        object_fields["peer"] = peer;
+        std::string address;
+        std::uint64_t port = 0;
+        if (split_peer(peer, address, port)) {
+            object_fields["peer_address"] = address;
+            object_fields["peer_port"] = port;
+        }
+    }
     for (const auto& [name, value] : fields) object_fields[std::string(name)] = value;
     object_fields["message"] = message;
     std::string object = object_fields.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);

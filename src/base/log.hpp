@@ -29,6 +29,7 @@ struct LogOptions {
     bool quiet = false;     // drop per-connection lines
     std::string file;       // append to this file instead of stdout
     bool syslog = false;    // send to syslog (daemon facility) instead of stdout
+    bool timestamps = false;  // text lines begin with their UTC time (JSON lines always carry it)
 };
 
 enum class LogLevel { info, warning, error };

@@ -14,16 +14,10 @@
 #include <cstdio>
 #include <vector>
 
+#include "base/build_info.hpp"
 #include "metrics/exposition.hpp"
 #include "net/io.hpp"
 #include "servers/readiness.hpp"
-
-#ifndef ZEN_VERSION
-#define ZEN_VERSION "0.0.0"
-#endif
-#ifndef ZEN_COMMIT
-#define ZEN_COMMIT "unknown"
-#endif
 
 namespace zen {
 
@@ -155,8 +149,8 @@ std::string MetricsEndpoint::render(const ConnectionTracker& tracker) const {
     rlimit files{};
     ::getrlimit(RLIMIT_NOFILE, &files);
     const ProcessFacts facts{
-        .version = ZEN_VERSION,
-        .commit = ZEN_COMMIT,
+        .version = zen_version(),
+        .commit = zen_commit(),
         .arch = arch_,
         .start_time_seconds = start_time_seconds_,
         .cpu_seconds = seconds(usage.ru_utime) + seconds(usage.ru_stime),

@@ -25,6 +25,7 @@ SignalPipe quit_pipe;
 std::atomic<int> stop_signal{0};
 std::atomic<std::int64_t> stop_ns{0};
 std::atomic<bool> quit_flag{false};
+std::atomic<bool> quit_signalled{false};  // SIGQUIT itself, not request_quit()
 
 std::int64_t monotonic_ns() {
     timespec now{};
@@ -51,6 +52,7 @@ bool begin_stop(int signal_number) {
 extern "C" void on_signal(int signal_number) {
     const int saved_errno = errno;
     if (signal_number == SIGQUIT) {
+        quit_signalled.store(true);
         quit_flag.store(true);
         poke(quit_pipe.write);
     } else {
@@ -101,6 +103,7 @@ Result<Ok> reinstall_stop_signals_in_child() {
     stop_signal.store(0);
     stop_ns.store(0);
     quit_flag.store(false);
+    quit_signalled.store(false);
     return install_stop_signals();
 }
 
@@ -115,6 +118,7 @@ TimePoint stop_time() {
 }
 
 bool quit_requested() { return quit_flag.load(); }
+bool quit_signal_received() { return quit_signalled.load(); }
 
 bool request_stop(int signal_number) { return begin_stop(signal_number); }
 

@@ -32,6 +32,8 @@ TimePoint stop_time();
 bool request_stop(int signal_number);
 
 bool quit_requested();
+// True when the quit came from SIGQUIT (not from request_quit()).
+bool quit_signal_received();
 // Asks this process to quit as SIGQUIT would; true for the first caller only.
 bool request_quit();
 

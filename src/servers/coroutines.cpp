@@ -277,10 +277,10 @@ int serve_coroutines(Listener& listener, const ServerContext& context) {
     const HardStopWatchdog watchdog(context);
     try {
         CoroutineServer server(listener, context);
+        if (!announce_serving(listener, context)) return 1;
         return server.run();
     } catch (const std::system_error& e) {  // out of descriptors, say: an error, never an abort
-        context.log.server(LogLevel::error, "asio_error", std::string("Cannot serve with Asio: ") + e.what());
-        return 1;
+        return startup_failed(context, "asio_error", std::string("cannot serve with Asio: ") + e.what());
     }
 }
 

@@ -65,13 +65,14 @@ struct Slot {
     bool on_ready_list = false;
 };
 
-class EpollLoop {
+class EpollLoop : public EpollServerLoop {
 public:
     EpollLoop(int listener_fd, const std::vector<int>& all_listener_fds, const ServerContext& context)
         : listener_fd_(listener_fd), all_listener_fds_(all_listener_fds), context_(context),
           epoll_(::epoll_create1(EPOLL_CLOEXEC)), buffer_(64 * 1024) {}
 
-    int run();
+    bool set_up();
+    int run() override;
 
 private:
     static std::uint64_t token(std::uint32_t index, std::uint32_t generation) {
@@ -255,12 +256,16 @@ void EpollLoop::begin_drain(TimePoint now) {
     }
 }
 
-int EpollLoop::run() {
+bool EpollLoop::set_up() {
     if (!epoll_.valid() || !watch(stop_fd(), EPOLLIN, stop_token) || !watch(quit_fd(), EPOLLIN, quit_token) ||
         !watch(listener_fd_, EPOLLIN | EPOLLET, listener_token)) {
-        context_.log.server(LogLevel::error, "epoll_error", "Cannot set up epoll: " + errno_text(errno));
-        return 1;
+        startup_failed(context_, "epoll_error", "cannot set up epoll: " + errno_text(errno));
+        return false;
     }
+    return true;
+}
+
+int EpollLoop::run() {
     bool draining = false;
     std::vector<epoll_event> events(256);
     std::vector<std::uint32_t> ready_now;
@@ -346,15 +351,20 @@ int EpollLoop::run() {
 
 }  // namespace
 
-int run_epoll_loop(int listener_fd, const std::vector<int>& all_listener_fds, const ServerContext& context) {
-    EpollLoop loop(listener_fd, all_listener_fds, context);
-    return loop.run();
+std::unique_ptr<EpollServerLoop> make_epoll_loop(int listener_fd, const std::vector<int>& all_listener_fds,
+                                                 const ServerContext& context) {
+    auto loop = std::make_unique<EpollLoop>(listener_fd, all_listener_fds, context);
+    if (!loop->set_up()) return nullptr;
+    return loop;
 }
 
 int serve_epoll(Listener& listener, const ServerContext& context) {
     const HardStopWatchdog watchdog(context);
     const std::vector<int> listeners{listener.fd.get()};
-    return run_epoll_loop(listener.fd.get(), listeners, context);
+    const auto loop = make_epoll_loop(listener.fd.get(), listeners, context);
+    if (!loop) return 1;
+    if (!announce_serving(listener, context)) return 1;
+    return loop->run();
 }
 
 }  // namespace zen

@@ -2,14 +2,26 @@
 // --arch reuseport runs one per thread, each on its own SO_REUSEPORT listener.
 #pragma once
 
+#include <memory>
 #include <vector>
 
 #include "servers/options.hpp"
 
 namespace zen {
 
-// Serves until a stop or quit has emptied it. all_listener_fds are every listener of the server
-// (for --exit-idle: no client may be waiting in any of them). Returns the exit code.
-int run_epoll_loop(int listener_fd, const std::vector<int>& all_listener_fds, const ServerContext& context);
+// A loop whose epoll instance and watches exist, ready to run in any one thread.
+class EpollServerLoop {
+public:
+    virtual ~EpollServerLoop() = default;
+    // Serves until a stop or quit has emptied it. Returns the exit code.
+    virtual int run() = 0;
+};
+
+// Sets up a loop for listener_fd; all_listener_fds are every listener of the server (for
+// --exit-idle: no client may be waiting in any of them). Null when the set-up failed, the cause
+// given to startup_failed(). Set-up and serving are apart so that reuseport can set up all its
+// loops before it announces that it serves.
+std::unique_ptr<EpollServerLoop> make_epoll_loop(int listener_fd, const std::vector<int>& all_listener_fds,
+                                                 const ServerContext& context);
 
 }  // namespace zen

@@ -100,16 +100,10 @@ void TransportDriver::stop() {
 int serve_protocols(Listener& listener, const ServerContext& context, loop::Server::ProtocolFactory make_protocol) {
     const HardStopWatchdog watchdog(context);
     loop::EventLoop loop;
-    if (!loop.valid()) {
-        context.log.server(LogLevel::error, "loop_error", "Cannot create the event loop: " + errno_text(errno));
-        return 1;
-    }
+    if (!loop.valid()) return startup_failed(context, "loop_error", "cannot create the event loop: " + errno_text(errno));
     loop::Server server(loop, listener.fd.get(), std::move(make_protocol),
                         [&context](const AcceptOutcome& outcome) { log_accept_problem(outcome, context); });
-    if (!server.start()) {
-        context.log.server(LogLevel::error, "loop_error", "Cannot watch the listener: " + errno_text(errno));
-        return 1;
-    }
+    if (!server.start()) return startup_failed(context, "loop_error", "cannot watch the listener: " + errno_text(errno));
     loop.add_watch(stop_fd(), EPOLLIN, [&](std::uint32_t) {
         loop.remove_watch(stop_fd());  // level-triggered and never drained: once is enough
         server.close();
@@ -130,6 +124,7 @@ int serve_protocols(Listener& listener, const ServerContext& context, loop::Serv
         loop.call_later(std::chrono::milliseconds(100), watch_for_idleness);
     };
     if (context.options.exit_idle.count() > 0 && context.decides_idle_exit) watch_for_idleness();
+    if (!announce_serving(listener, context)) return 1;
     if (!loop.run()) {
         context.log.server(LogLevel::error, "loop_error", "The event loop failed: " + errno_text(errno));
         return 1;

@@ -35,6 +35,24 @@ bool idle_exit_due(const ServerContext& context, const std::vector<int>& listene
 // Asks the process to quit for --exit-idle, logging it once.
 void quit_for_idleness(const ServerContext& context);
 
+// Start-up. Each architecture calls announce_serving() exactly once, when its own set-up (event
+// loop, ring, threads, workers) has succeeded and it is about to serve: only then does systemd
+// hear READY=1 and the log say "Listening at ...". A set-up failure before that point goes
+// through startup_failed() instead, which keeps the cause for run_serve() to print as the one
+// line on stderr (exit 1); after the announcement it is an ordinary error line in the log.
+// False when READY=1 could not be sent (no descriptor left for the socket, say): a failed
+// start-up like any other, so the caller stops what it started and returns 1.
+[[nodiscard]] bool announce_serving(const Listener& listener, const ServerContext& context);
+bool serving_announced();
+// Returns 1, the exit code of a failed start-up.
+int startup_failed(const ServerContext& context, std::string_view event, std::string_view cause);
+// The first cause given to startup_failed() before the announcement, or "".
+std::string startup_failure();
+
+// Once serving is over: "Stopped on SIGTERM" (SIGINT, SIGQUIT) when a signal ended it. An
+// --exit-idle quit has its line already, from quit_for_idleness(), when it happened.
+void log_why_stopped(const ServerContext& context);
+
 // One line with every counter and the open connections: "Counters (SIGUSR1): accepted 3, ...".
 void log_counters(const ServerContext& context, std::string_view when);
 

@@ -22,6 +22,7 @@ int serve_per_client(Listener& listener, const ServerContext& context) {
     const BlockingStopWatchdog watchdog(context);
     ThreadGroup conversations;
     int code = 0;
+    if (!announce_serving(listener, context)) return 1;
     while (wait_for_client(listener, context) == ListenerWake::connection) {
         AcceptOutcome accepted = accept_client(listener.fd.get(), true);
         if (accepted.status != AcceptStatus::accepted) {

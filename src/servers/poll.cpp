@@ -111,6 +111,7 @@ int serve_poll(Listener& listener, const ServerContext& context) {
     bool accepting = true;
     bool draining = false;
     auto accept_paused_until = TimePoint::min();
+    if (!announce_serving(listener, context)) return 1;
 
     for (;;) {
         auto now = Clock::now();

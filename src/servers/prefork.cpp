@@ -83,8 +83,7 @@ bool start_worker(WorkerSlot& slot, std::size_t index, Listener& listener, const
     if (pid == 0) run_worker(listener, context, parent);
     block_stop_signals(false);
     if (pid < 0) {
-        context.log.server(LogLevel::error, "worker_error",
-                           "Cannot start worker " + std::to_string(index + 1) + ": " + errno_text(errno));
+        startup_failed(context, "worker_error", "cannot start worker " + std::to_string(index + 1) + ": " + errno_text(errno));
         slot.next_start = Clock::now() + first_backoff;
         return false;
     }
@@ -146,7 +145,17 @@ int serve_prefork(Listener& listener, const ServerContext& context) {
     // Counted before the first fork(): a reload while workers start reaches them too (one
     // started after it is signalled needlessly and just reloads again).
     std::uint64_t reloads_passed_on = reloads_done();
-    for (std::size_t i = 0; i < slots.size(); ++i) start_worker(slots[i], i, listener, context);
+    bool started = true;
+    for (std::size_t i = 0; i < slots.size() && started; ++i) started = start_worker(slots[i], i, listener, context);
+    if (!started || !announce_serving(listener, context)) {
+        // A pool that cannot be filled at start-up is a failed start, not a server in backoff.
+        signal_workers(slots, SIGTERM);
+        while (any_alive(slots)) {
+            ::poll(nullptr, 0, 10);
+            reap_workers(slots, context, false);
+        }
+        return 1;
+    }
 
     // Serve: keep the pool full until a stop or quit.
     bool quitting = false;

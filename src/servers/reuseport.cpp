@@ -42,30 +42,35 @@ int serve_reuseport(Listener& listener, const ServerContext& context) {
     std::vector<int> listener_fds{listener.fd.get()};
     for (int i = 1; i < workers; ++i) {
         auto sibling = open_sibling_listener(listener, context.options.backlog);
-        if (!sibling) {
-            context.log.server(LogLevel::error, "listen_error", sibling.error());
-            return 1;
-        }
+        if (!sibling) return startup_failed(context, "listen_error", sibling.error());
         listener_fds.push_back(sibling->fd.get());
         siblings.push_back(std::move(sibling).value());
     }
+    // Every loop is set up here, before any runs: a failure is a failed start-up, not a server
+    // that announced itself and then lost a loop.
+    std::vector<std::unique_ptr<EpollServerLoop>> loops;
+    for (const int fd : listener_fds) {
+        loops.push_back(make_epoll_loop(fd, listener_fds, context));
+        if (!loops.back()) return 1;
+    }
 
     const HardStopWatchdog watchdog(context);
-    ThreadGroup loops;
+    ThreadGroup threads;
     std::atomic<int> failures{0};
-    for (int i = 0; i < workers; ++i) {
-        const int fd = listener_fds[static_cast<std::size_t>(i)];
-        auto started = loops.start([&, fd] {
-            if (run_epoll_loop(fd, listener_fds, context) != 0) failures.fetch_add(1);
+    for (std::size_t i = 0; i < loops.size(); ++i) {
+        auto started = threads.start([&failures, loop = loops[i].get()] {
+            if (loop->run() != 0) failures.fetch_add(1);
         });
         if (!started) {
-            context.log.server(LogLevel::error, "thread_error",
-                               "Cannot start event loop " + std::to_string(i + 1) + ": " + started.error());
             request_quit();
-            break;
+            threads.wait_all();
+            return startup_failed(context, "thread_error",
+                                  "cannot start event loop " + std::to_string(i + 1) + ": " + started.error());
         }
     }
-    loops.wait_all();
+    if (!announce_serving(listener, context)) request_quit();  // the loops end; exit 1
+    threads.wait_all();
+    if (!serving_announced()) return 1;
     return failures.load() == 0 ? 0 : 1;
 }
 

@@ -1,7 +1,9 @@
 #include "servers/serve_command.hpp"
 
 #include <syslog.h>
+#include <fcntl.h>
 #include <systemd/sd-daemon.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <cmath>
@@ -10,6 +12,7 @@
 #include <iostream>
 #include <optional>
 
+#include "base/build_info.hpp"
 #include "base/cli.hpp"
 #include "base/resources.hpp"
 #include "net/io.hpp"
@@ -57,6 +60,12 @@ void add_cidrs(const std::vector<std::string>& blocks, std::vector<Cidr>& rules)
 
 CLI::App* add_serve_command(CLI::App& zen, ServeOptions& options) {
     CLI::App* serve = zen.add_subcommand("serve", "Run the Zen-of-Python server (chapter 7)");
+    serve->footer(
+        "Start-up: every input (options, --aphorisms, --hosts-allow/--hosts-deny, --log-file) is checked "
+        "before the socket is bound; the log says \"Listening at ...\" and systemd hears READY=1 only "
+        "once the architecture has set itself up.\n"
+        "Exit status: 0 stopped by SIGTERM, SIGINT, SIGQUIT or --exit-idle; 1 a failure, at start-up "
+        "(one line on stderr) or while serving; 2 a usage error or an unusable input (one line on stderr).");
     serve->add_option("host", options.host,
                       "address to listen on: an IP address, a name, or '' for every interface "
                       "(IPv6 and IPv4)")
@@ -158,9 +167,14 @@ CLI::App* add_serve_command(CLI::App& zen, ServeOptions& options) {
         ->type_name("HOST:PORT");
     serve->add_option("--user", options.user, "switch to this user (and its groups) once the socket is ready")
         ->type_name("NAME");
-    serve->add_option("--log-file", options.log.file, "append the log to FILE instead of stdout")->type_name("FILE");
+    serve->add_option("--log-file", options.log.file,
+                      "append the log to FILE instead of stdout (opened before the socket is bound: "
+                      "one that cannot be is exit 2)")->type_name("FILE");
     serve->add_flag("--syslog", options.log.syslog, "send the log to syslog instead of stdout");
     serve->add_flag("-q,--quiet", options.log.quiet, "do not log each connection");
+    serve->add_flag("--log-timestamps", options.log.timestamps,
+                    "begin each text log line with its UTC time, ISO 8601 with milliseconds "
+                    "(JSON lines always carry \"time\")");
     serve
         ->add_option_function<std::string>(
             "--log-format",
@@ -200,6 +214,31 @@ Result<Inherited> inherited_socket(const ServeOptions& options) {
     }
     if (options.inetd || options.inetd_wait) return Inherited{0, "inetd"};
     return Inherited{};
+}
+
+// Opens --log-file as the log will, so a file that cannot be used is a usage error before any
+// socket is bound. O_NONBLOCK: a FIFO with no reader is refused instead of blocking start-up.
+Result<Ok> check_log_file(const std::string& path) {
+    const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY | O_NONBLOCK, 0644);
+    if (fd < 0) return Error{"--log-file " + path + ": cannot open for appending: " + errno_text(errno)};
+    ::close(fd);
+    return Ok{};
+}
+
+// The server's first log line: what runs, where, and with which limits.
+std::string startup_line(const ServeOptions& options, const Architecture& architecture, const std::string& where) {
+    const auto seconds = [](std::chrono::milliseconds limit) {
+        return limit.count() > 0 ? duration_text(limit) : std::string("off");
+    };
+    return "zen " + std::string(zen_version()) + " (commit " + std::string(zen_commit()) + ") --arch " +
+           std::string(architecture.name) + " at " + where +
+           ": max-connections " + (options.max_connections > 0 ? std::to_string(options.max_connections) : "unlimited") +
+           ", idle-timeout " + seconds(options.idle_timeout) + ", question-timeout " + seconds(options.question_timeout) +
+           ", send-timeout " + seconds(options.send_timeout) + ", max-question " +
+           std::to_string(options.limits.max_question) + " bytes, max-pending " +
+           std::to_string(options.limits.max_pending) + " bytes, workers " +
+           (options.workers > 0 ? std::to_string(options.workers) : "default") + ", drain-timeout " +
+           seconds(options.drain_timeout) + (options.exit_idle.count() > 0 ? ", exit-idle " + seconds(options.exit_idle) : "");
 }
 
 }  // namespace
@@ -248,6 +287,19 @@ int run_serve(const ServeOptions& given) {
     const Architecture* architecture = find_architecture(options.arch);
     if (architecture == nullptr) {
         report("unknown architecture '" + options.arch + "'");
+        return 2;
+    }
+    if (!options.log.file.empty()) {
+        if (auto usable = check_log_file(options.log.file); !usable) {
+            report(usable.error());
+            return 2;
+        }
+    }
+    std::unique_ptr<Log> log;
+    try {
+        log = std::make_unique<Log>(options.log);
+    } catch (const std::exception& e) {
+        report(std::string("cannot open the log: ") + e.what());
         return 2;
     }
     auto inherited = inherited_socket(options);
@@ -327,13 +379,6 @@ int run_serve(const ServeOptions& given) {
         report(tracker.error());
         return 1;
     }
-    std::unique_ptr<Log> log;
-    try {
-        log = std::make_unique<Log>(options.log);
-    } catch (const std::exception& e) {
-        report(std::string("cannot open the log: ") + e.what());
-        return 1;
-    }
     if (!options.user.empty()) {
         if (auto dropped = drop_privileges(options.user); !dropped) {
             report(dropped.error());
@@ -358,17 +403,24 @@ int run_serve(const ServeOptions& given) {
         serve_one(std::move(*connection), context);
         return 0;
     }
-    log->server(LogLevel::info, "listening", "Listening at " + listener->display);
-    announce_accepting();
+    log->server(LogLevel::info, "starting", startup_line(options, *architecture, listener->display));
     if (metrics) log->server(LogLevel::info, "metrics", "Metrics at " + metrics->display());
-    ::sd_notify(0, "READY=1");  // a no-op unless systemd asked for it (NOTIFY_SOCKET)
+    // The architecture announces "Listening at" and READY=1 itself, once its own set-up is done
+    // (announce_serving(), which also turns /ready to 200); a failure before that is this
+    // process's one line on stderr.
     const int code = architecture->serve(*listener, context);
+    if (!serving_announced()) {
+        if (code != 0) {
+            const std::string cause = startup_failure();
+            report(cause.empty() ? "--arch " + options.arch + " could not start serving (see the log)" : cause);
+        }
+        return code;
+    }
     if (stop_signal_number() == SIGUSR2) {
         log->server(LogLevel::info, "stopped",
                     "Stopped on SIGUSR2: pid " + std::to_string(restarter->successor()) + " took over");
-    } else if (stop_requested()) {
-        log->server(LogLevel::info, "stopped",
-                    std::string("Stopped on ") + (stop_signal_number() == SIGINT ? "SIGINT" : "SIGTERM"));
+    } else {
+        log_why_stopped(context);
     }
     log_counters(context, "at exit");
     return code;

@@ -20,6 +20,7 @@ namespace zen {
 
 int serve_single(Listener& listener, const ServerContext& context) {
     const BlockingStopWatchdog watchdog(context);
+    if (!announce_serving(listener, context)) return 1;
     return accept_loop(listener, context);
 }
 

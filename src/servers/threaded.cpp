@@ -30,14 +30,15 @@ int serve_threaded(Listener& listener, const ServerContext& context) {
             if (accept_loop(listener, context) != 0) failures.fetch_add(1);
         });
         if (!started) {
-            context.log.server(LogLevel::error, "thread_error",
-                               "Cannot start worker thread " + std::to_string(i + 1) + ": " + started.error());
             request_quit();
             workers.wait_all();
-            return 1;
+            return startup_failed(context, "thread_error",
+                                  "cannot start worker thread " + std::to_string(i + 1) + ": " + started.error());
         }
     }
+    if (!announce_serving(listener, context)) request_quit();  // the threads end; exit 1
     workers.wait_all();
+    if (!serving_announced()) return 1;
     return failures.load() == 0 ? 0 : 1;
 }
 

@@ -137,14 +137,14 @@ bool UringServer::set_up() {
         if (rc != -EINVAL) break;
     }
     if (rc < 0) {
-        context_.log.server(LogLevel::error, "uring_error", "io_uring is not available: " + errno_text(-rc));
+        startup_failed(context_, "uring_error", "io_uring is not available: " + errno_text(-rc));
         return false;
     }
     ring_ready_ = true;
     void* memory = ::mmap(nullptr, buffer_count * sizeof(io_uring_buf), PROT_READ | PROT_WRITE,
                           MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
     if (memory == MAP_FAILED) {
-        context_.log.server(LogLevel::error, "uring_error", "cannot map the buffer ring: " + errno_text(errno));
+        startup_failed(context_, "uring_error", "cannot map the buffer ring: " + errno_text(errno));
         return false;
     }
     buffers_ring_ = static_cast<io_uring_buf_ring*>(memory);
@@ -156,9 +156,9 @@ bool UringServer::set_up() {
     if (rc < 0) {
         ::munmap(buffers_ring_, buffer_count * sizeof(io_uring_buf));
         buffers_ring_ = nullptr;
-        context_.log.server(LogLevel::error, "uring_error",
-                            "io_uring provided buffer rings are not available (Linux 5.19 or later needed): " +
-                                errno_text(-rc));
+        startup_failed(context_, "uring_error",
+                       "io_uring provided buffer rings are not available (Linux 5.19 or later needed): " +
+                           errno_text(-rc));
         return false;
     }
     io_uring_buf_ring_init(buffers_ring_);
@@ -388,6 +388,7 @@ int UringServer::run() {
     entry = sqe();
     io_uring_prep_poll_add(entry, quit_fd(), POLLIN);
     io_uring_sqe_set_data64(entry, make_data(Kind::quit_poll, 0, 0));
+    if (!announce_serving(listener_, context_)) return 1;
 
     for (;;) {
         auto now = Clock::now();

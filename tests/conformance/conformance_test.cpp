@@ -367,7 +367,8 @@ TEST_P(Conformance, QuietDropsPerConnectionLines) {
 TEST_P(Conformance, JsonLogFormatWritesOneObjectPerLine) {
     auto server = start({"--log-format", "json"});
     Connection client = Connection::open("127.0.0.1", server->port());
-    const std::string peer = "('127.0.0.1', " + std::to_string(client.local_port()) + ")";
+    const std::string port = std::to_string(client.local_port());
+    const std::string peer = "('127.0.0.1', " + port + ")";
     expect_answer(client, beautiful, "Ugly.");
     client.close();
     ASSERT_TRUE(server->wait_for_log("\"event\":\"closed\""));
@@ -380,7 +381,9 @@ TEST_P(Conformance, JsonLogFormatWritesOneObjectPerLine) {
         EXPECT_TRUE(std::regex_match(line, object)) << line;
     }
     EXPECT_GE(count, 3);
-    EXPECT_NE(server->log().find(R"("event":"accepted","peer":")" + peer + R"(","message":"Accepted connection from )" + peer),
+    // The book's tuple, then the address and the port apart (issue 14 item 6).
+    EXPECT_NE(server->log().find(R"("event":"accepted","peer":")" + peer + R"(","peer_address":"127.0.0.1","peer_port":)" + port +
+                                 R"(,"message":"Accepted connection from )" + peer),
               std::string::npos)
         << server->log();
 }

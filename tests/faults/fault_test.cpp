@@ -92,7 +92,7 @@ protected:
         EXPECT_TRUE(answered_within(client, "Explicit is better than?", "Implicit.", 10s)) << server.log();
     }
 
-    // The server's descriptors once they stop changing (prefork's workers start after "Listening").
+    // The server's descriptors once they stop changing (prefork's workers may still be setting up).
     static int settled_fds(Server& server) {
         int last = open_fds(server.process());
         for (int stable = 0, i = 0; stable < 5 && i < 200; ++i) {
@@ -314,6 +314,8 @@ TEST_P(Faults, TheAnsweredCounterIsExactUnderBackpressure) {
 
 // Short of descriptors at start-up (issue 19, item 5): whatever the limit, a server starts and
 // stops cleanly or exits with an error; it never aborts (coroutines did, from an unchecked dup()).
+// One that fails says so in one "zen serve: " line and never said "Listening at" first (READY=1
+// and stderr apart: tests/startup/startup_test.py descriptors).
 TEST_P(Faults, ShortOfDescriptorsAtStartUpNeverAborts) {
     for (int limit = 8; limit <= 14; ++limit) {
         std::vector<std::string> argv = {"prlimit", "--nofile=" + std::to_string(limit) + ":" + std::to_string(limit),
@@ -321,9 +323,19 @@ TEST_P(Faults, ShortOfDescriptorsAtStartUpNeverAborts) {
         argv.insert(argv.end(), GetParam().args.begin(), GetParam().args.end());
         auto process = Process::start(argv);
         const bool listening = process->wait_for_output("Listening at", 2s);
-        int code = listening ? -1 : process->wait_exit(5s);
-        if (code == -1) code = process->stop(SIGTERM);
+        const int exited = listening ? -1 : process->wait_exit(5s);  // by itself: a failed start-up
+        const int code = exited == -1 ? process->stop(SIGTERM) : exited;
         EXPECT_TRUE(code == 0 || code == 1) << "limit " << limit << ": exit " << code << "\n" << process->output();
+        if (exited != -1) {
+            const std::string output = process->output();
+            EXPECT_EQ(code, 1) << "limit " << limit << "\n" << output;
+            EXPECT_EQ(output.find("Listening at"), std::string::npos) << "limit " << limit << "\n" << output;
+            std::size_t cause_lines = 0;
+            for (std::size_t at = output.find("zen serve: "); at != std::string::npos; at = output.find("zen serve: ", at + 1)) {
+                if (at == 0 || output[at - 1] == '\n') ++cause_lines;
+            }
+            EXPECT_EQ(cause_lines, 1u) << "limit " << limit << "\n" << output;
+        }
     }
 }
 

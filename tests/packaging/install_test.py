@@ -33,7 +33,7 @@ def check_install(build, prefix):
         zen = os.path.join(root, "bin", "zen")
         check(os.access(zen, os.X_OK), f"{zen} is not executable")
         version = run([zen, "--version"])
-        check(version.returncode == 0 and version.stdout.strip() == "0.1.0", f"installed zen --version: {version}")
+        check(version.returncode == 0 and version.stdout.splitlines()[:1] == ["zen 0.1.0"], f"installed zen --version: {version}")
 
         for page in MAN_PAGES:
             path = os.path.join(root, "share", "man", "man1", f"{page}.1.gz")
