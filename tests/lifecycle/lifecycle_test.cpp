@@ -60,6 +60,9 @@ TEST_P(EveryArchitecture, SigtermDeliversAnswersHeldByWait) {
     auto server = start({"--wait", "0.5", "--drain-timeout", "5"});
     Connection client = Connection::open("127.0.0.1", server->port());
     client.send("Simple is better than?Beautiful is better than?");
+    // Accepted first: a SIGTERM before the accept would leave the connection in the backlog, to
+    // be reset with the listener (which an architecture slow to start used to show as a flake).
+    ASSERT_TRUE(server->wait_for_log("Accepted connection")) << server->log();
     std::this_thread::sleep_for(100ms);  // both questions are in; their answers are held
     const auto stopped = Clock::now();
     ::kill(server->process().pid(), SIGTERM);
