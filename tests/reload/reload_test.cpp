@@ -73,8 +73,9 @@ public:
         const std::regex listening(R"(Listening at \(.*, (\d+)\)\n)");
         const auto deadline = Clock::now() + 10s;
         std::smatch match;
+        std::string text;  // outlives the loop: match points into it
         for (;;) {
-            const std::string text = zen->log();
+            text = zen->log();
             if (std::regex_search(text, match, listening)) break;
             if (Clock::now() >= deadline) throw std::runtime_error("zen did not start: " + text + zen->process_->output());
             std::this_thread::sleep_for(10ms);
