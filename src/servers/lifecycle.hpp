@@ -113,6 +113,13 @@ private:
     int running_ = 0;
 };
 
+// How threaded and reuseport serve: `count` threads, each running body(i) to its exit code, the
+// announcement (announce_serving) once every one exists, then the wait for all of them. A thread
+// that cannot start is a failed start-up ("cannot start <what> N: ..."). Returns 0, or 1 when a
+// body failed or the start-up did.
+int serve_on_threads(int count, std::string_view what, const std::function<int(int)>& body, const Listener& listener,
+                     const ServerContext& context);
+
 // Ends the process with exit code 1 if it is still running hard_stop_grace after the drain
 // deadline of a stop (a thread stuck in --delay, say). Scope it around the serving. Once a stop
 // has come, it calls while_stopping (if given) at once and then every 20 ms until the end: the

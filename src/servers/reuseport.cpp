@@ -55,23 +55,9 @@ int serve_reuseport(Listener& listener, const ServerContext& context) {
     }
 
     const HardStopWatchdog watchdog(context);
-    ThreadGroup threads;
-    std::atomic<int> failures{0};
-    for (std::size_t i = 0; i < loops.size(); ++i) {
-        auto started = threads.start([&failures, loop = loops[i].get()] {
-            if (loop->run() != 0) failures.fetch_add(1);
-        });
-        if (!started) {
-            request_quit();
-            threads.wait_all();
-            return startup_failed(context, "thread_error",
-                                  "cannot start event loop " + std::to_string(i + 1) + ": " + started.error());
-        }
-    }
-    if (!announce_serving(listener, context)) request_quit();  // the loops end; exit 1
-    threads.wait_all();
-    if (!serving_announced()) return 1;
-    return failures.load() == 0 ? 0 : 1;
+    return serve_on_threads(
+        static_cast<int>(loops.size()), "event loop", [&loops](int i) { return loops[static_cast<std::size_t>(i)]->run(); },
+        listener, context);
 }
 
 }  // namespace zen

@@ -13,7 +13,6 @@
 // recv() or send() (SIGURG) until each has seen the stop.
 #include "servers/blocking.hpp"
 
-#include <atomic>
 
 #include "net/io.hpp"
 #include "net/signals.hpp"
@@ -22,24 +21,9 @@ namespace zen {
 
 int serve_threaded(Listener& listener, const ServerContext& context) {
     const BlockingStopWatchdog watchdog(context);
-    ThreadGroup workers;
-    std::atomic<int> failures{0};
     const int count = context.options.workers > 0 ? context.options.workers : 4;
-    for (int i = 0; i < count; ++i) {
-        auto started = workers.start([&] {
-            if (accept_loop(listener, context) != 0) failures.fetch_add(1);
-        });
-        if (!started) {
-            request_quit();
-            workers.wait_all();
-            return startup_failed(context, "thread_error",
-                                  "cannot start worker thread " + std::to_string(i + 1) + ": " + started.error());
-        }
-    }
-    if (!announce_serving(listener, context)) request_quit();  // the threads end; exit 1
-    workers.wait_all();
-    if (!serving_announced()) return 1;
-    return failures.load() == 0 ? 0 : 1;
+    return serve_on_threads(
+        count, "worker thread", [&](int) { return accept_loop(listener, context); }, listener, context);
 }
 
 }  // namespace zen
