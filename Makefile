@@ -16,17 +16,21 @@ MAKEFLAGS += --no-print-directory
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps peer-deps packaging-deps configure build zen run test install uninstall deb \
-	sanitize bench profile soak fuzz clean
+.PHONY: all deps peer-deps npm-deps packaging-deps configure build zen run test install uninstall deb \
+	sanitize bench profile soak fuzz clean cluster cluster-down
 
 all: build
 
 # Real peers the tests and benchmarks start themselves on loopback (DESIGN §6), and strace for
 # bench/syscalls.py, logrotate for the deploy/logrotate snippet's test, prometheus (the server and
-# promtool) for the --metrics tests, and iproute2's ip to bring up loopback in the network namespace
-# of the reuseport restart test: `make test`, `make bench` and `make soak` install them; `make run`
-# needs none.
-PEER_PACKAGES := redis-server memcached chromium haproxy openbsd-inetd strace logrotate prometheus iproute2
+# promtool) for the --metrics tests and the cluster, iproute2's ip for the network namespaces of the
+# reuseport restart test and of deploy/cluster, python3-yaml for the deploy/kubernetes test:
+# `make test`, `make bench` and `make soak` install them; `make run` needs none. That test also
+# needs npm (its validator comes from the npm registry): Debian's npm, unless one is on PATH.
+PEER_PACKAGES := redis-server memcached chromium haproxy openbsd-inetd strace logrotate prometheus iproute2 \
+	python3-yaml
+# What deploy/cluster/up needs (make cluster).
+CLUSTER_PACKAGES := haproxy prometheus iproute2
 # `make deb`: CPack's DEB generator runs dpkg-shlibdeps (dpkg-dev), which needs file; the
 # packaging tests also run lintian and man.
 PACKAGING_PACKAGES := dpkg-dev file lintian man-db
@@ -61,6 +65,10 @@ deps:
 
 peer-deps: deps
 	$(call install_missing,$(PEER_PACKAGES))
+	@command -v npm >/dev/null 2>&1 || $(MAKE) npm-deps
+
+npm-deps:
+	$(call install_missing,npm)
 
 packaging-deps: deps
 	$(call install_missing,$(PACKAGING_PACKAGES))
@@ -78,6 +86,15 @@ zen: configure
 # The server on its defaults (127.0.0.1:1060, --arch single); extra flags: make run ARGS='--arch single -p 1061'
 run: zen
 	$(BUILD_DIR)/zen serve $(ARGS)
+
+# A cluster of zen nodes behind haproxy on this machine (docs/scaling.md; needs root):
+# make cluster ARGS='--nodes 5 --arch uring', then make cluster-down.
+cluster: zen
+	$(call install_missing,$(CLUSTER_PACKAGES))
+	$(SUDO) deploy/cluster/up --zen $(BUILD_DIR)/zen $(ARGS)
+
+cluster-down:
+	$(SUDO) deploy/cluster/down $(ARGS)
 
 test: build peer-deps packaging-deps
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) --timeout 300

@@ -167,9 +167,14 @@ def node_log(index):
 
 def case_lifecycle():
     # Refusals that need no namespace: not root, and bad options.
-    nobody = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                             os.path.join(SCRIPTS, "up"), "--name", NAME], env=ENV,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # (from a copy any user can read: the checkout may sit in a directory only root enters)
+    with tempfile.TemporaryDirectory() as scratch:
+        os.chmod(scratch, 0o755)
+        for name in ("up", "cluster.py"):
+            shutil.copy(os.path.join(SCRIPTS, name), scratch)
+        nobody = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                                 os.path.join(scratch, "up"), "--name", NAME], env=ENV,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     if nobody.returncode != 1 or "needs root" not in nobody.stderr or len(nobody.stderr.splitlines()) != 1:
         fail(f"up as nobody: exit {nobody.returncode}, {nobody.stderr!r}")
     for bad, needle in [(["--nodes", "0"], "--nodes"), (["--nodes", "x"], "not a number"),
