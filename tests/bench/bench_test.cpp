@@ -1,16 +1,22 @@
-// `zen bench` end to end: against zen servers it starts itself, and against the real
-// redis-server and memcached, the peers the performance issues compare with.
+// `zen bench`: its pure parts (histogram, saturation rule, units) in memory, then end to end
+// against zen servers it starts itself, and against the real redis-server and memcached, the peers
+// the performance issues compare with.
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <regex>
 #include <sstream>
 #include <thread>
 
 #include "support/harness.hpp"
+#include "tools/bench/latency_histogram.hpp"
+#include "tools/bench/saturation.hpp"
+#include "tools/bench/units.hpp"
 
 namespace zen::test {
 namespace {
@@ -41,6 +47,94 @@ void expect_ordered_percentiles(const Json& report) {
     EXPECT_LE(report["p99_us"].get<double>(), report["p999_us"].get<double>());
     EXPECT_LE(report["p999_us"].get<double>(), report["max_us"].get<double>());
     EXPECT_GT(report["p50_us"].get<double>(), 0.0);
+}
+
+TEST(BenchHistogram, PercentilesAreWithinTheBucketError) {
+    LatencyHistogram histogram;
+    for (std::uint64_t value = 1; value <= 100'000; ++value) histogram.record(value * 1000);  // 1 µs .. 100 ms
+    EXPECT_EQ(histogram.count(), 100'000u);
+    EXPECT_EQ(histogram.min(), 1000u);
+    EXPECT_EQ(histogram.max(), 100'000'000u);
+    EXPECT_NEAR(histogram.mean(), 50'000'500.0, 1.0);
+    for (const double quantile : {0.5, 0.9, 0.99, 0.999}) {
+        const double exact = quantile * 100'000'000.0;
+        EXPECT_NEAR(static_cast<double>(histogram.value_at(quantile)), exact, exact * 0.004) << quantile;
+    }
+    EXPECT_EQ(histogram.value_at(1.0), 100'000'000u);
+}
+
+TEST(BenchHistogram, MergeAddsCountsAndKeepsTheExtremes) {
+    LatencyHistogram low, high;
+    for (int i = 0; i < 10; ++i) low.record(100);
+    high.record(5'000'000);
+    low.merge(high);
+    EXPECT_EQ(low.count(), 11u);
+    EXPECT_EQ(low.min(), 100u);
+    EXPECT_EQ(low.max(), 5'000'000u);
+    EXPECT_EQ(low.value_at(0.5), 100u);  // below 256 ns every value has its own bucket
+    EXPECT_EQ(LatencyHistogram().value_at(0.99), 0u);
+}
+
+TEST(BenchSaturation, AServerFarBelowTheOfferedRateFellBehind) {
+    OpenLoopOutcome outcome;
+    outcome.seconds = 2;
+    outcome.scheduled = 6000;
+    outcome.answered = 1700;
+    outcome.late = 4;
+    outcome.unanswered = 4296;
+    outcome.behind_ns = 1'430'000'000;
+    const Saturation saturation = judge_saturation(outcome);
+    EXPECT_DOUBLE_EQ(saturation.offered_rps, 3000.0);
+    EXPECT_DOUBLE_EQ(saturation.achieved_rps, 850.0);
+    EXPECT_TRUE(saturation.fell_behind);
+    EXPECT_EQ(describe_saturation(outcome, saturation),
+              "offered 3,000/s, achieved 850/s: the server fell behind (4,296 due but never sent, 1.43 s behind "
+              "schedule at the end, 4 answered after the window)");
+}
+
+TEST(BenchSaturation, AServerThatKeepsUpDidNotFallBehind) {
+    OpenLoopOutcome outcome;
+    outcome.seconds = 2;
+    outcome.scheduled = 10'000;
+    outcome.answered = 9'996;  // the last few still in flight when the window closed
+    outcome.late = 3;
+    outcome.unanswered = 4;
+    outcome.behind_ns = 80'000;
+    const Saturation saturation = judge_saturation(outcome);
+    EXPECT_FALSE(saturation.fell_behind);
+    EXPECT_EQ(describe_saturation(outcome, saturation),
+              "offered 5,000/s, achieved 4,998/s: the server kept up (3 answered after the window)");
+}
+
+TEST(BenchSaturation, AQueueLeftAtTheEndIsFallingBehindEvenAtNinetyFivePercent) {
+    OpenLoopOutcome outcome;
+    outcome.seconds = 10;
+    outcome.scheduled = 10'000;
+    outcome.answered = 9'800;  // 98 %: above the rate rule
+    outcome.unanswered = 200;  // 2 % still queued: the queue was growing
+    EXPECT_TRUE(judge_saturation(outcome).fell_behind);
+    outcome.answered = 9'400;  // below 95 % with no queue (lost to errors): still behind
+    outcome.unanswered = 0;
+    EXPECT_TRUE(judge_saturation(outcome).fell_behind);
+    outcome.scheduled = 0;  // nothing measured: nothing to judge
+    outcome.answered = 0;
+    EXPECT_FALSE(judge_saturation(outcome).fell_behind);
+    outcome.seconds = 0;
+    EXPECT_FALSE(judge_saturation(outcome).fell_behind);
+}
+
+TEST(BenchUnits, DurationsScaleToTheirUnit) {
+    EXPECT_EQ(scaled_duration(0), "0 ns");
+    EXPECT_EQ(scaled_duration(850), "850 ns");
+    EXPECT_EQ(scaled_duration(999.7), "1.00 µs");
+    EXPECT_EQ(scaled_duration(265'200), "265 µs");
+    EXPECT_EQ(scaled_duration(26'520), "26.5 µs");
+    EXPECT_EQ(scaled_duration(4'394'900), "4.39 ms");
+    EXPECT_EQ(scaled_duration(999'960), "1.00 ms");
+    EXPECT_EQ(scaled_duration(1'992'294'400), "1.99 s");
+    EXPECT_EQ(scaled_duration(125e9), "125 s");
+    EXPECT_EQ(grouped(0), "0");
+    EXPECT_EQ(grouped(1'234'567), "1,234,567");
 }
 
 TEST(Bench, ClosedLoopCountsRightAnswersAndNoErrors) {
@@ -98,15 +192,98 @@ TEST(Bench, OpenLoopHoldsFiveThousandAnswersASecond) {
 
 TEST(Bench, CorrectedLatencyShowsTheQueueASlowServerBuilds) {
     // One connection, questions due every 10 ms, answers that take 20 ms each: the backlog grows,
-    // and only the latency counted from the due time shows it (coordinated omission).
+    // and only the latency counted from the due time shows it (coordinated omission). The
+    // schedule stops with the window: about half the questions are answered, the rest never sent.
     auto server = Server::start({"--arch", "single", "--delay", "0.02"});
     RunResult result;
     const Json report = bench_json(
         {"-p", port_text(server->port()), "-c", "1", "-r", "100", "-d", "1", "-w", "0", "--timeout", "5"}, result);
     EXPECT_EQ(report["errors"], 0) << result.err;
-    EXPECT_GT(report["requests"].get<std::uint64_t>(), 90u);
+    EXPECT_GT(report["requests"].get<std::uint64_t>(), 35u);
+    EXPECT_LT(report["requests"].get<std::uint64_t>(), 65u);
+    EXPECT_GT(report["unanswered"].get<std::uint64_t>(), 30u);
+    EXPECT_EQ(report["fell_behind"], true);
     EXPECT_LT(report["uncorrected"]["p99_us"].get<double>(), 150'000.0);
     EXPECT_GT(report["p99_us"].get<double>(), 400'000.0);
+}
+
+TEST(Bench, OpenLoopBeyondTheServerSaysItFellBehindAndEndsOnTime) {
+    // --delay 0.001 stalls epoll's one thread a millisecond per answer: under 1,000 answers/s,
+    // against 3,000 offered.
+    auto server = Server::start({"--arch", "epoll", "--delay", "0.001", "-q"});
+    const auto started = Clock::now();
+    RunResult result;
+    const Json report =
+        bench_json({"-p", port_text(server->port()), "-c", "4", "-d", "2", "-w", "0", "-r", "3000"}, result);
+    const auto elapsed = Clock::now() - started;
+    EXPECT_EQ(result.exit_code, 0) << result.err;  // behind, but no question lost to an error
+    EXPECT_EQ(report["errors"], 0);
+    EXPECT_NEAR(report["offered_rps"].get<double>(), 3000.0, 150.0);
+    EXPECT_LT(report["achieved_rps"].get<double>(), 1100.0);
+    EXPECT_GT(report["achieved_rps"].get<double>(), 0.0);
+    EXPECT_EQ(report["rps"], report["achieved_rps"]);
+    EXPECT_EQ(report["fell_behind"], true);
+    EXPECT_GT(report["unanswered"].get<std::uint64_t>(), 2000u);
+    EXPECT_GT(report["behind_ms"].get<double>(), 500.0);
+    EXPECT_LE(report["late"].get<std::uint64_t>(), 4u);  // at most one in flight per connection
+    // The questions still queued are dropped at the end of -d, not sent late.
+    EXPECT_LT(elapsed, 2s + 1500ms);
+
+    RunResult text = run_zen({"bench", "-p", port_text(server->port()), "-c", "4", "-d", "0.5", "-w", "0", "-r", "3000"});
+    EXPECT_EQ(text.exit_code, 0) << text.err;
+    EXPECT_NE(text.out.find("offered 3,000/s, achieved "), std::string::npos) << text.out;
+    EXPECT_NE(text.out.find(": the server fell behind ("), std::string::npos) << text.out;
+}
+
+TEST(Bench, OpenLoopWithinTheServerKeepsUp) {
+    auto server = Server::start({"--arch", "epoll", "-q"});
+    RunResult result;
+    const Json report =
+        bench_json({"-p", port_text(server->port()), "-c", "4", "-d", "1", "-w", "0.2", "-r", "1000"}, result);
+    EXPECT_EQ(result.exit_code, 0) << result.err;
+    EXPECT_EQ(report["fell_behind"], false);
+    EXPECT_NEAR(report["achieved_rps"].get<double>(), report["offered_rps"].get<double>(), 50.0);
+    EXPECT_LE(report["unanswered"].get<std::uint64_t>(), 4u);
+}
+
+// The JSON line among a process's mixed stdout and stderr.
+Json json_line(const std::string& output) {
+    std::istringstream lines(output);
+    for (std::string line; std::getline(lines, line);)
+        if (!line.empty() && line.front() == '{') return Json::parse(line, nullptr, false);
+    return Json();
+}
+
+TEST(Bench, SigintEndsTheRunEarlyWithAPartialResult) {
+    auto server = Server::start({"--arch", "epoll", "-q"});
+    auto bench = Process::start({zen_binary(), "bench", "-p", port_text(server->port()), "-c", "2", "-d", "30", "-w",
+                                 "0", "--json"});
+    std::this_thread::sleep_for(800ms);
+    const auto signalled = Clock::now();
+    EXPECT_EQ(bench->stop(SIGINT, 5s), 0) << bench->output();
+    EXPECT_LT(Clock::now() - signalled, 1500ms);
+    const Json report = json_line(bench->output());
+    ASSERT_TRUE(report.is_object()) << bench->output();
+    EXPECT_EQ(report["interrupted"], "SIGINT");
+    EXPECT_GT(report["requests"].get<std::uint64_t>(), 0u);
+    EXPECT_EQ(report["errors"], 0);
+    EXPECT_GT(report["duration_s"].get<double>(), 0.3);
+    EXPECT_LT(report["duration_s"].get<double>(), 5.0);
+    EXPECT_NEAR(report["rps"].get<double>(),
+                report["requests"].get<double>() / report["duration_s"].get<double>(), 2.0);
+}
+
+TEST(Bench, SigtermEndsAnOpenLoopRunWithAPartialTextReport) {
+    auto server = Server::start({"--arch", "epoll", "-q"});
+    auto bench = Process::start({zen_binary(), "bench", "-p", port_text(server->port()), "-c", "2", "-d", "30", "-w",
+                                 "0", "-r", "500"});
+    std::this_thread::sleep_for(800ms);
+    EXPECT_EQ(bench->stop(SIGTERM, 5s), 0) << bench->output();
+    const std::string output = bench->output();
+    EXPECT_NE(output.find("interrupted  by SIGTERM after "), std::string::npos) << output;
+    EXPECT_NE(output.find("answers/s"), std::string::npos) << output;
+    EXPECT_TRUE(std::regex_search(output, std::regex("offered (49[0-9]|50[0-9])/s, achieved "))) << output;
+    EXPECT_NE(output.find("the server kept up"), std::string::npos) << output;
 }
 
 TEST(Bench, WrongAnswersCountAsMismatches) {
@@ -219,6 +396,11 @@ TEST(Bench, BadOptionsGetOneClearLine) {
         {{"-c", "0"}, 2, "--connections"},
         {{"-d", "0"}, 2, "--duration"},
         {{"-r", "-5"}, 2, "--rate"},
+        {{"-r", "0"}, 2, "--rate"},
+        {{"-r", "abc"}, 2, "--rate"},
+        {{"-r", "nan"}, 2, "--rate"},
+        {{"-r", "inf"}, 2, "--rate"},
+        {{"-r", "5x"}, 2, "--rate"},
         {{"--sweep", "1,x"}, 2, "--sweep"},
         {{"--server-pid", "999999999"}, 2, "--server-pid"},
         {{"no.such.host.invalid"}, 2, "no.such.host.invalid"},

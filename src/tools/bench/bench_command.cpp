@@ -1,9 +1,12 @@
 #include "tools/bench/bench_command.hpp"
 
+#include <pthread.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <ctime>
 #include <fstream>
@@ -20,6 +23,8 @@
 #include "net/connector.hpp"
 #include "tools/bench/load_thread.hpp"
 #include "tools/bench/process_cpu.hpp"
+#include "tools/bench/saturation.hpp"
+#include "tools/bench/units.hpp"
 #include "tools/bench/workload.hpp"
 
 namespace zen {
@@ -39,19 +44,10 @@ struct Cycle {
     LoadTally tally;
     double client_cpu_seconds = 0;
     std::optional<double> server_cpu_seconds;
+    int interrupted_by = 0;  // the signal that ended the window early, 0 if none
 
     double rps() const { return seconds > 0 ? static_cast<double>(tally.requests) / seconds : 0; }
 };
-
-std::string grouped(std::uint64_t value) {
-    const std::string digits = std::to_string(value);
-    std::string text;
-    for (std::size_t i = 0; i < digits.size(); ++i) {
-        if (i > 0 && (digits.size() - i) % 3 == 0) text += ',';
-        text += digits[i];
-    }
-    return text;
-}
 
 std::string fixed(double value, int decimals) {
     std::ostringstream text;
@@ -66,10 +62,39 @@ double microseconds(std::uint64_t nanoseconds) { return static_cast<double>(nano
 // Rounded to 0.1 us so the JSON reads well; the histogram is only that precise anyway.
 double rounded_us(std::uint64_t nanoseconds) { return std::round(microseconds(nanoseconds) * 10.0) / 10.0; }
 
-void sleep_until(std::int64_t deadline_ns) {
-    const timespec at{static_cast<time_t>(deadline_ns / 1'000'000'000), static_cast<long>(deadline_ns % 1'000'000'000)};
-    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &at, nullptr) == EINTR) {
+// SIGINT and SIGTERM are blocked in every thread and taken here, by the main thread, as
+// values: the first ends the window, a second stops waiting for answers in flight.
+sigset_t stop_signals() {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    return set;
+}
+
+// Sleeps until the deadline; returns early with the signal's number if SIGINT or SIGTERM comes.
+int sleep_until(std::int64_t deadline_ns) {
+    const sigset_t set = stop_signals();
+    for (;;) {
+        const std::int64_t left = deadline_ns - monotonic_ns();
+        if (left <= 0) return 0;
+        const timespec wait{static_cast<time_t>(left / 1'000'000'000), static_cast<long>(left % 1'000'000'000)};
+        const int signal = sigtimedwait(&set, nullptr, &wait);
+        if (signal > 0) return signal;
     }
+}
+
+const char* signal_name(int signal) { return signal == SIGINT ? "SIGINT" : signal == SIGTERM ? "SIGTERM" : "?"; }
+
+OpenLoopOutcome outcome_of(const Cycle& cycle) {
+    OpenLoopOutcome outcome;
+    outcome.scheduled = cycle.tally.scheduled;
+    outcome.answered = cycle.tally.requests;
+    outcome.late = cycle.tally.late;
+    outcome.unanswered = cycle.tally.unanswered;
+    outcome.behind_ns = cycle.tally.behind_ns;
+    outcome.seconds = cycle.seconds;
+    return outcome;
 }
 
 std::optional<double> server_cpu(const std::vector<int>& pids) {
@@ -92,6 +117,8 @@ Cycle run_cycle(const BenchOptions& options, const SocketAddress& target, const 
     const std::int64_t measure_start = start + options.warmup.count() * nanoseconds_per_ms;
     const std::int64_t end = measure_start + options.duration.count() * nanoseconds_per_ms;
 
+    RunControl control;
+    std::atomic<int> running{cycle.threads};
     std::vector<std::unique_ptr<LoadThread>> loads;
     for (int t = 0; t < cycle.threads; ++t) {
         const int share = connections / cycle.threads + (t < connections % cycle.threads ? 1 : 0);
@@ -105,10 +132,15 @@ Cycle run_cycle(const BenchOptions& options, const SocketAddress& target, const 
         plan.measure_start_ns = measure_start;
         plan.end_ns = end;
         plan.timeout_ns = options.timeout.count() * nanoseconds_per_ms;
+        plan.control = &control;
         loads.push_back(std::make_unique<LoadThread>(plan, share));
     }
     std::vector<std::thread> threads;
-    for (auto& load : loads) threads.emplace_back([&load] { load->run(); });
+    for (auto& load : loads)
+        threads.emplace_back([&load, &running] {
+            load->run();
+            running.fetch_sub(1);
+        });
 
     const auto answered = [&loads] {
         std::uint64_t total = 0;
@@ -121,27 +153,49 @@ Cycle run_cycle(const BenchOptions& options, const SocketAddress& target, const 
         return total;
     };
 
-    sleep_until(measure_start);
-    const double client_cpu_before = own_cpu_seconds();
-    const std::optional<double> server_cpu_before = server_cpu(options.server_pids);
-    std::uint64_t answered_before = answered();
-    for (std::int64_t tick = start + 1'000'000'000; tick < end; tick += 1'000'000'000) {
-        sleep_until(tick);
-        if (!live) continue;
-        const std::uint64_t now_answered = answered();
-        std::cerr << "\r\033[K  " << fixed(static_cast<double>(tick - start) / 1e9, 0) << " s"
-                  << (tick <= measure_start ? " (warm-up)" : "") << "  " << grouped(now_answered - answered_before)
-                  << " answers/s  " << grouped(errors()) << " errors" << std::flush;
-        answered_before = now_answered;
+    std::int64_t window_end = end;
+    const auto interrupt = [&](int signal) {
+        const std::int64_t now = monotonic_ns();
+        cycle.interrupted_by = signal;
+        window_end = std::clamp(now, measure_start, end);
+        control.stop_ns.store(now);
+    };
+    double client_cpu_before = 0;
+    std::optional<double> server_cpu_before;
+    if (const int signal = sleep_until(measure_start)) interrupt(signal);
+    if (!cycle.interrupted_by) {
+        client_cpu_before = own_cpu_seconds();
+        server_cpu_before = server_cpu(options.server_pids);
+        std::uint64_t answered_before = answered();
+        for (std::int64_t tick = start + 1'000'000'000; tick < end; tick += 1'000'000'000) {
+            if (const int signal = sleep_until(tick)) {
+                interrupt(signal);
+                break;
+            }
+            if (!live) continue;
+            const std::uint64_t now_answered = answered();
+            std::cerr << "\r\033[K  " << fixed(static_cast<double>(tick - start) / 1e9, 0) << " s"
+                      << (tick <= measure_start ? " (warm-up)" : "") << "  " << grouped(now_answered - answered_before)
+                      << " answers/s  " << grouped(errors()) << " errors" << std::flush;
+            answered_before = now_answered;
+        }
+        if (!cycle.interrupted_by)
+            if (const int signal = sleep_until(end)) interrupt(signal);
+        cycle.client_cpu_seconds = own_cpu_seconds() - client_cpu_before;
+        if (const std::optional<double> after = server_cpu(options.server_pids); after && server_cpu_before)
+            cycle.server_cpu_seconds = *after - *server_cpu_before;
     }
-    sleep_until(end);
-    cycle.client_cpu_seconds = own_cpu_seconds() - client_cpu_before;
-    if (const std::optional<double> after = server_cpu(options.server_pids); after && server_cpu_before)
-        cycle.server_cpu_seconds = *after - *server_cpu_before;
+    // Answers still in flight get up to --timeout; a (further) signal stops waiting for them.
+    while (running.load() > 0) {
+        if (const int signal = sleep_until(monotonic_ns() + 10 * nanoseconds_per_ms)) {
+            if (!cycle.interrupted_by) interrupt(signal);
+            control.abandon.store(true);
+        }
+    }
     for (auto& thread : threads) thread.join();
     if (live) std::cerr << "\r\033[K" << std::flush;
 
-    cycle.seconds = static_cast<double>(end - measure_start) / 1e9;
+    cycle.seconds = static_cast<double>(window_end - measure_start) / 1e9;
     for (const auto& load : loads) cycle.tally.merge(load->tally());
     return cycle;
 }
@@ -170,7 +224,7 @@ Json cycle_json(const BenchOptions& options, const Cycle& cycle) {
     json["depth"] = options.depth;
     json["mode"] = options.rate > 0 ? "open" : "closed";
     json["rate"] = options.rate;
-    json["duration_s"] = cycle.seconds;
+    json["duration_s"] = std::round(cycle.seconds * 1e6) / 1e6;
     json["requests"] = cycle.tally.requests;
     json["rps"] = std::round(cycle.rps() * 10.0) / 10.0;
     json["errors"] = cycle.tally.error_total();
@@ -179,6 +233,21 @@ Json cycle_json(const BenchOptions& options, const Cycle& cycle) {
     json["errors_by_kind"] = kinds;
     json["reconnects"] = cycle.tally.reconnects;
     json["retried"] = cycle.tally.retried;
+    json["late"] = cycle.tally.late;
+    json["unanswered"] = cycle.tally.unanswered;
+    if (options.rate > 0) {
+        const Saturation saturation = judge_saturation(outcome_of(cycle));
+        json["offered_rps"] = std::round(saturation.offered_rps * 10.0) / 10.0;
+        json["achieved_rps"] = std::round(saturation.achieved_rps * 10.0) / 10.0;
+        json["fell_behind"] = saturation.fell_behind;
+        json["behind_ms"] = std::round(static_cast<double>(cycle.tally.behind_ns) / 1e5) / 10.0;
+    } else {
+        json["offered_rps"] = nullptr;
+        json["achieved_rps"] = json["rps"];
+        json["fell_behind"] = nullptr;
+        json["behind_ms"] = nullptr;
+    }
+    json["interrupted"] = cycle.interrupted_by ? Json(signal_name(cycle.interrupted_by)) : Json(nullptr);
     json.update(latency_json(cycle.tally.corrected));
     json["uncorrected"] = latency_json(cycle.tally.uncorrected);
     const auto client = per_answer_us(cycle.client_cpu_seconds, cycle.tally.requests);
@@ -203,42 +272,59 @@ std::string describe_load(const BenchOptions& options, const std::string& target
 
 void print_cycle(const BenchOptions& options, const Cycle& cycle) {
     const LoadTally& tally = cycle.tally;
+    if (cycle.interrupted_by && cycle.seconds == 0)
+        std::cout << "  interrupted  by " << signal_name(cycle.interrupted_by) << " during the warm-up: nothing measured\n";
+    else if (cycle.interrupted_by)
+        std::cout << "  interrupted  by " << signal_name(cycle.interrupted_by) << " after "
+                  << scaled_duration(cycle.seconds * 1e9) << " of the " << scaled_duration(options.duration.count() * 1e6)
+                  << " window: a partial result\n";
     std::cout << "  connections  " << cycle.connections << '\n';
     std::cout << "  answered     " << grouped(tally.requests) << " in " << fixed(cycle.seconds, 2)
               << " s = " << grouped(static_cast<std::uint64_t>(std::llround(cycle.rps()))) << " answers/s\n";
+    if (options.rate > 0) {
+        const OpenLoopOutcome outcome = outcome_of(cycle);
+        std::cout << "  schedule     " << describe_saturation(outcome, judge_saturation(outcome)) << '\n';
+    }
     std::cout << "  errors       " << grouped(tally.error_total()) << " (";
     for (std::size_t i = 0; i < load_error_kinds; ++i)
         std::cout << (i ? ", " : "") << load_error_names[i] << ' ' << grouped(tally.errors[i]);
     std::cout << "); reconnects " << grouped(tally.reconnects) << '\n';
     std::cout << "  retried      " << grouped(tally.retried) << " (sent again after the server closed cleanly)\n";
     const auto latency_line = [](const char* label, const LatencyHistogram& h) {
-        std::cout << label << "p50 " << fixed(microseconds(h.value_at(0.5)), 1) << "  p90 "
-                  << fixed(microseconds(h.value_at(0.9)), 1) << "  p99 " << fixed(microseconds(h.value_at(0.99)), 1)
-                  << "  p99.9 " << fixed(microseconds(h.value_at(0.999)), 1) << "  max "
-                  << fixed(microseconds(h.max()), 1) << "  mean " << fixed(h.mean() / 1000.0, 1) << " (us)\n";
+        const auto at = [](std::uint64_t ns) { return scaled_duration(static_cast<double>(ns)); };
+        std::cout << label << "p50 " << at(h.value_at(0.5)) << "  p90 " << at(h.value_at(0.9)) << "  p99 "
+                  << at(h.value_at(0.99)) << "  p99.9 " << at(h.value_at(0.999)) << "  max " << at(h.max())
+                  << "  mean " << scaled_duration(h.mean()) << '\n';
     };
     latency_line("  latency      ", tally.corrected);
     if (options.rate > 0) latency_line("  uncorrected  ", tally.uncorrected);
     if (const auto client = per_answer_us(cycle.client_cpu_seconds, tally.requests))
-        std::cout << "  generator    " << fixed(*client, 2) << " us of CPU per answer\n";
+        std::cout << "  generator    " << scaled_duration(*client * 1e3) << " of CPU per answer\n";
     if (const auto server = per_answer_us(cycle.server_cpu_seconds, tally.requests))
-        std::cout << "  server       " << fixed(*server, 2) << " us of CPU per answer\n";
+        std::cout << "  server       " << scaled_duration(*server * 1e3) << " of CPU per answer\n";
+}
+
+// Pads on the left to `width` characters on screen (µ is two bytes and one character).
+std::string right_aligned(const std::string& text, std::size_t width) {
+    const auto shown = static_cast<std::size_t>(
+        std::count_if(text.begin(), text.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; }));
+    return std::string(width > shown ? width - shown : 0, ' ') + text;
 }
 
 void print_sweep_table(const std::vector<Cycle>& cycles, bool with_server) {
-    std::cout << "  conns    answers/s   errors     p50 us     p90 us     p99 us   p99.9 us     max us";
-    std::cout << (with_server ? "  server us/answer\n" : "\n");
+    std::cout << "  conns    answers/s   errors         p50         p90         p99       p99.9         max";
+    std::cout << (with_server ? "   server CPU/answer\n" : "\n");
     for (const Cycle& cycle : cycles) {
         const LatencyHistogram& h = cycle.tally.corrected;
-        char line[256];
-        std::snprintf(line, sizeof line, "  %5d %12s %8s %10.1f %10.1f %10.1f %10.1f %10.1f", cycle.connections,
-                      grouped(static_cast<std::uint64_t>(std::llround(cycle.rps()))).c_str(),
-                      grouped(cycle.tally.error_total()).c_str(), microseconds(h.value_at(0.5)),
-                      microseconds(h.value_at(0.9)), microseconds(h.value_at(0.99)),
-                      microseconds(h.value_at(0.999)), microseconds(h.max()));
-        std::cout << line;
+        const auto at = [](std::uint64_t ns) { return scaled_duration(static_cast<double>(ns)); };
+        std::cout << "  " << right_aligned(std::to_string(cycle.connections), 5)
+                  << right_aligned(grouped(static_cast<std::uint64_t>(std::llround(cycle.rps()))), 13)
+                  << right_aligned(grouped(cycle.tally.error_total()), 9);
+        for (const double quantile : {0.5, 0.9, 0.99, 0.999}) std::cout << right_aligned(at(h.value_at(quantile)), 12);
+        std::cout << right_aligned(at(h.max()), 12);
         const auto server = per_answer_us(cycle.server_cpu_seconds, cycle.tally.requests);
-        if (with_server) std::cout << "  " << (server ? fixed(*server, 2) : std::string("-"));
+        if (with_server) std::cout << "  " << (server ? scaled_duration(*server * 1e3) : std::string("-"));
+        if (cycle.interrupted_by) std::cout << "  (interrupted by " << signal_name(cycle.interrupted_by) << ")";
         std::cout << '\n';
     }
 }
@@ -250,7 +336,8 @@ bool write_csv(const std::string& path, const std::vector<Json>& cycles) {
     if (!file) return false;
     const char* columns[] = {"connections", "threads", "depth", "mode", "rate", "duration_s", "requests", "rps",
                              "errors", "reconnects", "retried", "p50_us", "p90_us", "p99_us", "p999_us", "max_us", "mean_us",
-                             "client_cpu_us_per_request", "server_cpu_us_per_answer"};
+                             "client_cpu_us_per_request", "server_cpu_us_per_answer", "offered_rps", "achieved_rps",
+                             "fell_behind", "late", "unanswered", "behind_ms", "interrupted"};
     for (std::size_t i = 0; i < std::size(columns); ++i) file << (i ? "," : "") << columns[i];
     for (const char* kind : load_error_names) file << ",errors_" << kind;
     file << '\n';
@@ -270,6 +357,8 @@ bool write_csv(const std::string& path, const std::vector<Json>& cycles) {
 CLI::App* add_bench_command(CLI::App& zen, BenchOptions& options) {
     CLI::App* bench = zen.add_subcommand("bench", "Load a Zen server (or any suffix-delimited service) and report "
                                                   "throughput, latency percentiles and errors");
+    bench->footer("SIGINT or SIGTERM ends the window early and prints the partial result (exit status as for a "
+                  "whole run); a second one stops waiting for answers still in flight.");
     bench->add_option("host", options.host, "server address: an IP address or a name")->capture_default_str();
     bench->add_option("-p,--port", options.port, "TCP port")->check(port_number(1))->capture_default_str();
     bench->add_option("-c,--connections", options.connections, "connections held open")
@@ -285,9 +374,24 @@ CLI::App* add_bench_command(CLI::App& zen, BenchOptions& options) {
         ->check(CLI::Range(1, 65'536))
         ->capture_default_str();
     bench->add_option("-r,--rate", options.rate,
-                      "open loop: this many questions per second in all, latency counted from when each was due "
+                      "open loop: this many questions per second in all, latency counted from when each was due; "
+                      "the schedule stops at the end of -d and the report says whether the server kept up "
                       "(default: closed loop, ask again as soon as an answer comes)")
-        ->check(CLI::Range(0.0, 1e9));
+        ->check(CLI::Validator(
+            [](const std::string& text) -> std::string {
+                double value = 0;
+                std::size_t used = 0;
+                try {
+                    value = std::stod(text, &used);
+                } catch (const std::exception&) {
+                    used = 0;
+                }
+                if (used != text.size() || used == 0 || !std::isfinite(value) || value <= 0 || value > 1e9)
+                    return "questions per second above 0 and at most 1e9 (leave -r out for a closed loop), not '" +
+                           text + "'";
+                return {};
+            },
+            "RATE"));
     bench->add_option("--question", options.questions,
                       "a question to send instead of the Zen table (repeatable; escapes \\r \\n \\t \\0 \\\\ \\xHH)");
     bench->add_option("--answer", options.answers, "the answer expected to the --question in the same place");
@@ -308,6 +412,10 @@ CLI::App* add_bench_command(CLI::App& zen, BenchOptions& options) {
 }
 
 int run_bench(const BenchOptions& options) {
+    // Before any thread starts, so that every thread inherits the mask and the main thread alone
+    // takes the signals, through sigtimedwait.
+    const sigset_t signals = stop_signals();
+    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
     Workload workload = zen_workload();
     if (!options.questions.empty() || !options.answers.empty()) {
         auto custom = custom_workload(options.questions, options.answers, options.suffix);
@@ -351,6 +459,7 @@ int run_bench(const BenchOptions& options) {
         cycles.push_back(run_cycle(options, target, workload, connections, live));
         cycle_records.push_back(cycle_json(options, cycles.back()));
         if (!options.json && options.sweep.empty()) print_cycle(options, cycles.back());
+        if (cycles.back().interrupted_by) break;
     }
     if (!options.json && !options.sweep.empty()) print_sweep_table(cycles, !options.server_pids.empty());
     if (options.json) {
@@ -358,6 +467,8 @@ int run_bench(const BenchOptions& options) {
         report["target"] = where;
         report["warmup_s"] = static_cast<double>(options.warmup.count()) / 1000.0;
         report["timeout_s"] = static_cast<double>(options.timeout.count()) / 1000.0;
+        report["interrupted"] =
+            cycles.back().interrupted_by ? Json(signal_name(cycles.back().interrupted_by)) : Json(nullptr);
         if (options.sweep.empty()) {
             report.update(cycle_records.front());
         } else {

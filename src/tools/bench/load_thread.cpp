@@ -45,6 +45,10 @@ void LoadTally::merge(const LoadTally& other) {
     for (std::size_t i = 0; i < load_error_kinds; ++i) errors[i] += other.errors[i];
     reconnects += other.reconnects;
     retried += other.retried;
+    scheduled += other.scheduled;
+    late += other.late;
+    unanswered += other.unanswered;
+    behind_ns = std::max(behind_ns, other.behind_ns);
     corrected.merge(other.corrected);
     uncorrected.merge(other.uncorrected);
 }
@@ -204,6 +208,7 @@ void LoadThread::on_answer(std::uint32_t index, std::string_view answer, std::in
         connection.backoff_ns = 0;
         if (question.due_ns >= plan_.measure_start_ns) {
             ++tally_.requests;
+            if (now >= plan_.end_ns) ++tally_.late;
             tally_.corrected.record(static_cast<std::uint64_t>(now - question.due_ns));
             tally_.uncorrected.record(static_cast<std::uint64_t>(now - question.sent_ns));
         }
@@ -302,6 +307,7 @@ void LoadThread::schedule_due_questions(std::int64_t now) {
                                                                     interval);
         if (due > now || due >= plan_.end_ns) return;
         ++scheduled_;
+        if (due >= plan_.measure_start_ns) ++tally_.scheduled;
         const std::uint32_t index = next_connection_;
         if (++next_connection_ == connections_.size()) next_connection_ = 0;
         Connection& connection = connections_[index];
@@ -357,6 +363,25 @@ void LoadThread::publish() {
     errors_live_.store(errors_total_, std::memory_order_relaxed);
 }
 
+void LoadThread::close_window() {
+    window_closed_ = true;
+    std::int64_t oldest = plan_.end_ns;
+    const auto in_window = [this](std::int64_t due) { return due >= plan_.measure_start_ns; };
+    for (Connection& connection : connections_) {
+        for (const Question& question : connection.in_flight)
+            if (in_window(question.due_ns)) oldest = std::min(oldest, question.due_ns);
+        for (const Question& question : connection.retry)
+            if (in_window(question.due_ns)) oldest = std::min(oldest, question.due_ns);
+        for (std::int64_t due : connection.backlog) {
+            if (!in_window(due)) continue;
+            oldest = std::min(oldest, due);
+            ++tally_.unanswered;
+        }
+        connection.backlog.clear();
+    }
+    tally_.behind_ns = plan_.end_ns - oldest;
+}
+
 void LoadThread::run() {
     // The default 50 us of timer slack would show up in every open-loop latency.
     prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
@@ -366,7 +391,12 @@ void LoadThread::run() {
     epoll_event events[events_per_wait];
     for (;;) {
         now = monotonic_ns();
+        if (plan_.control != nullptr) {
+            plan_.end_ns = std::min(plan_.end_ns, plan_.control->stop_ns.load(std::memory_order_relaxed));
+            if (plan_.control->abandon.load(std::memory_order_relaxed)) break;
+        }
         schedule_due_questions(now);
+        if (now >= plan_.end_ns && !window_closed_) close_window();
         if (now >= next_check_ns_) {
             check_deadlines(now);
             next_check_ns_ = now + deadline_check_period;
@@ -405,12 +435,21 @@ void LoadThread::run() {
                 on_event(index, events[i].events, now);
         }
     }
-    // Whatever is still unanswered at the hard end was lost to the timeout.
+    if (!window_closed_) close_window();
+    // Whatever is still unanswered at the hard end was lost to the timeout, unless a second
+    // signal cut the wait short: then it is only unanswered.
+    const bool abandoned = plan_.control != nullptr && plan_.control->abandon.load(std::memory_order_relaxed);
     for (std::uint32_t index = 0; index < connections_.size(); ++index) {
         Connection& connection = connections_[index];
+        if (abandoned) {
+            for (const Question& question : connection.in_flight)
+                if (question.due_ns >= plan_.measure_start_ns) ++tally_.unanswered;
+            for (const Question& question : connection.retry)
+                if (question.due_ns >= plan_.measure_start_ns) ++tally_.unanswered;
+            connection.in_flight.clear();
+            connection.retry.clear();
+        }
         if (!connection.in_flight.empty()) count_error(LoadError::timeout, connection.in_flight.size(), now);
-        for (std::int64_t due : connection.backlog)
-            if (due >= plan_.measure_start_ns) count_error(LoadError::timeout, 1, now);
         for (const Question& question : connection.retry)
             if (question.due_ns >= plan_.measure_start_ns) count_error(LoadError::timeout, 1, now);
         connection.fd.reset();

@@ -16,10 +16,16 @@
 // still runs from when they were due. A second clean close under a retried question, an EOF in
 // the middle of an answer, resets, timeouts and wrong answers stay errors. Nothing
 // waits past the plan's end plus the timeout, so a dead server ends the run on time.
+//
+// The end of the window (the plan's end, or earlier when the run is interrupted) is where the
+// schedule stops, as in wrk2: questions still waiting to be sent then are dropped and counted as
+// `unsent` (the server had fallen behind), not sent late. Questions already sent get their
+// answers, up to the timeout; those answers are counted as `late`, and their latency is recorded.
 #pragma once
 
 #include <array>
 #include <atomic>
+#include <climits>
 #include <cstdint>
 #include <deque>
 #include <string>
@@ -41,6 +47,13 @@ inline constexpr std::array<const char*, load_error_kinds> load_error_names = {"
 // Monotonic nanoseconds, the clock every plan time is on.
 std::int64_t monotonic_ns();
 
+// Shared by the main thread and every load thread: a signal moves the end of the window to now,
+// a second one abandons the wait for answers still in flight.
+struct RunControl {
+    std::atomic<std::int64_t> stop_ns{INT64_MAX};
+    std::atomic<bool> abandon{false};
+};
+
 struct LoadPlan {
     SocketAddress target;
     const Workload* workload = nullptr;
@@ -51,6 +64,7 @@ struct LoadPlan {
     std::int64_t end_ns = 0;            // no question is due from here on
     std::int64_t timeout_ns = 0;        // for an answer, a connect, a wait in the backlog
     double phase = 0;                   // 0..1: where in the interval this thread's schedule starts
+    const RunControl* control = nullptr;  // optional: an earlier end, read on every loop turn
 };
 
 struct LoadTally {
@@ -58,6 +72,10 @@ struct LoadTally {
     std::array<std::uint64_t, load_error_kinds> errors{};
     std::uint64_t reconnects = 0;
     std::uint64_t retried = 0;  // questions sent again after the server closed cleanly under them
+    std::uint64_t scheduled = 0;   // open loop: questions due in the window (the offered load)
+    std::uint64_t late = 0;        // right answers, counted in requests, that came after the window
+    std::uint64_t unanswered = 0;  // due in the window, never answered because the run ended (not errors)
+    std::int64_t behind_ns = 0;    // at the end of the window: how long the oldest unanswered question was due
     LatencyHistogram corrected;    // from when each question was due
     LatencyHistogram uncorrected;  // from when each question was sent
 
@@ -122,6 +140,7 @@ private:
     void watch(Connection& connection, std::uint32_t index, std::uint32_t events, bool add);
     void count_error(LoadError kind, std::uint64_t questions, std::int64_t now);
     void publish();
+    void close_window();
 
     LoadPlan plan_;
     Fd epoll_;
@@ -137,6 +156,7 @@ private:
     std::uint32_t next_connection_ = 0;
     std::int64_t next_check_ns_ = 0;
     bool have_epoll_pwait2_ = true;
+    bool window_closed_ = false;
 };
 
 }  // namespace zen
