@@ -246,6 +246,35 @@ TEST(Bench, OpenLoopWithinTheServerKeepsUp) {
     EXPECT_LE(report["unanswered"].get<std::uint64_t>(), 4u);
 }
 
+TEST(Bench, CountAsksExactlyNQuestionsAcrossThreadsAndEndsWhenAnswered) {
+    auto server = Server::start({"--arch", "epoll", "-q"});
+    const auto started = Clock::now();
+    RunResult result;
+    const Json closed = bench_json(
+        {"-p", port_text(server->port()), "-n", "1001", "-c", "3", "-t", "2", "-P", "4", "-w", "0.1", "-d", "20"},
+        result);
+    EXPECT_LT(Clock::now() - started, 10s);  // ends with the last answer, not at -d
+    EXPECT_EQ(result.exit_code, 0) << result.err;
+    EXPECT_EQ(closed["count"], 1001);
+    EXPECT_EQ(closed["asked"], 1001);
+    EXPECT_EQ(closed["requests"], 1001);
+    EXPECT_EQ(closed["errors"], 0);
+    EXPECT_LT(closed["duration_s"].get<double>(), 10.0);
+
+    // Open loop: 300 questions at 1,000/s take about 0.3 s.
+    const Json open = bench_json({"-p", port_text(server->port()), "-n", "300", "-r", "1000", "-c", "2", "-w", "0"},
+                                 result);
+    EXPECT_EQ(result.exit_code, 0) << result.err;
+    EXPECT_EQ(open["requests"], 300);
+    EXPECT_NEAR(open["duration_s"].get<double>(), 0.3, 0.1);
+    EXPECT_EQ(open["fell_behind"], false);
+
+    // -d still bounds it, and the text says the count was not reached.
+    RunResult capped = run_zen({"bench", "-p", port_text(server->port()), "-n", "100000000", "-d", "0.2", "-w", "0"});
+    EXPECT_EQ(capped.exit_code, 0) << capped.err;
+    EXPECT_NE(capped.out.find("count        -n 100,000,000 not reached: "), std::string::npos) << capped.out;
+}
+
 // The JSON line among a process's mixed stdout and stderr.
 Json json_line(const std::string& output) {
     std::istringstream lines(output);
@@ -401,6 +430,8 @@ TEST(Bench, BadOptionsGetOneClearLine) {
         {{"-r", "nan"}, 2, "--rate"},
         {{"-r", "inf"}, 2, "--rate"},
         {{"-r", "5x"}, 2, "--rate"},
+        {{"-n", "0"}, 2, "--count"},
+        {{"-n", "many"}, 2, "--count"},
         {{"--sweep", "1,x"}, 2, "--sweep"},
         {{"--server-pid", "999999999"}, 2, "--server-pid"},
         {{"no.such.host.invalid"}, 2, "no.such.host.invalid"},
@@ -425,7 +456,7 @@ TEST(Bench, NobodyListeningFailsAtOnce) {
 TEST(Bench, HelpNamesEveryOption) {
     const RunResult result = run_zen({"bench", "--help"});
     EXPECT_EQ(result.exit_code, 0);
-    for (const char* option : {"--connections", "--threads", "--duration", "--warmup", "--pipeline", "--rate",
+    for (const char* option : {"--connections", "--threads", "--duration", "--count", "--warmup", "--pipeline", "--rate",
                                "--question", "--answer", "--suffix", "--json", "--csv", "--sweep", "--timeout",
                                "--server-pid"})
         EXPECT_NE(result.out.find(option), std::string::npos) << option;

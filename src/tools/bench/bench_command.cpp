@@ -120,6 +120,7 @@ Cycle run_cycle(const BenchOptions& options, const SocketAddress& target, const 
     RunControl control;
     std::atomic<int> running{cycle.threads};
     std::vector<std::unique_ptr<LoadThread>> loads;
+    int connections_before = 0;
     for (int t = 0; t < cycle.threads; ++t) {
         const int share = connections / cycle.threads + (t < connections % cycle.threads ? 1 : 0);
         LoadPlan plan;
@@ -133,6 +134,12 @@ Cycle run_cycle(const BenchOptions& options, const SocketAddress& target, const 
         plan.end_ns = end;
         plan.timeout_ns = options.timeout.count() * nanoseconds_per_ms;
         plan.control = &control;
+        if (options.count > 0) {
+            // The thread's share of -n, in proportion to its connections; the shares add up to -n.
+            const auto upto = [&](int conns) { return options.count * static_cast<std::uint64_t>(conns) / connections; };
+            plan.budget = upto(connections_before + share) - upto(connections_before);
+        }
+        connections_before += share;
         loads.push_back(std::make_unique<LoadThread>(plan, share));
     }
     std::vector<std::thread> threads;
@@ -153,25 +160,32 @@ Cycle run_cycle(const BenchOptions& options, const SocketAddress& target, const 
         return total;
     };
 
-    std::int64_t window_end = end;
     const auto interrupt = [&](int signal) {
-        const std::int64_t now = monotonic_ns();
         cycle.interrupted_by = signal;
-        window_end = std::clamp(now, measure_start, end);
-        control.stop_ns.store(now);
+        control.stop_ns.store(monotonic_ns());
+    };
+    // Until the deadline, a signal (its number) or every thread done (-n reached, 0).
+    const auto wait_until = [&running](std::int64_t deadline) {
+        while (running.load() > 0) {
+            const std::int64_t now = monotonic_ns();
+            if (now >= deadline) return 0;
+            if (const int signal = sleep_until(std::min(deadline, now + 20 * nanoseconds_per_ms))) return signal;
+        }
+        return 0;
     };
     double client_cpu_before = 0;
     std::optional<double> server_cpu_before;
-    if (const int signal = sleep_until(measure_start)) interrupt(signal);
+    if (const int signal = wait_until(measure_start)) interrupt(signal);
     if (!cycle.interrupted_by) {
         client_cpu_before = own_cpu_seconds();
         server_cpu_before = server_cpu(options.server_pids);
         std::uint64_t answered_before = answered();
-        for (std::int64_t tick = start + 1'000'000'000; tick < end; tick += 1'000'000'000) {
-            if (const int signal = sleep_until(tick)) {
+        for (std::int64_t tick = start + 1'000'000'000; tick < end && running.load() > 0; tick += 1'000'000'000) {
+            if (const int signal = wait_until(tick)) {
                 interrupt(signal);
                 break;
             }
+            if (running.load() == 0) break;
             if (!live) continue;
             const std::uint64_t now_answered = answered();
             std::cerr << "\r\033[K  " << fixed(static_cast<double>(tick - start) / 1e9, 0) << " s"
@@ -180,7 +194,7 @@ Cycle run_cycle(const BenchOptions& options, const SocketAddress& target, const 
             answered_before = now_answered;
         }
         if (!cycle.interrupted_by)
-            if (const int signal = sleep_until(end)) interrupt(signal);
+            if (const int signal = wait_until(end)) interrupt(signal);
         cycle.client_cpu_seconds = own_cpu_seconds() - client_cpu_before;
         if (const std::optional<double> after = server_cpu(options.server_pids); after && server_cpu_before)
             cycle.server_cpu_seconds = *after - *server_cpu_before;
@@ -195,6 +209,9 @@ Cycle run_cycle(const BenchOptions& options, const SocketAddress& target, const 
     for (auto& thread : threads) thread.join();
     if (live) std::cerr << "\r\033[K" << std::flush;
 
+    // Each thread's window ends at the plan's end, at the signal, or when its -n share is done.
+    std::int64_t window_end = measure_start;
+    for (const auto& load : loads) window_end = std::max(window_end, std::min(load->window_end_ns(), end));
     cycle.seconds = static_cast<double>(window_end - measure_start) / 1e9;
     for (const auto& load : loads) cycle.tally.merge(load->tally());
     return cycle;
@@ -233,6 +250,8 @@ Json cycle_json(const BenchOptions& options, const Cycle& cycle) {
     json["errors_by_kind"] = kinds;
     json["reconnects"] = cycle.tally.reconnects;
     json["retried"] = cycle.tally.retried;
+    json["count"] = options.count > 0 ? Json(options.count) : Json(nullptr);
+    json["asked"] = cycle.tally.scheduled;
     json["late"] = cycle.tally.late;
     json["unanswered"] = cycle.tally.unanswered;
     if (options.rate > 0) {
@@ -265,8 +284,10 @@ std::string describe_load(const BenchOptions& options, const std::string& target
         text << "open loop at " << grouped(static_cast<std::uint64_t>(options.rate)) << " questions/s, ";
     else
         text << "closed loop, ";
-    text << "up to " << options.depth << " in flight per connection, " << fixed(options.duration.count() / 1000.0, 1)
-         << " s after " << fixed(options.warmup.count() / 1000.0, 1) << " s of warm-up";
+    text << "up to " << options.depth << " in flight per connection, ";
+    if (options.count > 0) text << grouped(options.count) << " questions in at most ";
+    text << fixed(options.duration.count() / 1000.0, 1) << " s after " << fixed(options.warmup.count() / 1000.0, 1)
+         << " s of warm-up";
     return text.str();
 }
 
@@ -279,6 +300,9 @@ void print_cycle(const BenchOptions& options, const Cycle& cycle) {
                   << scaled_duration(cycle.seconds * 1e9) << " of the " << scaled_duration(options.duration.count() * 1e6)
                   << " window: a partial result\n";
     std::cout << "  connections  " << cycle.connections << '\n';
+    if (options.count > 0 && tally.scheduled < options.count && !cycle.interrupted_by)
+        std::cout << "  count        -n " << grouped(options.count) << " not reached: " << grouped(tally.scheduled)
+                  << " asked before the end of -d\n";
     std::cout << "  answered     " << grouped(tally.requests) << " in " << fixed(cycle.seconds, 2)
               << " s = " << grouped(static_cast<std::uint64_t>(std::llround(cycle.rps()))) << " answers/s\n";
     if (options.rate > 0) {
@@ -337,7 +361,7 @@ bool write_csv(const std::string& path, const std::vector<Json>& cycles) {
     const char* columns[] = {"connections", "threads", "depth", "mode", "rate", "duration_s", "requests", "rps",
                              "errors", "reconnects", "retried", "p50_us", "p90_us", "p99_us", "p999_us", "max_us", "mean_us",
                              "client_cpu_us_per_request", "server_cpu_us_per_answer", "offered_rps", "achieved_rps",
-                             "fell_behind", "late", "unanswered", "behind_ms", "interrupted"};
+                             "fell_behind", "late", "unanswered", "behind_ms", "interrupted", "count", "asked"};
     for (std::size_t i = 0; i < std::size(columns); ++i) file << (i ? "," : "") << columns[i];
     for (const char* kind : load_error_names) file << ",errors_" << kind;
     file << '\n';
@@ -367,7 +391,11 @@ CLI::App* add_bench_command(CLI::App& zen, BenchOptions& options) {
     bench->add_option("-t,--threads", options.threads, "load threads, each with its own event loop")
         ->check(CLI::Range(1, 256))
         ->capture_default_str();
-    add_seconds_option(*bench, "-d,--duration", options.duration, "how long to measure", 0.01);
+    add_seconds_option(*bench, "-d,--duration", options.duration, "how long to measure (with -n: at most)", 0.01);
+    bench->add_option("-n,--count", options.count,
+                      "ask this many questions in all after the warm-up, then end once each is answered or lost "
+                      "(-d still bounds the run)")
+        ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1'000'000'000'000}));
     add_seconds_option(*bench, "-w,--warmup", options.warmup, "load before measuring; its answers are not counted",
                        0);
     bench->add_option("-P,--pipeline", options.depth, "questions in flight per connection")

@@ -129,7 +129,11 @@ void LoadThread::refill(Connection& connection, std::int64_t now) {
     }
     if (plan_.rate == 0) {
         if (now >= plan_.end_ns) return;
-        while (connection.in_flight.size() < depth) ask(connection, now, now);
+        const bool in_window = now >= plan_.measure_start_ns;
+        while (connection.in_flight.size() < depth && (!in_window || tally_.scheduled < plan_.budget)) {
+            ask(connection, now, now);
+            if (in_window) ++tally_.scheduled;
+        }
     } else {
         while (connection.in_flight.size() < depth && !connection.backlog.empty()) {
             ask(connection, connection.backlog.front(), now);
@@ -306,6 +310,7 @@ void LoadThread::schedule_due_questions(std::int64_t now) {
         const auto due = plan_.start_ns + static_cast<std::int64_t>((static_cast<double>(scheduled_) + plan_.phase) *
                                                                     interval);
         if (due > now || due >= plan_.end_ns) return;
+        if (due >= plan_.measure_start_ns && tally_.scheduled >= plan_.budget) return;
         ++scheduled_;
         if (due >= plan_.measure_start_ns) ++tally_.scheduled;
         const std::uint32_t index = next_connection_;
@@ -382,6 +387,12 @@ void LoadThread::close_window() {
     tally_.behind_ns = plan_.end_ns - oldest;
 }
 
+bool LoadThread::budget_spent() const {
+    if (plan_.budget == UINT64_MAX || tally_.scheduled < plan_.budget) return false;
+    return std::all_of(connections_.begin(), connections_.end(),
+                       [](const Connection& c) { return c.in_flight.empty() && c.backlog.empty() && c.retry.empty(); });
+}
+
 void LoadThread::run() {
     // The default 50 us of timer slack would show up in every open-loop latency.
     prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
@@ -396,6 +407,7 @@ void LoadThread::run() {
             if (plan_.control->abandon.load(std::memory_order_relaxed)) break;
         }
         schedule_due_questions(now);
+        if (!window_closed_ && now >= plan_.measure_start_ns && budget_spent()) plan_.end_ns = now;
         if (now >= plan_.end_ns && !window_closed_) close_window();
         if (now >= next_check_ns_) {
             check_deadlines(now);

@@ -65,6 +65,8 @@ struct LoadPlan {
     std::int64_t timeout_ns = 0;        // for an answer, a connect, a wait in the backlog
     double phase = 0;                   // 0..1: where in the interval this thread's schedule starts
     const RunControl* control = nullptr;  // optional: an earlier end, read on every loop turn
+    std::uint64_t budget = UINT64_MAX;    // -n: questions to ask in the window; the window ends
+                                          // once they are all answered or lost
 };
 
 struct LoadTally {
@@ -72,7 +74,7 @@ struct LoadTally {
     std::array<std::uint64_t, load_error_kinds> errors{};
     std::uint64_t reconnects = 0;
     std::uint64_t retried = 0;  // questions sent again after the server closed cleanly under them
-    std::uint64_t scheduled = 0;   // open loop: questions due in the window (the offered load)
+    std::uint64_t scheduled = 0;   // questions due in the window (in an open loop, the offered load)
     std::uint64_t late = 0;        // right answers, counted in requests, that came after the window
     std::uint64_t unanswered = 0;  // due in the window, never answered because the run ended (not errors)
     std::int64_t behind_ns = 0;    // at the end of the window: how long the oldest unanswered question was due
@@ -96,6 +98,8 @@ public:
     // For the live progress line, read from another thread: totals including the warm-up.
     std::uint64_t answered_so_far() const { return answered_live_.load(std::memory_order_relaxed); }
     std::uint64_t errors_so_far() const { return errors_live_.load(std::memory_order_relaxed); }
+    // After run(): when this thread's window closed (the plan's end, a signal, or -n reached).
+    std::int64_t window_end_ns() const { return plan_.end_ns; }
 
 private:
     struct Question {
@@ -141,6 +145,7 @@ private:
     void count_error(LoadError kind, std::uint64_t questions, std::int64_t now);
     void publish();
     void close_window();
+    bool budget_spent() const;
 
     LoadPlan plan_;
     Fd epoll_;
