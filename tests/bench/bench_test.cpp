@@ -275,6 +275,30 @@ TEST(Bench, CountAsksExactlyNQuestionsAcrossThreadsAndEndsWhenAnswered) {
     EXPECT_NE(capped.out.find("count        -n 100,000,000 not reached: "), std::string::npos) << capped.out;
 }
 
+TEST(Bench, ReconnectClosesAndReopensEveryNQuestionsAsTheBooksClient) {
+    auto server = Server::start({"--arch", "threaded", "-q"});
+    RunResult result;
+    const Json report = bench_json(
+        {"-p", port_text(server->port()), "-n", "300", "-c", "2", "-w", "0", "--reconnect", "3"}, result);
+    EXPECT_EQ(result.exit_code, 0) << result.err;
+    EXPECT_EQ(report["requests"], 300);
+    // Three questions per connection; at the very end a connection may open once more and find
+    // the other one took the last questions of -n.
+    EXPECT_GE(report["opened"].get<std::uint64_t>(), 100u);
+    EXPECT_LE(report["opened"].get<std::uint64_t>(), 102u);
+    EXPECT_EQ(report["reconnects"], 0);
+    EXPECT_EQ(report["reconnect_every"], 3);
+    EXPECT_EQ(report["errors"], 0);
+
+    // Pipelined and open loop: never more than three on one connection, every answer still checked.
+    const Json open = bench_json({"-p", port_text(server->port()), "-r", "1000", "-d", "0.5", "-c", "2", "-P", "8",
+                                  "-w", "0", "--reconnect", "3"},
+                                 result);
+    EXPECT_EQ(result.exit_code, 0) << result.err;
+    EXPECT_EQ(open["errors"], 0);
+    EXPECT_GE(open["opened"].get<std::uint64_t>(), open["requests"].get<std::uint64_t>() / 3);
+}
+
 // The JSON line among a process's mixed stdout and stderr.
 Json json_line(const std::string& output) {
     std::istringstream lines(output);
@@ -432,6 +456,7 @@ TEST(Bench, BadOptionsGetOneClearLine) {
         {{"-r", "5x"}, 2, "--rate"},
         {{"-n", "0"}, 2, "--count"},
         {{"-n", "many"}, 2, "--count"},
+        {{"--reconnect", "0"}, 2, "--reconnect"},
         {{"--sweep", "1,x"}, 2, "--sweep"},
         {{"--server-pid", "999999999"}, 2, "--server-pid"},
         {{"no.such.host.invalid"}, 2, "no.such.host.invalid"},
@@ -456,7 +481,7 @@ TEST(Bench, NobodyListeningFailsAtOnce) {
 TEST(Bench, HelpNamesEveryOption) {
     const RunResult result = run_zen({"bench", "--help"});
     EXPECT_EQ(result.exit_code, 0);
-    for (const char* option : {"--connections", "--threads", "--duration", "--count", "--warmup", "--pipeline", "--rate",
+    for (const char* option : {"--connections", "--threads", "--duration", "--count", "--reconnect", "--warmup", "--pipeline", "--rate",
                                "--question", "--answer", "--suffix", "--json", "--csv", "--sweep", "--timeout",
                                "--server-pid"})
         EXPECT_NE(result.out.find(option), std::string::npos) << option;

@@ -134,6 +134,7 @@ Cycle run_cycle(const BenchOptions& options, const SocketAddress& target, const 
         plan.end_ns = end;
         plan.timeout_ns = options.timeout.count() * nanoseconds_per_ms;
         plan.control = &control;
+        plan.reconnect_every = options.reconnect_every;
         if (options.count > 0) {
             // The thread's share of -n, in proportion to its connections; the shares add up to -n.
             const auto upto = [&](int conns) { return options.count * static_cast<std::uint64_t>(conns) / connections; };
@@ -249,6 +250,8 @@ Json cycle_json(const BenchOptions& options, const Cycle& cycle) {
     for (std::size_t i = 0; i < load_error_kinds; ++i) kinds[load_error_names[i]] = cycle.tally.errors[i];
     json["errors_by_kind"] = kinds;
     json["reconnects"] = cycle.tally.reconnects;
+    json["opened"] = cycle.tally.opened;
+    json["reconnect_every"] = options.reconnect_every ? Json(options.reconnect_every) : Json(nullptr);
     json["retried"] = cycle.tally.retried;
     json["count"] = options.count > 0 ? Json(options.count) : Json(nullptr);
     json["asked"] = cycle.tally.scheduled;
@@ -299,7 +302,11 @@ void print_cycle(const BenchOptions& options, const Cycle& cycle) {
         std::cout << "  interrupted  by " << signal_name(cycle.interrupted_by) << " after "
                   << scaled_duration(cycle.seconds * 1e9) << " of the " << scaled_duration(options.duration.count() * 1e6)
                   << " window: a partial result\n";
-    std::cout << "  connections  " << cycle.connections << '\n';
+    std::cout << "  connections  " << cycle.connections;
+    if (options.reconnect_every)
+        std::cout << ", each closed and opened again every " << grouped(options.reconnect_every) << " questions: "
+                  << grouped(tally.opened) << " opened in the window";
+    std::cout << '\n';
     if (options.count > 0 && tally.scheduled < options.count && !cycle.interrupted_by)
         std::cout << "  count        -n " << grouped(options.count) << " not reached: " << grouped(tally.scheduled)
                   << " asked before the end of -d\n";
@@ -361,7 +368,7 @@ bool write_csv(const std::string& path, const std::vector<Json>& cycles) {
     const char* columns[] = {"connections", "threads", "depth", "mode", "rate", "duration_s", "requests", "rps",
                              "errors", "reconnects", "retried", "p50_us", "p90_us", "p99_us", "p999_us", "max_us", "mean_us",
                              "client_cpu_us_per_request", "server_cpu_us_per_answer", "offered_rps", "achieved_rps",
-                             "fell_behind", "late", "unanswered", "behind_ms", "interrupted", "count", "asked"};
+                             "fell_behind", "late", "unanswered", "behind_ms", "interrupted", "count", "asked", "opened", "reconnect_every"};
     for (std::size_t i = 0; i < std::size(columns); ++i) file << (i ? "," : "") << columns[i];
     for (const char* kind : load_error_names) file << ",errors_" << kind;
     file << '\n';
@@ -401,6 +408,10 @@ CLI::App* add_bench_command(CLI::App& zen, BenchOptions& options) {
     bench->add_option("-P,--pipeline", options.depth, "questions in flight per connection")
         ->check(CLI::Range(1, 65'536))
         ->capture_default_str();
+    bench->add_option("--reconnect", options.reconnect_every,
+                      "close each connection and open a new one every N questions, to load the accept path "
+                      "(the book's client asks 3)")
+        ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1'000'000'000}));
     bench->add_option("-r,--rate", options.rate,
                       "open loop: this many questions per second in all, latency counted from when each was due; "
                       "the schedule stops at the end of -d and the report says whether the server kept up "

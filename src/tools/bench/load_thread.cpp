@@ -44,6 +44,7 @@ void LoadTally::merge(const LoadTally& other) {
     requests += other.requests;
     for (std::size_t i = 0; i < load_error_kinds; ++i) errors[i] += other.errors[i];
     reconnects += other.reconnects;
+    opened += other.opened;
     retried += other.retried;
     scheduled += other.scheduled;
     late += other.late;
@@ -103,8 +104,13 @@ void LoadThread::on_open(std::uint32_t index, std::int64_t now) {
     Connection& connection = connections_[index];
     connection.state = State::open;
     connection.watching_writes = false;
-    if (connection.opened_before && now >= plan_.measure_start_ns) ++tally_.reconnects;
+    if (now >= plan_.measure_start_ns) {
+        ++tally_.opened;
+        if (connection.opened_before && !connection.recycled) ++tally_.reconnects;
+    }
     connection.opened_before = true;
+    connection.recycled = false;
+    connection.asked_here = 0;
     refill(connection, now);
     if (!connection.dirty && !connection.output.empty()) {
         connection.dirty = true;
@@ -116,26 +122,33 @@ void LoadThread::ask(Connection& connection, std::int64_t due, std::int64_t now)
     const Exchange& exchange = plan_.workload->exchanges[connection.next_exchange];
     connection.output += exchange.question;
     connection.in_flight.push_back({due, now, connection.next_exchange});
+    ++connection.asked_here;
     if (++connection.next_exchange == plan_.workload->exchanges.size()) connection.next_exchange = 0;
 }
 
 void LoadThread::refill(Connection& connection, std::int64_t now) {
     const auto depth = static_cast<std::size_t>(plan_.depth);
-    while (connection.in_flight.size() < depth && !connection.retry.empty()) {
+    // --reconnect: no more than its share of questions on one connection.
+    const auto room = [this, &connection, depth] {
+        return connection.in_flight.size() < depth &&
+               (plan_.reconnect_every == 0 || connection.asked_here < plan_.reconnect_every);
+    };
+    while (room() && !connection.retry.empty()) {
         const Question question = connection.retry.front();
         connection.retry.pop_front();
         connection.output += plan_.workload->exchanges[question.exchange].question;
         connection.in_flight.push_back({question.due_ns, now, question.exchange, true});
+        ++connection.asked_here;
     }
     if (plan_.rate == 0) {
         if (now >= plan_.end_ns) return;
         const bool in_window = now >= plan_.measure_start_ns;
-        while (connection.in_flight.size() < depth && (!in_window || tally_.scheduled < plan_.budget)) {
+        while (room() && (!in_window || tally_.scheduled < plan_.budget)) {
             ask(connection, now, now);
             if (in_window) ++tally_.scheduled;
         }
     } else {
-        while (connection.in_flight.size() < depth && !connection.backlog.empty()) {
+        while (room() && !connection.backlog.empty()) {
             ask(connection, connection.backlog.front(), now);
             connection.backlog.pop_front();
         }
@@ -222,6 +235,12 @@ void LoadThread::on_answer(std::uint32_t index, std::string_view answer, std::in
     } else {
         ++errors_total_;
     }
+    if (plan_.reconnect_every != 0 && connection.asked_here >= plan_.reconnect_every && connection.in_flight.empty() &&
+        ((now < plan_.end_ns && tally_.scheduled < plan_.budget) || !connection.backlog.empty() ||
+         !connection.retry.empty())) {
+        recycle(index, now);
+        return;
+    }
     refill(connection, now);
     if (!connection.dirty && !connection.output.empty()) {
         connection.dirty = true;
@@ -288,6 +307,15 @@ void LoadThread::on_server_close(std::uint32_t index, std::int64_t now) {
     connection.in_flight.clear();
     // The usual first backoff: a server closing every connection at once is not hammered.
     disconnect(connection, std::clamp(connection.backoff_ns * 2, millisecond, longest_backoff), now);
+}
+
+void LoadThread::recycle(std::uint32_t index, std::int64_t now) {
+    Connection& connection = connections_[index];
+    const std::int64_t backoff = connection.backoff_ns;
+    disconnect(connection, 0, now);
+    connection.backoff_ns = backoff;
+    connection.recycled = true;
+    start_connecting(index, now);
 }
 
 void LoadThread::disconnect(Connection& connection, std::int64_t backoff_ns, std::int64_t now) {

@@ -17,6 +17,9 @@
 // the middle of an answer, resets, timeouts and wrong answers stay errors. Nothing
 // waits past the plan's end plus the timeout, so a dead server ends the run on time.
 //
+// With --reconnect N a connection closes itself once N questions on it are answered and opens
+// again at once, as the book's client does with three; those openings are no reconnects.
+//
 // The end of the window (the plan's end, or earlier when the run is interrupted) is where the
 // schedule stops, as in wrk2: questions still waiting to be sent then are dropped and counted as
 // `unsent` (the server had fallen behind), not sent late. Questions already sent get their
@@ -65,6 +68,7 @@ struct LoadPlan {
     std::int64_t timeout_ns = 0;        // for an answer, a connect, a wait in the backlog
     double phase = 0;                   // 0..1: where in the interval this thread's schedule starts
     const RunControl* control = nullptr;  // optional: an earlier end, read on every loop turn
+    std::uint64_t reconnect_every = 0;    // --reconnect: close and reopen after this many questions
     std::uint64_t budget = UINT64_MAX;    // -n: questions to ask in the window; the window ends
                                           // once they are all answered or lost
 };
@@ -72,7 +76,8 @@ struct LoadPlan {
 struct LoadTally {
     std::uint64_t requests = 0;  // right answers to questions due in the measured window
     std::array<std::uint64_t, load_error_kinds> errors{};
-    std::uint64_t reconnects = 0;
+    std::uint64_t reconnects = 0;  // connections opened again after an error or a server's close
+    std::uint64_t opened = 0;      // connections opened in the window, every kind
     std::uint64_t retried = 0;  // questions sent again after the server closed cleanly under them
     std::uint64_t scheduled = 0;   // questions due in the window (in an open loop, the offered load)
     std::uint64_t late = 0;        // right answers, counted in requests, that came after the window
@@ -113,6 +118,8 @@ private:
         Fd fd;
         State state = State::waiting;
         bool opened_before = false;
+        bool recycled = false;          // closed by us for --reconnect: opening again is no reconnect
+        std::uint64_t asked_here = 0;   // questions sent on this connection since it opened
         bool watching_writes = false;
         bool dirty = false;  // has output to flush before the loop sleeps
         std::uint32_t generation = 0;
@@ -137,6 +144,7 @@ private:
     void flush(std::uint32_t index, std::int64_t now);
     void fail(std::uint32_t index, LoadError kind, std::int64_t now);
     void on_server_close(std::uint32_t index, std::int64_t now);
+    void recycle(std::uint32_t index, std::int64_t now);
     void disconnect(Connection& connection, std::int64_t backoff_ns, std::int64_t now);
     void schedule_due_questions(std::int64_t now);
     void check_deadlines(std::int64_t now);
