@@ -299,6 +299,30 @@ TEST(Bench, ReconnectClosesAndReopensEveryNQuestionsAsTheBooksClient) {
     EXPECT_GE(open["opened"].get<std::uint64_t>(), open["requests"].get<std::uint64_t>() / 3);
 }
 
+TEST(Bench, TenThousandConnectionsOpenThroughARamp) {
+    auto server = Server::start({"--arch", "epoll", "-q"});
+    RunResult result;
+    // An open loop leaves the server time to accept; a SYN the full backlog dropped is sent again
+    // after 1 s and 3 s, inside the warm-up and the window.
+    const Json report = bench_json({"-p", port_text(server->port()), "-c", "10000", "-t", "2", "--connect-rate",
+                                    "10000", "-r", "5000", "-w", "2", "-d", "1.5", "--timeout", "5"},
+                                   result, 60s);
+    EXPECT_EQ(result.exit_code, 0) << result.err;
+    EXPECT_EQ(report["connections"], 10000);
+    EXPECT_EQ(report["open_at_end"], 10000);
+    EXPECT_EQ(report["reconnects"], 0);
+    EXPECT_EQ(report["errors"], 0);
+    EXPECT_GT(report["requests"].get<std::uint64_t>(), 5000u);
+}
+
+TEST(Bench, TooFewOpenFilesIsOneClearLine) {
+    const RunResult result = run_command({"prlimit", "--nofile=200", zen_binary(), "bench", "-c", "1000"});
+    EXPECT_EQ(result.exit_code, 1);
+    EXPECT_NE(result.err.find("1000 connections need 1,017 open files, and the limit is 200"), std::string::npos)
+        << result.err;
+    EXPECT_EQ(std::count(result.err.begin(), result.err.end(), '\n'), 1) << result.err;
+}
+
 // The JSON line among a process's mixed stdout and stderr.
 Json json_line(const std::string& output) {
     std::istringstream lines(output);
@@ -457,6 +481,7 @@ TEST(Bench, BadOptionsGetOneClearLine) {
         {{"-n", "0"}, 2, "--count"},
         {{"-n", "many"}, 2, "--count"},
         {{"--reconnect", "0"}, 2, "--reconnect"},
+        {{"--connect-rate", "0"}, 2, "--connect-rate"},
         {{"--sweep", "1,x"}, 2, "--sweep"},
         {{"--server-pid", "999999999"}, 2, "--server-pid"},
         {{"no.such.host.invalid"}, 2, "no.such.host.invalid"},
@@ -481,7 +506,7 @@ TEST(Bench, NobodyListeningFailsAtOnce) {
 TEST(Bench, HelpNamesEveryOption) {
     const RunResult result = run_zen({"bench", "--help"});
     EXPECT_EQ(result.exit_code, 0);
-    for (const char* option : {"--connections", "--threads", "--duration", "--count", "--reconnect", "--warmup", "--pipeline", "--rate",
+    for (const char* option : {"--connections", "--threads", "--duration", "--count", "--reconnect", "--connect-rate", "--warmup", "--pipeline", "--rate",
                                "--question", "--answer", "--suffix", "--json", "--csv", "--sweep", "--timeout",
                                "--server-pid"})
         EXPECT_NE(result.out.find(option), std::string::npos) << option;

@@ -2,6 +2,7 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -135,6 +136,7 @@ Cycle run_cycle(const BenchOptions& options, const SocketAddress& target, const 
         plan.timeout_ns = options.timeout.count() * nanoseconds_per_ms;
         plan.control = &control;
         plan.reconnect_every = options.reconnect_every;
+        plan.connect_rate = options.connect_rate * share / connections;
         if (options.count > 0) {
             // The thread's share of -n, in proportion to its connections; the shares add up to -n.
             const auto upto = [&](int conns) { return options.count * static_cast<std::uint64_t>(conns) / connections; };
@@ -251,6 +253,7 @@ Json cycle_json(const BenchOptions& options, const Cycle& cycle) {
     json["errors_by_kind"] = kinds;
     json["reconnects"] = cycle.tally.reconnects;
     json["opened"] = cycle.tally.opened;
+    json["open_at_end"] = cycle.tally.open_at_end;
     json["reconnect_every"] = options.reconnect_every ? Json(options.reconnect_every) : Json(nullptr);
     json["retried"] = cycle.tally.retried;
     json["count"] = options.count > 0 ? Json(options.count) : Json(nullptr);
@@ -303,6 +306,8 @@ void print_cycle(const BenchOptions& options, const Cycle& cycle) {
                   << scaled_duration(cycle.seconds * 1e9) << " of the " << scaled_duration(options.duration.count() * 1e6)
                   << " window: a partial result\n";
     std::cout << "  connections  " << cycle.connections;
+    if (tally.open_at_end != static_cast<std::uint64_t>(cycle.connections))
+        std::cout << " (" << grouped(tally.open_at_end) << " open at the end of the window)";
     if (options.reconnect_every)
         std::cout << ", each closed and opened again every " << grouped(options.reconnect_every) << " questions: "
                   << grouped(tally.opened) << " opened in the window";
@@ -368,7 +373,7 @@ bool write_csv(const std::string& path, const std::vector<Json>& cycles) {
     const char* columns[] = {"connections", "threads", "depth", "mode", "rate", "duration_s", "requests", "rps",
                              "errors", "reconnects", "retried", "p50_us", "p90_us", "p99_us", "p999_us", "max_us", "mean_us",
                              "client_cpu_us_per_request", "server_cpu_us_per_answer", "offered_rps", "achieved_rps",
-                             "fell_behind", "late", "unanswered", "behind_ms", "interrupted", "count", "asked", "opened", "reconnect_every"};
+                             "fell_behind", "late", "unanswered", "behind_ms", "interrupted", "count", "asked", "opened", "reconnect_every", "open_at_end"};
     for (std::size_t i = 0; i < std::size(columns); ++i) file << (i ? "," : "") << columns[i];
     for (const char* kind : load_error_names) file << ",errors_" << kind;
     file << '\n';
@@ -408,6 +413,10 @@ CLI::App* add_bench_command(CLI::App& zen, BenchOptions& options) {
     bench->add_option("-P,--pipeline", options.depth, "questions in flight per connection")
         ->check(CLI::Range(1, 65'536))
         ->capture_default_str();
+    bench->add_option("--connect-rate", options.connect_rate,
+                      "open the connections at this many per second at the start instead of all at once (a ramp; "
+                      "cover it with -w)")
+        ->check(CLI::Range(1.0, 1e9));
     bench->add_option("--reconnect", options.reconnect_every,
                       "close each connection and open a new one every N questions, to load the accept path "
                       "(the book's client asks 3)")
@@ -478,6 +487,16 @@ int run_bench(const BenchOptions& options) {
         }
     }
     raise_open_file_limit();
+    // A descriptor per connection, an epoll set per thread, and a few to spare (stdio, the probe).
+    const int most_connections = options.sweep.empty() ? options.connections
+                                                       : *std::max_element(options.sweep.begin(), options.sweep.end());
+    const auto needed = static_cast<rlim_t>(most_connections) + static_cast<rlim_t>(options.threads) + 16;
+    if (rlimit files{}; getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < needed) {
+        fail(std::to_string(most_connections) + " connections need " + grouped(needed) +
+             " open files, and the limit is " + grouped(files.rlim_cur) +
+             " even raised to the hard limit: raise it (ulimit -Hn, LimitNOFILE=) or use fewer connections");
+        return 1;
+    }
     // One connection first, so a wrong address fails at once with the reason.
     auto probe = connect_to(options.host, options.port, options.timeout);
     if (!probe) {

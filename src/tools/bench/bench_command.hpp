@@ -24,6 +24,7 @@ struct BenchOptions {
     std::chrono::milliseconds timeout{2'000};
     int depth = 1;
     double rate = 0;  // total questions per second; 0 = closed loop
+    double connect_rate = 0;  // new connections per second at the start; 0 = all at once
     std::uint64_t reconnect_every = 0;  // --reconnect: questions per connection; 0 = keep it open
     std::uint64_t count = 0;  // -n: questions to ask after the warm-up; 0 = as many as -d allows
     std::vector<std::string> questions;

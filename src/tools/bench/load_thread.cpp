@@ -45,6 +45,7 @@ void LoadTally::merge(const LoadTally& other) {
     for (std::size_t i = 0; i < load_error_kinds; ++i) errors[i] += other.errors[i];
     reconnects += other.reconnects;
     opened += other.opened;
+    open_at_end += other.open_at_end;
     retried += other.retried;
     scheduled += other.scheduled;
     late += other.late;
@@ -401,6 +402,7 @@ void LoadThread::close_window() {
     std::int64_t oldest = plan_.end_ns;
     const auto in_window = [this](std::int64_t due) { return due >= plan_.measure_start_ns; };
     for (Connection& connection : connections_) {
+        if (connection.state == State::open) ++tally_.open_at_end;
         for (const Question& question : connection.in_flight)
             if (in_window(question.due_ns)) oldest = std::min(oldest, question.due_ns);
         for (const Question& question : connection.retry)
@@ -425,7 +427,15 @@ void LoadThread::run() {
     // The default 50 us of timer slack would show up in every open-loop latency.
     prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
     std::int64_t now = monotonic_ns();
-    for (std::uint32_t index = 0; index < connections_.size(); ++index) start_connecting(index, now);
+    for (std::uint32_t index = 0; index < connections_.size(); ++index) {
+        if (plan_.connect_rate > 0 && index > 0) {
+            // The ramp: check_deadlines opens each when its turn comes.
+            connections_[index].retry_at_ns =
+                plan_.start_ns + static_cast<std::int64_t>(static_cast<double>(index) * 1e9 / plan_.connect_rate);
+        } else {
+            start_connecting(index, now);
+        }
+    }
     next_check_ns_ = now + deadline_check_period;
     epoll_event events[events_per_wait];
     for (;;) {

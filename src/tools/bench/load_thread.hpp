@@ -68,6 +68,8 @@ struct LoadPlan {
     std::int64_t timeout_ns = 0;        // for an answer, a connect, a wait in the backlog
     double phase = 0;                   // 0..1: where in the interval this thread's schedule starts
     const RunControl* control = nullptr;  // optional: an earlier end, read on every loop turn
+    double connect_rate = 0;              // --connect-rate: this thread's new connections per second at
+                                          // the start; 0 = all at once
     std::uint64_t reconnect_every = 0;    // --reconnect: close and reopen after this many questions
     std::uint64_t budget = UINT64_MAX;    // -n: questions to ask in the window; the window ends
                                           // once they are all answered or lost
@@ -78,6 +80,7 @@ struct LoadTally {
     std::array<std::uint64_t, load_error_kinds> errors{};
     std::uint64_t reconnects = 0;  // connections opened again after an error or a server's close
     std::uint64_t opened = 0;      // connections opened in the window, every kind
+    std::uint64_t open_at_end = 0;  // connections open when the window closed
     std::uint64_t retried = 0;  // questions sent again after the server closed cleanly under them
     std::uint64_t scheduled = 0;   // questions due in the window (in an open loop, the offered load)
     std::uint64_t late = 0;        // right answers, counted in requests, that came after the window
