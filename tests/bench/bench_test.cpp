@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "support/harness.hpp"
+#include "tools/bench/hgrm.hpp"
 #include "tools/bench/latency_histogram.hpp"
 #include "tools/bench/saturation.hpp"
 #include "tools/bench/units.hpp"
@@ -73,6 +74,83 @@ TEST(BenchHistogram, MergeAddsCountsAndKeepsTheExtremes) {
     EXPECT_EQ(low.max(), 5'000'000u);
     EXPECT_EQ(low.value_at(0.5), 100u);  // below 256 ns every value has its own bucket
     EXPECT_EQ(LatencyHistogram().value_at(0.99), 0u);
+}
+
+struct HgrmLine {
+    double value, percentile;
+    std::uint64_t total;
+    std::string inverse;
+};
+
+// The data lines of a .hgrm text, and its footer lines.
+std::vector<HgrmLine> hgrm_lines(const std::string& text, std::vector<std::string>* footer = nullptr) {
+    std::istringstream lines(text);
+    std::vector<HgrmLine> parsed;
+    std::string line;
+    std::getline(lines, line);
+    EXPECT_EQ(line, "       Value     Percentile TotalCount 1/(1-Percentile)");
+    std::getline(lines, line);
+    EXPECT_EQ(line, "");
+    while (std::getline(lines, line)) {
+        if (line.rfind("#[", 0) == 0) {
+            if (footer) footer->push_back(line);
+            continue;
+        }
+        std::istringstream words(line);
+        HgrmLine entry{};
+        words >> entry.value >> entry.percentile >> entry.total >> entry.inverse;
+        EXPECT_FALSE(words.fail()) << line;
+        parsed.push_back(entry);
+    }
+    return parsed;
+}
+
+TEST(BenchHgrm, TheSpectrumClimbsToOneHundredPercentWithTheFooter) {
+    LatencyHistogram histogram;
+    for (std::uint64_t us = 1; us <= 1000; ++us) histogram.record(us * 1000);  // 1 µs .. 1 ms
+    std::ostringstream out;
+    write_hgrm(out, histogram);
+    std::vector<std::string> footer;
+    const std::vector<HgrmLine> lines = hgrm_lines(out.str(), &footer);
+    ASSERT_GT(lines.size(), 20u);
+    EXPECT_DOUBLE_EQ(lines.front().percentile, 0.0);
+    for (std::size_t i = 1; i < lines.size(); ++i) {
+        EXPECT_GT(lines[i].percentile, lines[i - 1].percentile) << i;
+        EXPECT_GE(lines[i].value, lines[i - 1].value) << i;
+        EXPECT_GE(lines[i].total, lines[i - 1].total) << i;
+    }
+    for (const HgrmLine& line : lines) {
+        if (line.percentile == 0.5) {
+            EXPECT_NEAR(line.value, 0.5, 0.5 * 0.008);  // milliseconds, a bucket's width
+            EXPECT_EQ(line.inverse, "2.00");
+            EXPECT_NEAR(static_cast<double>(line.total), 500.0, 4.0);
+        }
+    }
+    EXPECT_DOUBLE_EQ(lines.back().percentile, 1.0);
+    EXPECT_EQ(lines.back().total, 1000u);
+    EXPECT_DOUBLE_EQ(lines.back().value, 1.0);  // the exact maximum
+    EXPECT_EQ(lines.back().inverse, "inf");
+    ASSERT_EQ(footer.size(), 3u);
+    EXPECT_EQ(footer[0].rfind("#[Mean    =     0.500500, StdDeviation   =     0.28", 0), 0u) << footer[0];
+    EXPECT_EQ(footer[1], "#[Max     =     1.000000, Total count    =         1000]");
+    EXPECT_EQ(footer[2].rfind("#[Buckets = ", 0), 0u);
+}
+
+TEST(BenchHgrm, OneValueAndNoValue) {
+    LatencyHistogram one;
+    one.record(2'000'000);
+    std::ostringstream out;
+    write_hgrm(out, one);
+    const std::vector<HgrmLine> lines = hgrm_lines(out.str());
+    ASSERT_EQ(lines.size(), 2u);  // percentile 0, then the last line at 100 %
+    EXPECT_DOUBLE_EQ(lines[0].value, 2.0);
+    EXPECT_DOUBLE_EQ(lines[1].percentile, 1.0);
+    std::ostringstream empty;
+    write_hgrm(empty, LatencyHistogram());
+    std::vector<std::string> footer;
+    EXPECT_TRUE(hgrm_lines(empty.str(), &footer).empty());
+    ASSERT_EQ(footer.size(), 3u);
+    EXPECT_EQ(footer[1], "#[Max     =     0.000000, Total count    =            0]");
 }
 
 TEST(BenchSaturation, AServerFarBelowTheOfferedRateFellBehind) {
@@ -323,6 +401,43 @@ TEST(Bench, TooFewOpenFilesIsOneClearLine) {
     EXPECT_EQ(std::count(result.err.begin(), result.err.end(), '\n'), 1) << result.err;
 }
 
+std::string file_text(const std::string& path) {
+    std::ifstream file(path);
+    std::ostringstream text;
+    text << file.rdbuf();
+    return text.str();
+}
+
+TEST(Bench, HdrFileHoldsTheCorrectedAndUncorrectedSpectra) {
+    auto server = Server::start({"--arch", "epoll", "-q"});
+    const std::string base = ::testing::TempDir() + "zen-bench-" + std::to_string(::getpid());
+    RunResult result;
+    const Json report = bench_json({"-p", port_text(server->port()), "-c", "2", "-r", "2000", "-d", "0.5", "-w", "0",
+                                    "--hdr-file", base + ".hgrm"},
+                                   result);
+    EXPECT_EQ(result.exit_code, 0) << result.err;
+    const std::string corrected = file_text(base + ".hgrm");
+    const std::string uncorrected = file_text(base + ".uncorrected.hgrm");
+    std::remove((base + ".hgrm").c_str());
+    std::remove((base + ".uncorrected.hgrm").c_str());
+    for (const std::string* text : {&corrected, &uncorrected}) {
+        const std::vector<HgrmLine> lines = hgrm_lines(*text);
+        ASSERT_FALSE(lines.empty());
+        EXPECT_EQ(lines.back().total, report["requests"].get<std::uint64_t>());
+    }
+    // The same maximum as the JSON's, in milliseconds.
+    EXPECT_NEAR(hgrm_lines(corrected).back().value * 1000.0, report["max_us"].get<double>(), 0.1);
+    EXPECT_NEAR(hgrm_lines(uncorrected).back().value * 1000.0, report["uncorrected"]["max_us"].get<double>(), 0.1);
+
+    // A sweep writes one pair per level.
+    bench_json({"-p", port_text(server->port()), "--sweep", "1,2", "-d", "0.2", "-w", "0", "--hdr-file", base}, result);
+    EXPECT_EQ(result.exit_code, 0) << result.err;
+    for (const char* suffix : {".c1", ".c2", ".c1.uncorrected", ".c2.uncorrected"}) {
+        EXPECT_FALSE(hgrm_lines(file_text(base + suffix)).empty()) << suffix;
+        std::remove((base + suffix).c_str());
+    }
+}
+
 // The JSON line among a process's mixed stdout and stderr.
 Json json_line(const std::string& output) {
     std::istringstream lines(output);
@@ -506,7 +621,7 @@ TEST(Bench, NobodyListeningFailsAtOnce) {
 TEST(Bench, HelpNamesEveryOption) {
     const RunResult result = run_zen({"bench", "--help"});
     EXPECT_EQ(result.exit_code, 0);
-    for (const char* option : {"--connections", "--threads", "--duration", "--count", "--reconnect", "--connect-rate", "--warmup", "--pipeline", "--rate",
+    for (const char* option : {"--connections", "--threads", "--duration", "--count", "--reconnect", "--connect-rate", "--hdr-file", "--warmup", "--pipeline", "--rate",
                                "--question", "--answer", "--suffix", "--json", "--csv", "--sweep", "--timeout",
                                "--server-pid"})
         EXPECT_NE(result.out.find(option), std::string::npos) << option;

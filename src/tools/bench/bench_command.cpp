@@ -22,6 +22,7 @@
 #include "base/resources.hpp"
 #include "net/address.hpp"
 #include "net/connector.hpp"
+#include "tools/bench/hgrm.hpp"
 #include "tools/bench/load_thread.hpp"
 #include "tools/bench/process_cpu.hpp"
 #include "tools/bench/saturation.hpp"
@@ -365,6 +366,28 @@ void print_sweep_table(const std::vector<Cycle>& cycles, bool with_server) {
     }
 }
 
+// --hdr-file lat.hgrm: lat.hgrm (corrected) and lat.uncorrected.hgrm; with --sweep, lat.c10.hgrm ...
+std::string hgrm_path(const std::string& base, std::optional<int> connections, bool uncorrected) {
+    const std::size_t slash = base.rfind('/');
+    const std::size_t dot = base.rfind('.');
+    const bool has_extension = dot != std::string::npos && (slash == std::string::npos || dot > slash + 1);
+    const std::string stem = has_extension ? base.substr(0, dot) : base;
+    const std::string extension = has_extension ? base.substr(dot) : "";
+    return stem + (connections ? ".c" + std::to_string(*connections) : "") + (uncorrected ? ".uncorrected" : "") +
+           extension;
+}
+
+bool write_hgrm_files(const std::string& base, const Cycle& cycle, bool sweep) {
+    const std::optional<int> level = sweep ? std::optional<int>(cycle.connections) : std::nullopt;
+    for (const bool uncorrected : {false, true}) {
+        std::ofstream file(hgrm_path(base, level, uncorrected));
+        if (!file) return false;
+        write_hgrm(file, uncorrected ? cycle.tally.uncorrected : cycle.tally.corrected);
+        if (!file.flush()) return false;
+    }
+    return true;
+}
+
 std::string csv_number(const Json& value) { return value.is_null() ? "" : value.dump(); }
 
 bool write_csv(const std::string& path, const std::vector<Json>& cycles) {
@@ -449,6 +472,9 @@ CLI::App* add_bench_command(CLI::App& zen, BenchOptions& options) {
                        "an answer, a connect or a queued question later than this is an error", 0.001);
     bench->add_flag("--json", options.json, "print one JSON object instead of the text report");
     bench->add_option("--csv", options.csv_path, "also write one CSV row per cycle to this file");
+    bench->add_option("--hdr-file", options.hdr_path,
+                      "also write the latency spectrum in HdrHistogram's .hgrm format to this file (milliseconds, "
+                      "corrected for coordinated omission) and the uncorrected one beside it (PATH.uncorrected.hgrm)");
     bench->add_option("--sweep", options.sweep,
                       "run one cycle per connection count, e.g. 1,2,3,5,7,10,13,16,20 (overrides -c)")
         ->delimiter(',')
@@ -533,6 +559,14 @@ int run_bench(const BenchOptions& options) {
             report["cycles"] = cycle_records;
         }
         std::cout << report.dump() << std::endl;
+    }
+    if (!options.hdr_path.empty()) {
+        for (const Cycle& cycle : cycles) {
+            if (!write_hgrm_files(options.hdr_path, cycle, !options.sweep.empty())) {
+                fail("cannot write " + options.hdr_path);
+                return 1;
+            }
+        }
     }
     if (!options.csv_path.empty() && !write_csv(options.csv_path, cycle_records)) {
         fail("cannot write " + options.csv_path);

@@ -32,6 +32,7 @@ struct BenchOptions {
     std::string suffix;
     bool json = false;
     std::string csv_path;
+    std::string hdr_path;  // --hdr-file: the .hgrm spectrum
     std::vector<int> sweep;
     std::vector<int> server_pids;
 };
