@@ -17,6 +17,7 @@
 #include "tools/bench/hgrm.hpp"
 #include "tools/bench/latency_histogram.hpp"
 #include "tools/bench/saturation.hpp"
+#include "tools/bench/series.hpp"
 #include "tools/bench/units.hpp"
 
 namespace zen::test {
@@ -151,6 +152,27 @@ TEST(BenchHgrm, OneValueAndNoValue) {
     EXPECT_TRUE(hgrm_lines(empty.str(), &footer).empty());
     ASSERT_EQ(footer.size(), 3u);
     EXPECT_EQ(footer[1], "#[Max     =     0.000000, Total count    =            0]");
+}
+
+TEST(BenchSeries, EachSecondKeepsItsAnswersErrorsAndPercentiles) {
+    SecondSeries first, second;
+    for (std::uint64_t us = 1; us <= 1000; ++us) first.answer(0, us * 1000);
+    second.answer(2, 5'000'000);
+    second.error(2, 3);
+    first.merge(second);
+    ASSERT_EQ(first.size(), 3u);
+    EXPECT_EQ(first.at(0).answers, 1000u);
+    EXPECT_EQ(first.at(1).answers, 0u);
+    EXPECT_EQ(first.value_at(1, 0.5), 0u);
+    EXPECT_EQ(first.at(2).answers, 1u);
+    EXPECT_EQ(first.at(2).errors, 3u);
+    EXPECT_NEAR(static_cast<double>(first.value_at(0, 0.5)), 500'000.0, 500'000.0 * 0.035);
+    EXPECT_NEAR(static_cast<double>(first.value_at(0, 0.99)), 990'000.0, 990'000.0 * 0.035);
+    EXPECT_NEAR(static_cast<double>(first.value_at(2, 0.99)), 5'000'000.0, 5'000'000.0 * 0.035);
+    EXPECT_FALSE(first.truncated());
+    first.answer(SecondSeries::max_seconds, 1000);  // past the cap: dropped and said so
+    EXPECT_EQ(first.size(), 3u);
+    EXPECT_TRUE(first.truncated());
 }
 
 TEST(BenchSaturation, AServerFarBelowTheOfferedRateFellBehind) {
@@ -304,6 +326,9 @@ TEST(Bench, OpenLoopBeyondTheServerSaysItFellBehindAndEndsOnTime) {
     EXPECT_GT(report["unanswered"].get<std::uint64_t>(), 2000u);
     EXPECT_GT(report["behind_ms"].get<double>(), 500.0);
     EXPECT_LE(report["late"].get<std::uint64_t>(), 4u);  // at most one in flight per connection
+    // The queue grows: the second second waits longer than the first.
+    ASSERT_GE(report["series"].size(), 2u);
+    EXPECT_GT(report["series"][1]["p50_us"].get<double>(), report["series"][0]["p50_us"].get<double>());
     // The questions still queued are dropped at the end of -d, not sent late.
     EXPECT_LT(elapsed, 2s + 1500ms);
 
@@ -436,6 +461,49 @@ TEST(Bench, HdrFileHoldsTheCorrectedAndUncorrectedSpectra) {
         EXPECT_FALSE(hgrm_lines(file_text(base + suffix)).empty()) << suffix;
         std::remove((base + suffix).c_str());
     }
+}
+
+TEST(Bench, JsonHasASeriesPerSecondAndAManifest) {
+    auto server = Server::start({"--arch", "epoll", "-q"});
+    RunResult result;
+    const Json report = bench_json({"-p", port_text(server->port()), "-c", "2", "-r", "1000", "-d", "2.5", "-w", "0.2",
+                                    "-P", "2", "--timeout", "1.5"},
+                                   result);
+    EXPECT_EQ(result.exit_code, 0) << result.err;
+    const Json& series = report["series"];
+    ASSERT_TRUE(series.is_array());
+    ASSERT_GE(series.size(), 3u);  // 2.5 s: seconds 0, 1 and the half second 2
+    EXPECT_LE(series.size(), 4u);  // and perhaps a late answer just after
+    std::uint64_t answers = 0, errors = 0;
+    for (std::size_t i = 0; i < series.size(); ++i) {
+        EXPECT_EQ(series[i]["second"], i);
+        answers += series[i]["answers"].get<std::uint64_t>();
+        errors += series[i]["errors"].get<std::uint64_t>();
+        if (series[i]["answers"].get<std::uint64_t>() > 0) {
+            EXPECT_LE(series[i]["p50_us"].get<double>(), series[i]["p99_us"].get<double>());
+        }
+    }
+    EXPECT_EQ(answers, report["requests"].get<std::uint64_t>());
+    EXPECT_EQ(errors, report["errors"].get<std::uint64_t>());
+    EXPECT_NEAR(series[0]["answers"].get<double>(), 1000.0, 50.0);
+    EXPECT_EQ(report["series_truncated"], false);
+
+    const Json& manifest = report["manifest"];
+    EXPECT_FALSE(manifest["zen_version"].get<std::string>().empty());
+    EXPECT_FALSE(manifest["zen_commit"].get<std::string>().empty());
+    EXPECT_EQ(manifest["compiler"].get<std::string>().rfind("g++ ", 0), 0u) << manifest["compiler"];
+    EXPECT_EQ(manifest["kernel"].get<std::string>().rfind("Linux ", 0), 0u) << manifest["kernel"];
+    EXPECT_FALSE(manifest["cpu_model"].get<std::string>().empty());
+    EXPECT_GE(manifest["cpus_online"].get<int>(), 1);
+    EXPECT_FALSE(manifest["bench_cpus_allowed"].get<std::string>().empty());
+    EXPECT_TRUE(manifest["io_uring"].is_array());
+    EXPECT_EQ(manifest["settings"]["connections"], 2);
+    EXPECT_EQ(manifest["settings"]["pipeline"], 2);
+    EXPECT_EQ(manifest["settings"]["rate"], 1000.0);
+    EXPECT_EQ(manifest["settings"]["duration_s"], 2.5);
+    EXPECT_EQ(manifest["settings"]["warmup_s"], 0.2);
+    EXPECT_EQ(manifest["settings"]["timeout_s"], 1.5);
+    EXPECT_EQ(manifest["settings"]["port"], server->port());
 }
 
 // The JSON line among a process's mixed stdout and stderr.

@@ -2,7 +2,9 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <sched.h>
 #include <sys/resource.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -18,6 +20,7 @@
 #include <sstream>
 #include <thread>
 
+#include "base/build_info.hpp"
 #include "base/cli.hpp"
 #include "base/resources.hpp"
 #include "net/address.hpp"
@@ -221,6 +224,90 @@ Cycle run_cycle(const BenchOptions& options, const SocketAddress& target, const 
     return cycle;
 }
 
+Json series_json(const SecondSeries& series) {
+    Json seconds = Json::array();
+    for (std::size_t i = 0; i < series.size(); ++i) {
+        Json second;
+        second["second"] = i;  // covers [i, i + 1) s after the window opened
+        second["answers"] = series.at(i).answers;
+        second["errors"] = series.at(i).errors;
+        second["p50_us"] = rounded_us(series.value_at(i, 0.50));
+        second["p99_us"] = rounded_us(series.value_at(i, 0.99));
+        seconds.push_back(second);
+    }
+    return seconds;
+}
+
+std::string first_line_with(const char* path, std::string_view key) {
+    std::ifstream file(path);
+    for (std::string line; std::getline(file, line);) {
+        if (line.rfind(key, 0) != 0) continue;
+        const std::size_t colon = line.find(':');
+        if (colon == std::string::npos) continue;
+        const std::size_t start = line.find_first_not_of(" \t", colon + 1);
+        return start == std::string::npos ? "" : line.substr(start);
+    }
+    return "";
+}
+
+// "0-3,6": the CPUs this process may run on (taskset's pinning shows here).
+std::string allowed_cpus() {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof set, &set) != 0) return "";
+    std::string text;
+    for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+        if (!CPU_ISSET(cpu, &set)) continue;
+        int last = cpu;
+        while (last + 1 < CPU_SETSIZE && CPU_ISSET(last + 1, &set)) ++last;
+        text += (text.empty() ? "" : ",") + std::to_string(cpu) + (last > cpu ? "-" + std::to_string(last) : "");
+        cpu = last;
+    }
+    return text;
+}
+
+// What ran, on what, with which settings: enough to tell two JSON files apart a year later.
+Json manifest_json(const BenchOptions& options) {
+    Json manifest;
+    manifest["zen_version"] = std::string(zen_version());
+    manifest["zen_commit"] = std::string(zen_commit());
+    manifest["compiler"] = compiler_text();
+    utsname system{};
+    if (uname(&system) == 0) {
+        manifest["kernel"] = std::string(system.sysname) + " " + system.release + " " + system.version;
+        manifest["machine"] = system.machine;
+    }
+    manifest["cpu_model"] = first_line_with("/proc/cpuinfo", "model name");
+    manifest["cpus_online"] = sysconf(_SC_NPROCESSORS_ONLN);
+    manifest["bench_cpus_allowed"] = allowed_cpus();
+    Json uring = Json::array();
+    std::istringstream lines(uring_report());
+    for (std::string line; std::getline(lines, line);) uring.push_back(line);
+    manifest["io_uring"] = uring;
+    Json settings;
+    settings["host"] = options.host;
+    settings["port"] = options.port;
+    settings["connections"] = options.connections;
+    settings["threads"] = options.threads;
+    settings["duration_s"] = static_cast<double>(options.duration.count()) / 1000.0;
+    settings["warmup_s"] = static_cast<double>(options.warmup.count()) / 1000.0;
+    settings["timeout_s"] = static_cast<double>(options.timeout.count()) / 1000.0;
+    settings["pipeline"] = options.depth;
+    settings["rate"] = options.rate > 0 ? Json(options.rate) : Json(nullptr);
+    settings["count"] = options.count > 0 ? Json(options.count) : Json(nullptr);
+    settings["connect_rate"] = options.connect_rate > 0 ? Json(options.connect_rate) : Json(nullptr);
+    settings["reconnect"] = options.reconnect_every > 0 ? Json(options.reconnect_every) : Json(nullptr);
+    settings["questions"] = options.questions;
+    settings["answers"] = options.answers;
+    settings["suffix"] = options.suffix.empty() ? Json(nullptr) : Json(options.suffix);
+    settings["sweep"] = options.sweep;
+    settings["server_pids"] = options.server_pids;
+    settings["csv"] = options.csv_path.empty() ? Json(nullptr) : Json(options.csv_path);
+    settings["hdr_file"] = options.hdr_path.empty() ? Json(nullptr) : Json(options.hdr_path);
+    manifest["settings"] = settings;
+    return manifest;
+}
+
 Json latency_json(const LatencyHistogram& histogram) {
     Json json;
     json["p50_us"] = rounded_us(histogram.value_at(0.50));
@@ -281,6 +368,8 @@ Json cycle_json(const BenchOptions& options, const Cycle& cycle) {
     json["server_cpu_s"] = cycle.server_cpu_seconds ? Json(*cycle.server_cpu_seconds) : Json(nullptr);
     const auto server = per_answer_us(cycle.server_cpu_seconds, cycle.tally.requests);
     json["server_cpu_us_per_answer"] = server ? Json(*server) : Json(nullptr);
+    json["series"] = series_json(cycle.tally.series);
+    json["series_truncated"] = cycle.tally.series.truncated();
     return json;
 }
 
@@ -553,6 +642,7 @@ int run_bench(const BenchOptions& options) {
         report["timeout_s"] = static_cast<double>(options.timeout.count()) / 1000.0;
         report["interrupted"] =
             cycles.back().interrupted_by ? Json(signal_name(cycles.back().interrupted_by)) : Json(nullptr);
+        report["manifest"] = manifest_json(options);
         if (options.sweep.empty()) {
             report.update(cycle_records.front());
         } else {

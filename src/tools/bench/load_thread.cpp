@@ -53,6 +53,7 @@ void LoadTally::merge(const LoadTally& other) {
     behind_ns = std::max(behind_ns, other.behind_ns);
     corrected.merge(other.corrected);
     uncorrected.merge(other.uncorrected);
+    series.merge(other.series);
 }
 
 LoadThread::LoadThread(const LoadPlan& plan, int connections)
@@ -65,7 +66,14 @@ LoadThread::LoadThread(const LoadPlan& plan, int connections)
 void LoadThread::count_error(LoadError kind, std::uint64_t questions, std::int64_t now) {
     const std::uint64_t count = std::max<std::uint64_t>(1, questions);
     errors_total_ += count;
-    if (now >= plan_.measure_start_ns) tally_.errors[static_cast<std::size_t>(kind)] += count;
+    if (now >= plan_.measure_start_ns) {
+        tally_.errors[static_cast<std::size_t>(kind)] += count;
+        tally_.series.error(second_of(now), count);
+    }
+}
+
+std::size_t LoadThread::second_of(std::int64_t now) const {
+    return static_cast<std::size_t>(std::max<std::int64_t>(0, now - plan_.measure_start_ns) / 1'000'000'000);
 }
 
 void LoadThread::watch(Connection& connection, std::uint32_t index, std::uint32_t events, bool add) {
@@ -228,11 +236,13 @@ void LoadThread::on_answer(std::uint32_t index, std::string_view answer, std::in
             ++tally_.requests;
             if (now >= plan_.end_ns) ++tally_.late;
             tally_.corrected.record(static_cast<std::uint64_t>(now - question.due_ns));
+            tally_.series.answer(second_of(now), static_cast<std::uint64_t>(now - question.due_ns));
             tally_.uncorrected.record(static_cast<std::uint64_t>(now - question.sent_ns));
         }
     } else if (question.due_ns >= plan_.measure_start_ns) {
         ++errors_total_;
         ++tally_.errors[static_cast<std::size_t>(LoadError::mismatch)];
+        tally_.series.error(second_of(now), 1);
     } else {
         ++errors_total_;
     }

@@ -38,6 +38,7 @@
 #include "net/address.hpp"
 #include "net/fd.hpp"
 #include "tools/bench/latency_histogram.hpp"
+#include "tools/bench/series.hpp"
 #include "tools/bench/workload.hpp"
 
 namespace zen {
@@ -88,6 +89,7 @@ struct LoadTally {
     std::int64_t behind_ns = 0;    // at the end of the window: how long the oldest unanswered question was due
     LatencyHistogram corrected;    // from when each question was due
     LatencyHistogram uncorrected;  // from when each question was sent
+    SecondSeries series;           // second by second, from the start of the window
 
     std::uint64_t error_total() const;
     void merge(const LoadTally& other);
@@ -155,6 +157,7 @@ private:
     void watch(Connection& connection, std::uint32_t index, std::uint32_t events, bool add);
     void count_error(LoadError kind, std::uint64_t questions, std::int64_t now);
     void publish();
+    std::size_t second_of(std::int64_t now) const;
     void close_window();
     bool budget_spent() const;
 
