@@ -1,6 +1,9 @@
 // `zen bench`: a load generator for the Zen protocol, or any protocol whose answers end with one
-// byte. Closed or open loop, pipelined, several threads, answers checked, latency percentiles
-// corrected for coordinated omission, a concurrency sweep, JSON and CSV output.
+// byte. Closed or open loop (saying whether the server kept up), pipelined, several threads, a
+// connection ramp, short conversations (--reconnect), a fixed count (-n), answers checked, latency
+// percentiles corrected for coordinated omission, a concurrency sweep; text, JSON (with a
+// per-second series and a manifest), CSV and .hgrm output; SIGINT/SIGTERM end it with a partial
+// result.
 #pragma once
 
 #include <chrono>
