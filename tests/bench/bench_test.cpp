@@ -533,6 +533,26 @@ TEST(Bench, SigintEndsTheRunEarlyWithAPartialResult) {
                 report["requests"].get<double>() / report["duration_s"].get<double>(), 2.0);
 }
 
+TEST(Bench, ASecondSignalStopsWaitingForAnswersInFlight) {
+    // A server that takes 5 s per answer: after the first SIGINT the three questions in flight
+    // could hold the run for --timeout (10 s); the second SIGINT ends it at once.
+    auto server = Server::start({"--arch", "poll", "--delay", "5", "-q"});
+    auto bench = Process::start({zen_binary(), "bench", "-p", port_text(server->port()), "-c", "3", "-d", "30", "-w",
+                                 "0", "--timeout", "10", "--json"});
+    std::this_thread::sleep_for(500ms);
+    ::kill(bench->pid(), SIGINT);
+    std::this_thread::sleep_for(300ms);
+    const auto signalled = Clock::now();
+    EXPECT_EQ(bench->stop(SIGINT, 5s), 1) << bench->output();  // no answer at all: exit 1
+    EXPECT_LT(Clock::now() - signalled, 1s);
+    const Json report = json_line(bench->output());
+    ASSERT_TRUE(report.is_object()) << bench->output();
+    EXPECT_EQ(report["interrupted"], "SIGINT");
+    EXPECT_EQ(report["unanswered"], 3);
+    EXPECT_EQ(report["errors"], 0);  // cut short by the user, not lost to a timeout
+    server->process().stop(SIGKILL);
+}
+
 TEST(Bench, SigtermEndsAnOpenLoopRunWithAPartialTextReport) {
     auto server = Server::start({"--arch", "epoll", "-q"});
     auto bench = Process::start({zen_binary(), "bench", "-p", port_text(server->port()), "-c", "2", "-d", "30", "-w",
