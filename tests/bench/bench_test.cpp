@@ -661,6 +661,9 @@ TEST(Bench, ServerCpuPerAnswerIncludesPreforkWorkers) {
     // The parent only waits; the answers are the workers' CPU time.
     EXPECT_GT(report["server_cpu_s"].get<double>(), 0.05);
     EXPECT_GT(report["server_cpu_us_per_answer"].get<double>(), 0.0);
+    // Its pinning, in the manifest: every CPU here, since nothing pinned it.
+    const std::string pid = std::to_string(server->process().pid());
+    EXPECT_EQ(report["manifest"]["server_cpus_allowed"][pid], report["manifest"]["bench_cpus_allowed"]);
 }
 
 TEST(Bench, BadOptionsGetOneClearLine) {

@@ -280,6 +280,12 @@ Json manifest_json(const BenchOptions& options) {
     manifest["cpu_model"] = first_line_with("/proc/cpuinfo", "model name");
     manifest["cpus_online"] = sysconf(_SC_NPROCESSORS_ONLN);
     manifest["bench_cpus_allowed"] = allowed_cpus();
+    // The servers' pinning, when zen bench knows them (--server-pid).
+    Json servers = Json::object();
+    for (int pid : options.server_pids)
+        servers[std::to_string(pid)] =
+            first_line_with(("/proc/" + std::to_string(pid) + "/status").c_str(), "Cpus_allowed_list");
+    manifest["server_cpus_allowed"] = servers;
     Json uring = Json::array();
     std::istringstream lines(uring_report());
     for (std::string line; std::getline(lines, line);) uring.push_back(line);
