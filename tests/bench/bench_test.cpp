@@ -1,16 +1,24 @@
-// `zen bench` end to end: against zen servers it starts itself, and against the real
-// redis-server and memcached, the peers the performance issues compare with.
+// `zen bench`: its pure parts (histogram, saturation rule, units) in memory, then end to end
+// against zen servers it starts itself, and against the real redis-server and memcached, the peers
+// the performance issues compare with.
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <regex>
 #include <sstream>
 #include <thread>
 
 #include "support/harness.hpp"
+#include "tools/bench/hgrm.hpp"
+#include "tools/bench/latency_histogram.hpp"
+#include "tools/bench/saturation.hpp"
+#include "tools/bench/series.hpp"
+#include "tools/bench/units.hpp"
 
 namespace zen::test {
 namespace {
@@ -41,6 +49,192 @@ void expect_ordered_percentiles(const Json& report) {
     EXPECT_LE(report["p99_us"].get<double>(), report["p999_us"].get<double>());
     EXPECT_LE(report["p999_us"].get<double>(), report["max_us"].get<double>());
     EXPECT_GT(report["p50_us"].get<double>(), 0.0);
+}
+
+TEST(BenchHistogram, PercentilesAreWithinTheBucketError) {
+    LatencyHistogram histogram;
+    for (std::uint64_t value = 1; value <= 100'000; ++value) histogram.record(value * 1000);  // 1 µs .. 100 ms
+    EXPECT_EQ(histogram.count(), 100'000u);
+    EXPECT_EQ(histogram.min(), 1000u);
+    EXPECT_EQ(histogram.max(), 100'000'000u);
+    EXPECT_NEAR(histogram.mean(), 50'000'500.0, 1.0);
+    for (const double quantile : {0.5, 0.9, 0.99, 0.999}) {
+        const double exact = quantile * 100'000'000.0;
+        EXPECT_NEAR(static_cast<double>(histogram.value_at(quantile)), exact, exact * 0.004) << quantile;
+    }
+    EXPECT_EQ(histogram.value_at(1.0), 100'000'000u);
+}
+
+TEST(BenchHistogram, MergeAddsCountsAndKeepsTheExtremes) {
+    LatencyHistogram low, high;
+    for (int i = 0; i < 10; ++i) low.record(100);
+    high.record(5'000'000);
+    low.merge(high);
+    EXPECT_EQ(low.count(), 11u);
+    EXPECT_EQ(low.min(), 100u);
+    EXPECT_EQ(low.max(), 5'000'000u);
+    EXPECT_EQ(low.value_at(0.5), 100u);  // below 256 ns every value has its own bucket
+    EXPECT_EQ(LatencyHistogram().value_at(0.99), 0u);
+}
+
+struct HgrmLine {
+    double value, percentile;
+    std::uint64_t total;
+    std::string inverse;
+};
+
+// The data lines of a .hgrm text, and its footer lines.
+std::vector<HgrmLine> hgrm_lines(const std::string& text, std::vector<std::string>* footer = nullptr) {
+    std::istringstream lines(text);
+    std::vector<HgrmLine> parsed;
+    std::string line;
+    std::getline(lines, line);
+    EXPECT_EQ(line, "       Value     Percentile TotalCount 1/(1-Percentile)");
+    std::getline(lines, line);
+    EXPECT_EQ(line, "");
+    while (std::getline(lines, line)) {
+        if (line.rfind("#[", 0) == 0) {
+            if (footer) footer->push_back(line);
+            continue;
+        }
+        std::istringstream words(line);
+        HgrmLine entry{};
+        words >> entry.value >> entry.percentile >> entry.total >> entry.inverse;
+        EXPECT_FALSE(words.fail()) << line;
+        parsed.push_back(entry);
+    }
+    return parsed;
+}
+
+TEST(BenchHgrm, TheSpectrumClimbsToOneHundredPercentWithTheFooter) {
+    LatencyHistogram histogram;
+    for (std::uint64_t us = 1; us <= 1000; ++us) histogram.record(us * 1000);  // 1 µs .. 1 ms
+    std::ostringstream out;
+    write_hgrm(out, histogram);
+    std::vector<std::string> footer;
+    const std::vector<HgrmLine> lines = hgrm_lines(out.str(), &footer);
+    ASSERT_GT(lines.size(), 20u);
+    EXPECT_DOUBLE_EQ(lines.front().percentile, 0.0);
+    for (std::size_t i = 1; i < lines.size(); ++i) {
+        EXPECT_GT(lines[i].percentile, lines[i - 1].percentile) << i;
+        EXPECT_GE(lines[i].value, lines[i - 1].value) << i;
+        EXPECT_GE(lines[i].total, lines[i - 1].total) << i;
+    }
+    for (const HgrmLine& line : lines) {
+        if (line.percentile == 0.5) {
+            EXPECT_NEAR(line.value, 0.5, 0.5 * 0.008);  // milliseconds, a bucket's width
+            EXPECT_EQ(line.inverse, "2.00");
+            EXPECT_NEAR(static_cast<double>(line.total), 500.0, 4.0);
+        }
+    }
+    EXPECT_DOUBLE_EQ(lines.back().percentile, 1.0);
+    EXPECT_EQ(lines.back().total, 1000u);
+    EXPECT_DOUBLE_EQ(lines.back().value, 1.0);  // the exact maximum
+    EXPECT_EQ(lines.back().inverse, "inf");
+    ASSERT_EQ(footer.size(), 3u);
+    EXPECT_EQ(footer[0].rfind("#[Mean    =     0.500500, StdDeviation   =     0.28", 0), 0u) << footer[0];
+    EXPECT_EQ(footer[1], "#[Max     =     1.000000, Total count    =         1000]");
+    EXPECT_EQ(footer[2].rfind("#[Buckets = ", 0), 0u);
+}
+
+TEST(BenchHgrm, OneValueAndNoValue) {
+    LatencyHistogram one;
+    one.record(2'000'000);
+    std::ostringstream out;
+    write_hgrm(out, one);
+    const std::vector<HgrmLine> lines = hgrm_lines(out.str());
+    ASSERT_EQ(lines.size(), 2u);  // percentile 0, then the last line at 100 %
+    EXPECT_DOUBLE_EQ(lines[0].value, 2.0);
+    EXPECT_DOUBLE_EQ(lines[1].percentile, 1.0);
+    std::ostringstream empty;
+    write_hgrm(empty, LatencyHistogram());
+    std::vector<std::string> footer;
+    EXPECT_TRUE(hgrm_lines(empty.str(), &footer).empty());
+    ASSERT_EQ(footer.size(), 3u);
+    EXPECT_EQ(footer[1], "#[Max     =     0.000000, Total count    =            0]");
+}
+
+TEST(BenchSeries, EachSecondKeepsItsAnswersErrorsAndPercentiles) {
+    SecondSeries first, second;
+    for (std::uint64_t us = 1; us <= 1000; ++us) first.answer(0, us * 1000);
+    second.answer(2, 5'000'000);
+    second.error(2, 3);
+    first.merge(second);
+    ASSERT_EQ(first.size(), 3u);
+    EXPECT_EQ(first.at(0).answers, 1000u);
+    EXPECT_EQ(first.at(1).answers, 0u);
+    EXPECT_EQ(first.value_at(1, 0.5), 0u);
+    EXPECT_EQ(first.at(2).answers, 1u);
+    EXPECT_EQ(first.at(2).errors, 3u);
+    EXPECT_NEAR(static_cast<double>(first.value_at(0, 0.5)), 500'000.0, 500'000.0 * 0.035);
+    EXPECT_NEAR(static_cast<double>(first.value_at(0, 0.99)), 990'000.0, 990'000.0 * 0.035);
+    EXPECT_NEAR(static_cast<double>(first.value_at(2, 0.99)), 5'000'000.0, 5'000'000.0 * 0.035);
+    EXPECT_FALSE(first.truncated());
+    first.answer(SecondSeries::max_seconds, 1000);  // past the cap: dropped and said so
+    EXPECT_EQ(first.size(), 3u);
+    EXPECT_TRUE(first.truncated());
+}
+
+TEST(BenchSaturation, AServerFarBelowTheOfferedRateFellBehind) {
+    OpenLoopOutcome outcome;
+    outcome.seconds = 2;
+    outcome.scheduled = 6000;
+    outcome.answered = 1700;
+    outcome.late = 4;
+    outcome.unanswered = 4296;
+    outcome.behind_ns = 1'430'000'000;
+    const Saturation saturation = judge_saturation(outcome);
+    EXPECT_DOUBLE_EQ(saturation.offered_rps, 3000.0);
+    EXPECT_DOUBLE_EQ(saturation.achieved_rps, 850.0);
+    EXPECT_TRUE(saturation.fell_behind);
+    EXPECT_EQ(describe_saturation(outcome, saturation),
+              "offered 3,000/s, achieved 850/s: the server fell behind (4,296 due but never sent, 1.43 s behind "
+              "schedule at the end, 4 answered after the window)");
+}
+
+TEST(BenchSaturation, AServerThatKeepsUpDidNotFallBehind) {
+    OpenLoopOutcome outcome;
+    outcome.seconds = 2;
+    outcome.scheduled = 10'000;
+    outcome.answered = 9'996;  // the last few still in flight when the window closed
+    outcome.late = 3;
+    outcome.unanswered = 4;
+    outcome.behind_ns = 80'000;
+    const Saturation saturation = judge_saturation(outcome);
+    EXPECT_FALSE(saturation.fell_behind);
+    EXPECT_EQ(describe_saturation(outcome, saturation),
+              "offered 5,000/s, achieved 4,998/s: the server kept up (3 answered after the window)");
+}
+
+TEST(BenchSaturation, AQueueLeftAtTheEndIsFallingBehindEvenAtNinetyFivePercent) {
+    OpenLoopOutcome outcome;
+    outcome.seconds = 10;
+    outcome.scheduled = 10'000;
+    outcome.answered = 9'800;  // 98 %: above the rate rule
+    outcome.unanswered = 200;  // 2 % still queued: the queue was growing
+    EXPECT_TRUE(judge_saturation(outcome).fell_behind);
+    outcome.answered = 9'400;  // below 95 % with no queue (lost to errors): still behind
+    outcome.unanswered = 0;
+    EXPECT_TRUE(judge_saturation(outcome).fell_behind);
+    outcome.scheduled = 0;  // nothing measured: nothing to judge
+    outcome.answered = 0;
+    EXPECT_FALSE(judge_saturation(outcome).fell_behind);
+    outcome.seconds = 0;
+    EXPECT_FALSE(judge_saturation(outcome).fell_behind);
+}
+
+TEST(BenchUnits, DurationsScaleToTheirUnit) {
+    EXPECT_EQ(scaled_duration(0), "0 ns");
+    EXPECT_EQ(scaled_duration(850), "850 ns");
+    EXPECT_EQ(scaled_duration(999.7), "1.00 µs");
+    EXPECT_EQ(scaled_duration(265'200), "265 µs");
+    EXPECT_EQ(scaled_duration(26'520), "26.5 µs");
+    EXPECT_EQ(scaled_duration(4'394'900), "4.39 ms");
+    EXPECT_EQ(scaled_duration(999'960), "1.00 ms");
+    EXPECT_EQ(scaled_duration(1'992'294'400), "1.99 s");
+    EXPECT_EQ(scaled_duration(125e9), "125 s");
+    EXPECT_EQ(grouped(0), "0");
+    EXPECT_EQ(grouped(1'234'567), "1,234,567");
 }
 
 TEST(Bench, ClosedLoopCountsRightAnswersAndNoErrors) {
@@ -98,15 +292,278 @@ TEST(Bench, OpenLoopHoldsFiveThousandAnswersASecond) {
 
 TEST(Bench, CorrectedLatencyShowsTheQueueASlowServerBuilds) {
     // One connection, questions due every 10 ms, answers that take 20 ms each: the backlog grows,
-    // and only the latency counted from the due time shows it (coordinated omission).
+    // and only the latency counted from the due time shows it (coordinated omission). The
+    // schedule stops with the window: about half the questions are answered, the rest never sent.
     auto server = Server::start({"--arch", "single", "--delay", "0.02"});
     RunResult result;
     const Json report = bench_json(
         {"-p", port_text(server->port()), "-c", "1", "-r", "100", "-d", "1", "-w", "0", "--timeout", "5"}, result);
     EXPECT_EQ(report["errors"], 0) << result.err;
-    EXPECT_GT(report["requests"].get<std::uint64_t>(), 90u);
+    EXPECT_GT(report["requests"].get<std::uint64_t>(), 35u);
+    EXPECT_LT(report["requests"].get<std::uint64_t>(), 65u);
+    EXPECT_GT(report["unanswered"].get<std::uint64_t>(), 30u);
+    EXPECT_EQ(report["fell_behind"], true);
     EXPECT_LT(report["uncorrected"]["p99_us"].get<double>(), 150'000.0);
     EXPECT_GT(report["p99_us"].get<double>(), 400'000.0);
+}
+
+TEST(Bench, OpenLoopBeyondTheServerSaysItFellBehindAndEndsOnTime) {
+    // --delay 0.001 stalls epoll's one thread a millisecond per answer: under 1,000 answers/s,
+    // against 3,000 offered.
+    auto server = Server::start({"--arch", "epoll", "--delay", "0.001", "-q"});
+    const auto started = Clock::now();
+    RunResult result;
+    const Json report =
+        bench_json({"-p", port_text(server->port()), "-c", "4", "-d", "2", "-w", "0", "-r", "3000"}, result);
+    const auto elapsed = Clock::now() - started;
+    EXPECT_EQ(result.exit_code, 0) << result.err;  // behind, but no question lost to an error
+    EXPECT_EQ(report["errors"], 0);
+    EXPECT_NEAR(report["offered_rps"].get<double>(), 3000.0, 150.0);
+    EXPECT_LT(report["achieved_rps"].get<double>(), 1100.0);
+    EXPECT_GT(report["achieved_rps"].get<double>(), 0.0);
+    EXPECT_EQ(report["rps"], report["achieved_rps"]);
+    EXPECT_EQ(report["fell_behind"], true);
+    EXPECT_GT(report["unanswered"].get<std::uint64_t>(), 2000u);
+    EXPECT_GT(report["behind_ms"].get<double>(), 500.0);
+    EXPECT_LE(report["late"].get<std::uint64_t>(), 4u);  // at most one in flight per connection
+    // The queue grows: the second second waits longer than the first.
+    ASSERT_GE(report["series"].size(), 2u);
+    EXPECT_GT(report["series"][1]["p50_us"].get<double>(), report["series"][0]["p50_us"].get<double>());
+    // The questions still queued are dropped at the end of -d, not sent late.
+    EXPECT_LT(elapsed, 2s + 1500ms);
+
+    RunResult text = run_zen({"bench", "-p", port_text(server->port()), "-c", "4", "-d", "0.5", "-w", "0", "-r", "3000"});
+    EXPECT_EQ(text.exit_code, 0) << text.err;
+    EXPECT_NE(text.out.find("offered 3,000/s, achieved "), std::string::npos) << text.out;
+    EXPECT_NE(text.out.find(": the server fell behind ("), std::string::npos) << text.out;
+}
+
+TEST(Bench, OpenLoopWithinTheServerKeepsUp) {
+    auto server = Server::start({"--arch", "epoll", "-q"});
+    RunResult result;
+    const Json report =
+        bench_json({"-p", port_text(server->port()), "-c", "4", "-d", "1", "-w", "0.2", "-r", "1000"}, result);
+    EXPECT_EQ(result.exit_code, 0) << result.err;
+    EXPECT_EQ(report["fell_behind"], false);
+    EXPECT_NEAR(report["achieved_rps"].get<double>(), report["offered_rps"].get<double>(), 50.0);
+    EXPECT_LE(report["unanswered"].get<std::uint64_t>(), 4u);
+}
+
+TEST(Bench, CountAsksExactlyNQuestionsAcrossThreadsAndEndsWhenAnswered) {
+    auto server = Server::start({"--arch", "epoll", "-q"});
+    const auto started = Clock::now();
+    RunResult result;
+    const Json closed = bench_json(
+        {"-p", port_text(server->port()), "-n", "1001", "-c", "3", "-t", "2", "-P", "4", "-w", "0.1", "-d", "20"},
+        result);
+    EXPECT_LT(Clock::now() - started, 10s);  // ends with the last answer, not at -d
+    EXPECT_EQ(result.exit_code, 0) << result.err;
+    EXPECT_EQ(closed["count"], 1001);
+    EXPECT_EQ(closed["asked"], 1001);
+    EXPECT_EQ(closed["requests"], 1001);
+    EXPECT_EQ(closed["errors"], 0);
+    EXPECT_LT(closed["duration_s"].get<double>(), 10.0);
+
+    // Open loop: 300 questions at 1,000/s take about 0.3 s.
+    const Json open = bench_json({"-p", port_text(server->port()), "-n", "300", "-r", "1000", "-c", "2", "-w", "0"},
+                                 result);
+    EXPECT_EQ(result.exit_code, 0) << result.err;
+    EXPECT_EQ(open["requests"], 300);
+    EXPECT_NEAR(open["duration_s"].get<double>(), 0.3, 0.1);
+    EXPECT_EQ(open["fell_behind"], false);
+
+    // -d still bounds it, and the text says the count was not reached.
+    RunResult capped = run_zen({"bench", "-p", port_text(server->port()), "-n", "100000000", "-d", "0.2", "-w", "0"});
+    EXPECT_EQ(capped.exit_code, 0) << capped.err;
+    EXPECT_NE(capped.out.find("count        -n 100,000,000 not reached: "), std::string::npos) << capped.out;
+}
+
+TEST(Bench, ReconnectClosesAndReopensEveryNQuestionsAsTheBooksClient) {
+    auto server = Server::start({"--arch", "threaded", "-q"});
+    RunResult result;
+    const Json report = bench_json(
+        {"-p", port_text(server->port()), "-n", "300", "-c", "2", "-w", "0", "--reconnect", "3"}, result);
+    EXPECT_EQ(result.exit_code, 0) << result.err;
+    EXPECT_EQ(report["requests"], 300);
+    // Three questions per connection; at the very end a connection may open once more and find
+    // the other one took the last questions of -n.
+    EXPECT_GE(report["opened"].get<std::uint64_t>(), 100u);
+    EXPECT_LE(report["opened"].get<std::uint64_t>(), 102u);
+    EXPECT_EQ(report["reconnects"], 0);
+    EXPECT_EQ(report["reconnect_every"], 3);
+    EXPECT_EQ(report["errors"], 0);
+
+    // Pipelined and open loop: never more than three on one connection, every answer still checked.
+    const Json open = bench_json({"-p", port_text(server->port()), "-r", "1000", "-d", "0.5", "-c", "2", "-P", "8",
+                                  "-w", "0", "--reconnect", "3"},
+                                 result);
+    EXPECT_EQ(result.exit_code, 0) << result.err;
+    EXPECT_EQ(open["errors"], 0);
+    EXPECT_GE(open["opened"].get<std::uint64_t>(), open["requests"].get<std::uint64_t>() / 3);
+}
+
+TEST(Bench, TenThousandConnectionsOpenThroughARamp) {
+    auto server = Server::start({"--arch", "epoll", "-q"});
+    RunResult result;
+    // An open loop leaves the server time to accept; a SYN the full backlog dropped is sent again
+    // after 1 s and 3 s, inside the warm-up and the window.
+    const Json report = bench_json({"-p", port_text(server->port()), "-c", "10000", "-t", "2", "--connect-rate",
+                                    "10000", "-r", "5000", "-w", "2", "-d", "1.5", "--timeout", "5"},
+                                   result, 60s);
+    EXPECT_EQ(result.exit_code, 0) << result.err;
+    EXPECT_EQ(report["connections"], 10000);
+    EXPECT_EQ(report["open_at_end"], 10000);
+    EXPECT_EQ(report["reconnects"], 0);
+    EXPECT_EQ(report["errors"], 0);
+    EXPECT_GT(report["requests"].get<std::uint64_t>(), 5000u);
+}
+
+TEST(Bench, TooFewOpenFilesIsOneClearLine) {
+    const RunResult result = run_command({"prlimit", "--nofile=200", zen_binary(), "bench", "-c", "1000"});
+    EXPECT_EQ(result.exit_code, 1);
+    EXPECT_NE(result.err.find("1000 connections need 1,017 open files, and the limit is 200"), std::string::npos)
+        << result.err;
+    EXPECT_EQ(std::count(result.err.begin(), result.err.end(), '\n'), 1) << result.err;
+}
+
+std::string file_text(const std::string& path) {
+    std::ifstream file(path);
+    std::ostringstream text;
+    text << file.rdbuf();
+    return text.str();
+}
+
+TEST(Bench, HdrFileHoldsTheCorrectedAndUncorrectedSpectra) {
+    auto server = Server::start({"--arch", "epoll", "-q"});
+    const std::string base = ::testing::TempDir() + "zen-bench-" + std::to_string(::getpid());
+    RunResult result;
+    const Json report = bench_json({"-p", port_text(server->port()), "-c", "2", "-r", "2000", "-d", "0.5", "-w", "0",
+                                    "--hdr-file", base + ".hgrm"},
+                                   result);
+    EXPECT_EQ(result.exit_code, 0) << result.err;
+    const std::string corrected = file_text(base + ".hgrm");
+    const std::string uncorrected = file_text(base + ".uncorrected.hgrm");
+    std::remove((base + ".hgrm").c_str());
+    std::remove((base + ".uncorrected.hgrm").c_str());
+    for (const std::string* text : {&corrected, &uncorrected}) {
+        const std::vector<HgrmLine> lines = hgrm_lines(*text);
+        ASSERT_FALSE(lines.empty());
+        EXPECT_EQ(lines.back().total, report["requests"].get<std::uint64_t>());
+    }
+    // The same maximum as the JSON's, in milliseconds.
+    EXPECT_NEAR(hgrm_lines(corrected).back().value * 1000.0, report["max_us"].get<double>(), 0.1);
+    EXPECT_NEAR(hgrm_lines(uncorrected).back().value * 1000.0, report["uncorrected"]["max_us"].get<double>(), 0.1);
+
+    // A sweep writes one pair per level.
+    bench_json({"-p", port_text(server->port()), "--sweep", "1,2", "-d", "0.2", "-w", "0", "--hdr-file", base}, result);
+    EXPECT_EQ(result.exit_code, 0) << result.err;
+    for (const char* suffix : {".c1", ".c2", ".c1.uncorrected", ".c2.uncorrected"}) {
+        EXPECT_FALSE(hgrm_lines(file_text(base + suffix)).empty()) << suffix;
+        std::remove((base + suffix).c_str());
+    }
+}
+
+TEST(Bench, JsonHasASeriesPerSecondAndAManifest) {
+    auto server = Server::start({"--arch", "epoll", "-q"});
+    RunResult result;
+    const Json report = bench_json({"-p", port_text(server->port()), "-c", "2", "-r", "1000", "-d", "2.5", "-w", "0.2",
+                                    "-P", "2", "--timeout", "1.5"},
+                                   result);
+    EXPECT_EQ(result.exit_code, 0) << result.err;
+    const Json& series = report["series"];
+    ASSERT_TRUE(series.is_array());
+    ASSERT_GE(series.size(), 3u);  // 2.5 s: seconds 0, 1 and the half second 2
+    EXPECT_LE(series.size(), 4u);  // and perhaps a late answer just after
+    std::uint64_t answers = 0, errors = 0;
+    for (std::size_t i = 0; i < series.size(); ++i) {
+        EXPECT_EQ(series[i]["second"], i);
+        answers += series[i]["answers"].get<std::uint64_t>();
+        errors += series[i]["errors"].get<std::uint64_t>();
+        if (series[i]["answers"].get<std::uint64_t>() > 0) {
+            EXPECT_LE(series[i]["p50_us"].get<double>(), series[i]["p99_us"].get<double>());
+        }
+    }
+    EXPECT_EQ(answers, report["requests"].get<std::uint64_t>());
+    EXPECT_EQ(errors, report["errors"].get<std::uint64_t>());
+    EXPECT_NEAR(series[0]["answers"].get<double>(), 1000.0, 50.0);
+    EXPECT_EQ(report["series_truncated"], false);
+
+    const Json& manifest = report["manifest"];
+    EXPECT_FALSE(manifest["zen_version"].get<std::string>().empty());
+    EXPECT_FALSE(manifest["zen_commit"].get<std::string>().empty());
+    EXPECT_EQ(manifest["compiler"].get<std::string>().rfind("g++ ", 0), 0u) << manifest["compiler"];
+    EXPECT_EQ(manifest["kernel"].get<std::string>().rfind("Linux ", 0), 0u) << manifest["kernel"];
+    EXPECT_FALSE(manifest["cpu_model"].get<std::string>().empty());
+    EXPECT_GE(manifest["cpus_online"].get<int>(), 1);
+    EXPECT_FALSE(manifest["bench_cpus_allowed"].get<std::string>().empty());
+    EXPECT_TRUE(manifest["io_uring"].is_array());
+    EXPECT_EQ(manifest["settings"]["connections"], 2);
+    EXPECT_EQ(manifest["settings"]["pipeline"], 2);
+    EXPECT_EQ(manifest["settings"]["rate"], 1000.0);
+    EXPECT_EQ(manifest["settings"]["duration_s"], 2.5);
+    EXPECT_EQ(manifest["settings"]["warmup_s"], 0.2);
+    EXPECT_EQ(manifest["settings"]["timeout_s"], 1.5);
+    EXPECT_EQ(manifest["settings"]["port"], server->port());
+}
+
+// The JSON line among a process's mixed stdout and stderr.
+Json json_line(const std::string& output) {
+    std::istringstream lines(output);
+    for (std::string line; std::getline(lines, line);)
+        if (!line.empty() && line.front() == '{') return Json::parse(line, nullptr, false);
+    return Json();
+}
+
+TEST(Bench, SigintEndsTheRunEarlyWithAPartialResult) {
+    auto server = Server::start({"--arch", "epoll", "-q"});
+    auto bench = Process::start({zen_binary(), "bench", "-p", port_text(server->port()), "-c", "2", "-d", "30", "-w",
+                                 "0", "--json"});
+    std::this_thread::sleep_for(800ms);
+    const auto signalled = Clock::now();
+    EXPECT_EQ(bench->stop(SIGINT, 5s), 0) << bench->output();
+    EXPECT_LT(Clock::now() - signalled, 1500ms);
+    const Json report = json_line(bench->output());
+    ASSERT_TRUE(report.is_object()) << bench->output();
+    EXPECT_EQ(report["interrupted"], "SIGINT");
+    EXPECT_GT(report["requests"].get<std::uint64_t>(), 0u);
+    EXPECT_EQ(report["errors"], 0);
+    EXPECT_GT(report["duration_s"].get<double>(), 0.3);
+    EXPECT_LT(report["duration_s"].get<double>(), 5.0);
+    EXPECT_NEAR(report["rps"].get<double>(),
+                report["requests"].get<double>() / report["duration_s"].get<double>(), 2.0);
+}
+
+TEST(Bench, ASecondSignalStopsWaitingForAnswersInFlight) {
+    // A server that takes 5 s per answer: after the first SIGINT the three questions in flight
+    // could hold the run for --timeout (10 s); the second SIGINT ends it at once.
+    auto server = Server::start({"--arch", "poll", "--delay", "5", "-q"});
+    auto bench = Process::start({zen_binary(), "bench", "-p", port_text(server->port()), "-c", "3", "-d", "30", "-w",
+                                 "0", "--timeout", "10", "--json"});
+    std::this_thread::sleep_for(500ms);
+    ::kill(bench->pid(), SIGINT);
+    std::this_thread::sleep_for(300ms);
+    const auto signalled = Clock::now();
+    EXPECT_EQ(bench->stop(SIGINT, 5s), 1) << bench->output();  // no answer at all: exit 1
+    EXPECT_LT(Clock::now() - signalled, 1s);
+    const Json report = json_line(bench->output());
+    ASSERT_TRUE(report.is_object()) << bench->output();
+    EXPECT_EQ(report["interrupted"], "SIGINT");
+    EXPECT_EQ(report["unanswered"], 3);
+    EXPECT_EQ(report["errors"], 0);  // cut short by the user, not lost to a timeout
+    server->process().stop(SIGKILL);
+}
+
+TEST(Bench, SigtermEndsAnOpenLoopRunWithAPartialTextReport) {
+    auto server = Server::start({"--arch", "epoll", "-q"});
+    auto bench = Process::start({zen_binary(), "bench", "-p", port_text(server->port()), "-c", "2", "-d", "30", "-w",
+                                 "0", "-r", "500"});
+    std::this_thread::sleep_for(800ms);
+    EXPECT_EQ(bench->stop(SIGTERM, 5s), 0) << bench->output();
+    const std::string output = bench->output();
+    EXPECT_NE(output.find("interrupted  by SIGTERM after "), std::string::npos) << output;
+    EXPECT_NE(output.find("answers/s"), std::string::npos) << output;
+    EXPECT_TRUE(std::regex_search(output, std::regex("offered (49[0-9]|50[0-9])/s, achieved "))) << output;
+    EXPECT_NE(output.find("the server kept up"), std::string::npos) << output;
 }
 
 TEST(Bench, WrongAnswersCountAsMismatches) {
@@ -204,6 +661,9 @@ TEST(Bench, ServerCpuPerAnswerIncludesPreforkWorkers) {
     // The parent only waits; the answers are the workers' CPU time.
     EXPECT_GT(report["server_cpu_s"].get<double>(), 0.05);
     EXPECT_GT(report["server_cpu_us_per_answer"].get<double>(), 0.0);
+    // Its pinning, in the manifest: every CPU here, since nothing pinned it.
+    const std::string pid = std::to_string(server->process().pid());
+    EXPECT_EQ(report["manifest"]["server_cpus_allowed"][pid], report["manifest"]["bench_cpus_allowed"]);
 }
 
 TEST(Bench, BadOptionsGetOneClearLine) {
@@ -219,6 +679,15 @@ TEST(Bench, BadOptionsGetOneClearLine) {
         {{"-c", "0"}, 2, "--connections"},
         {{"-d", "0"}, 2, "--duration"},
         {{"-r", "-5"}, 2, "--rate"},
+        {{"-r", "0"}, 2, "--rate"},
+        {{"-r", "abc"}, 2, "--rate"},
+        {{"-r", "nan"}, 2, "--rate"},
+        {{"-r", "inf"}, 2, "--rate"},
+        {{"-r", "5x"}, 2, "--rate"},
+        {{"-n", "0"}, 2, "--count"},
+        {{"-n", "many"}, 2, "--count"},
+        {{"--reconnect", "0"}, 2, "--reconnect"},
+        {{"--connect-rate", "0"}, 2, "--connect-rate"},
         {{"--sweep", "1,x"}, 2, "--sweep"},
         {{"--server-pid", "999999999"}, 2, "--server-pid"},
         {{"no.such.host.invalid"}, 2, "no.such.host.invalid"},
@@ -243,7 +712,7 @@ TEST(Bench, NobodyListeningFailsAtOnce) {
 TEST(Bench, HelpNamesEveryOption) {
     const RunResult result = run_zen({"bench", "--help"});
     EXPECT_EQ(result.exit_code, 0);
-    for (const char* option : {"--connections", "--threads", "--duration", "--warmup", "--pipeline", "--rate",
+    for (const char* option : {"--connections", "--threads", "--duration", "--count", "--reconnect", "--connect-rate", "--hdr-file", "--warmup", "--pipeline", "--rate",
                                "--question", "--answer", "--suffix", "--json", "--csv", "--sweep", "--timeout",
                                "--server-pid"})
         EXPECT_NE(result.out.find(option), std::string::npos) << option;

@@ -1,6 +1,9 @@
 // `zen bench`: a load generator for the Zen protocol, or any protocol whose answers end with one
-// byte. Closed or open loop, pipelined, several threads, answers checked, latency percentiles
-// corrected for coordinated omission, a concurrency sweep, JSON and CSV output.
+// byte. Closed or open loop (saying whether the server kept up), pipelined, several threads, a
+// connection ramp, short conversations (--reconnect), a fixed count (-n), answers checked, latency
+// percentiles corrected for coordinated omission, a concurrency sweep; text, JSON (with a
+// per-second series and a manifest), CSV and .hgrm output; SIGINT/SIGTERM end it with a partial
+// result.
 #pragma once
 
 #include <chrono>
@@ -24,11 +27,15 @@ struct BenchOptions {
     std::chrono::milliseconds timeout{2'000};
     int depth = 1;
     double rate = 0;  // total questions per second; 0 = closed loop
+    double connect_rate = 0;  // new connections per second at the start; 0 = all at once
+    std::uint64_t reconnect_every = 0;  // --reconnect: questions per connection; 0 = keep it open
+    std::uint64_t count = 0;  // -n: questions to ask after the warm-up; 0 = as many as -d allows
     std::vector<std::string> questions;
     std::vector<std::string> answers;
     std::string suffix;
     bool json = false;
     std::string csv_path;
+    std::string hdr_path;  // --hdr-file: the .hgrm spectrum
     std::vector<int> sweep;
     std::vector<int> server_pids;
 };

@@ -66,4 +66,16 @@ std::uint64_t LatencyHistogram::value_at(double quantile) const {
     return max_;
 }
 
+double LatencyHistogram::standard_deviation() const {
+    if (count_ == 0) return 0;
+    const double average = mean();
+    double squares = 0;
+    for (std::size_t i = 0; i < bucket_count; ++i) {
+        if (counts_[i] == 0) continue;
+        const double middle = static_cast<double>(bucket_low(i)) + static_cast<double>(bucket_high(i) - bucket_low(i)) / 2;
+        squares += static_cast<double>(counts_[i]) * (middle - average) * (middle - average);
+    }
+    return std::sqrt(squares / static_cast<double>(count_));
+}
+
 }  // namespace zen

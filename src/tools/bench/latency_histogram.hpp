@@ -23,6 +23,9 @@ public:
     // smallest value, clamped to [min, max]; the exact maximum for the last rank. 0 when empty.
     std::uint64_t value_at(double quantile) const;
 
+    std::uint64_t count_in(std::size_t bucket) const { return counts_[bucket]; }
+    double standard_deviation() const;  // from the buckets' midpoints
+
     static std::size_t bucket_of(std::uint64_t value);
     static std::uint64_t bucket_low(std::size_t bucket);
     static std::uint64_t bucket_high(std::size_t bucket);  // inclusive

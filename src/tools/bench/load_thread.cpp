@@ -44,9 +44,16 @@ void LoadTally::merge(const LoadTally& other) {
     requests += other.requests;
     for (std::size_t i = 0; i < load_error_kinds; ++i) errors[i] += other.errors[i];
     reconnects += other.reconnects;
+    opened += other.opened;
+    open_at_end += other.open_at_end;
     retried += other.retried;
+    scheduled += other.scheduled;
+    late += other.late;
+    unanswered += other.unanswered;
+    behind_ns = std::max(behind_ns, other.behind_ns);
     corrected.merge(other.corrected);
     uncorrected.merge(other.uncorrected);
+    series.merge(other.series);
 }
 
 LoadThread::LoadThread(const LoadPlan& plan, int connections)
@@ -59,7 +66,14 @@ LoadThread::LoadThread(const LoadPlan& plan, int connections)
 void LoadThread::count_error(LoadError kind, std::uint64_t questions, std::int64_t now) {
     const std::uint64_t count = std::max<std::uint64_t>(1, questions);
     errors_total_ += count;
-    if (now >= plan_.measure_start_ns) tally_.errors[static_cast<std::size_t>(kind)] += count;
+    if (now >= plan_.measure_start_ns) {
+        tally_.errors[static_cast<std::size_t>(kind)] += count;
+        tally_.series.error(second_of(now), count);
+    }
+}
+
+std::size_t LoadThread::second_of(std::int64_t now) const {
+    return static_cast<std::size_t>(std::max<std::int64_t>(0, now - plan_.measure_start_ns) / 1'000'000'000);
 }
 
 void LoadThread::watch(Connection& connection, std::uint32_t index, std::uint32_t events, bool add) {
@@ -99,8 +113,13 @@ void LoadThread::on_open(std::uint32_t index, std::int64_t now) {
     Connection& connection = connections_[index];
     connection.state = State::open;
     connection.watching_writes = false;
-    if (connection.opened_before && now >= plan_.measure_start_ns) ++tally_.reconnects;
+    if (now >= plan_.measure_start_ns) {
+        ++tally_.opened;
+        if (connection.opened_before && !connection.recycled) ++tally_.reconnects;
+    }
     connection.opened_before = true;
+    connection.recycled = false;
+    connection.asked_here = 0;
     refill(connection, now);
     if (!connection.dirty && !connection.output.empty()) {
         connection.dirty = true;
@@ -112,22 +131,33 @@ void LoadThread::ask(Connection& connection, std::int64_t due, std::int64_t now)
     const Exchange& exchange = plan_.workload->exchanges[connection.next_exchange];
     connection.output += exchange.question;
     connection.in_flight.push_back({due, now, connection.next_exchange});
+    ++connection.asked_here;
     if (++connection.next_exchange == plan_.workload->exchanges.size()) connection.next_exchange = 0;
 }
 
 void LoadThread::refill(Connection& connection, std::int64_t now) {
     const auto depth = static_cast<std::size_t>(plan_.depth);
-    while (connection.in_flight.size() < depth && !connection.retry.empty()) {
+    // --reconnect: no more than its share of questions on one connection.
+    const auto room = [this, &connection, depth] {
+        return connection.in_flight.size() < depth &&
+               (plan_.reconnect_every == 0 || connection.asked_here < plan_.reconnect_every);
+    };
+    while (room() && !connection.retry.empty()) {
         const Question question = connection.retry.front();
         connection.retry.pop_front();
         connection.output += plan_.workload->exchanges[question.exchange].question;
         connection.in_flight.push_back({question.due_ns, now, question.exchange, true});
+        ++connection.asked_here;
     }
     if (plan_.rate == 0) {
         if (now >= plan_.end_ns) return;
-        while (connection.in_flight.size() < depth) ask(connection, now, now);
+        const bool in_window = now >= plan_.measure_start_ns;
+        while (room() && (!in_window || tally_.scheduled < plan_.budget)) {
+            ask(connection, now, now);
+            if (in_window) ++tally_.scheduled;
+        }
     } else {
-        while (connection.in_flight.size() < depth && !connection.backlog.empty()) {
+        while (room() && !connection.backlog.empty()) {
             ask(connection, connection.backlog.front(), now);
             connection.backlog.pop_front();
         }
@@ -204,14 +234,23 @@ void LoadThread::on_answer(std::uint32_t index, std::string_view answer, std::in
         connection.backoff_ns = 0;
         if (question.due_ns >= plan_.measure_start_ns) {
             ++tally_.requests;
+            if (now >= plan_.end_ns) ++tally_.late;
             tally_.corrected.record(static_cast<std::uint64_t>(now - question.due_ns));
+            tally_.series.answer(second_of(now), static_cast<std::uint64_t>(now - question.due_ns));
             tally_.uncorrected.record(static_cast<std::uint64_t>(now - question.sent_ns));
         }
     } else if (question.due_ns >= plan_.measure_start_ns) {
         ++errors_total_;
         ++tally_.errors[static_cast<std::size_t>(LoadError::mismatch)];
+        tally_.series.error(second_of(now), 1);
     } else {
         ++errors_total_;
+    }
+    if (plan_.reconnect_every != 0 && connection.asked_here >= plan_.reconnect_every && connection.in_flight.empty() &&
+        ((now < plan_.end_ns && tally_.scheduled < plan_.budget) || !connection.backlog.empty() ||
+         !connection.retry.empty())) {
+        recycle(index, now);
+        return;
     }
     refill(connection, now);
     if (!connection.dirty && !connection.output.empty()) {
@@ -281,6 +320,15 @@ void LoadThread::on_server_close(std::uint32_t index, std::int64_t now) {
     disconnect(connection, std::clamp(connection.backoff_ns * 2, millisecond, longest_backoff), now);
 }
 
+void LoadThread::recycle(std::uint32_t index, std::int64_t now) {
+    Connection& connection = connections_[index];
+    const std::int64_t backoff = connection.backoff_ns;
+    disconnect(connection, 0, now);
+    connection.backoff_ns = backoff;
+    connection.recycled = true;
+    start_connecting(index, now);
+}
+
 void LoadThread::disconnect(Connection& connection, std::int64_t backoff_ns, std::int64_t now) {
     connection.fd.reset();  // closing also removes it from the epoll set
     ++connection.generation;
@@ -301,7 +349,9 @@ void LoadThread::schedule_due_questions(std::int64_t now) {
         const auto due = plan_.start_ns + static_cast<std::int64_t>((static_cast<double>(scheduled_) + plan_.phase) *
                                                                     interval);
         if (due > now || due >= plan_.end_ns) return;
+        if (due >= plan_.measure_start_ns && tally_.scheduled >= plan_.budget) return;
         ++scheduled_;
+        if (due >= plan_.measure_start_ns) ++tally_.scheduled;
         const std::uint32_t index = next_connection_;
         if (++next_connection_ == connections_.size()) next_connection_ = 0;
         Connection& connection = connections_[index];
@@ -357,16 +407,56 @@ void LoadThread::publish() {
     errors_live_.store(errors_total_, std::memory_order_relaxed);
 }
 
+void LoadThread::close_window() {
+    window_closed_ = true;
+    std::int64_t oldest = plan_.end_ns;
+    const auto in_window = [this](std::int64_t due) { return due >= plan_.measure_start_ns; };
+    for (Connection& connection : connections_) {
+        if (connection.state == State::open) ++tally_.open_at_end;
+        for (const Question& question : connection.in_flight)
+            if (in_window(question.due_ns)) oldest = std::min(oldest, question.due_ns);
+        for (const Question& question : connection.retry)
+            if (in_window(question.due_ns)) oldest = std::min(oldest, question.due_ns);
+        for (std::int64_t due : connection.backlog) {
+            if (!in_window(due)) continue;
+            oldest = std::min(oldest, due);
+            ++tally_.unanswered;
+        }
+        connection.backlog.clear();
+    }
+    tally_.behind_ns = plan_.end_ns - oldest;
+}
+
+bool LoadThread::budget_spent() const {
+    if (plan_.budget == UINT64_MAX || tally_.scheduled < plan_.budget) return false;
+    return std::all_of(connections_.begin(), connections_.end(),
+                       [](const Connection& c) { return c.in_flight.empty() && c.backlog.empty() && c.retry.empty(); });
+}
+
 void LoadThread::run() {
     // The default 50 us of timer slack would show up in every open-loop latency.
     prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
     std::int64_t now = monotonic_ns();
-    for (std::uint32_t index = 0; index < connections_.size(); ++index) start_connecting(index, now);
+    for (std::uint32_t index = 0; index < connections_.size(); ++index) {
+        if (plan_.connect_rate > 0 && index > 0) {
+            // The ramp: check_deadlines opens each when its turn comes.
+            connections_[index].retry_at_ns =
+                plan_.start_ns + static_cast<std::int64_t>(static_cast<double>(index) * 1e9 / plan_.connect_rate);
+        } else {
+            start_connecting(index, now);
+        }
+    }
     next_check_ns_ = now + deadline_check_period;
     epoll_event events[events_per_wait];
     for (;;) {
         now = monotonic_ns();
+        if (plan_.control != nullptr) {
+            plan_.end_ns = std::min(plan_.end_ns, plan_.control->stop_ns.load(std::memory_order_relaxed));
+            if (plan_.control->abandon.load(std::memory_order_relaxed)) break;
+        }
         schedule_due_questions(now);
+        if (!window_closed_ && now >= plan_.measure_start_ns && budget_spent()) plan_.end_ns = now;
+        if (now >= plan_.end_ns && !window_closed_) close_window();
         if (now >= next_check_ns_) {
             check_deadlines(now);
             next_check_ns_ = now + deadline_check_period;
@@ -405,12 +495,21 @@ void LoadThread::run() {
                 on_event(index, events[i].events, now);
         }
     }
-    // Whatever is still unanswered at the hard end was lost to the timeout.
+    if (!window_closed_) close_window();
+    // Whatever is still unanswered at the hard end was lost to the timeout, unless a second
+    // signal cut the wait short: then it is only unanswered.
+    const bool abandoned = plan_.control != nullptr && plan_.control->abandon.load(std::memory_order_relaxed);
     for (std::uint32_t index = 0; index < connections_.size(); ++index) {
         Connection& connection = connections_[index];
+        if (abandoned) {
+            for (const Question& question : connection.in_flight)
+                if (question.due_ns >= plan_.measure_start_ns) ++tally_.unanswered;
+            for (const Question& question : connection.retry)
+                if (question.due_ns >= plan_.measure_start_ns) ++tally_.unanswered;
+            connection.in_flight.clear();
+            connection.retry.clear();
+        }
         if (!connection.in_flight.empty()) count_error(LoadError::timeout, connection.in_flight.size(), now);
-        for (std::int64_t due : connection.backlog)
-            if (due >= plan_.measure_start_ns) count_error(LoadError::timeout, 1, now);
         for (const Question& question : connection.retry)
             if (question.due_ns >= plan_.measure_start_ns) count_error(LoadError::timeout, 1, now);
         connection.fd.reset();
