@@ -120,9 +120,9 @@ def zen_argv(zen, arch, port):
 
 
 def descriptor_budget():
-    """How many connections a server may hold here: the descriptor limit's hard value, less room for
-    the server's own files. raise_descriptor_limit() makes it the soft value too."""
-    return max(resource.getrlimit(resource.RLIMIT_NOFILE)[1] - 64, 64)
+    """How many connections a server started from here may hold: the (soft) descriptor limit it
+    inherits, less room for its own files. raise_descriptor_limit() lifts it to the hard limit."""
+    return max(resource.getrlimit(resource.RLIMIT_NOFILE)[0] - 64, 64)
 
 
 def raise_descriptor_limit():
