@@ -35,16 +35,19 @@ import sys
 import time
 
 import harness
+import idle_memory
 import verdict
 from harness import ARCHITECTURES, fail
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-LOADS = ["c1", "c50", "c50-p16", "sweep", "conns", "delay", "wait"]
+LOADS = ["c1", "c50", "c50-p16", "sweep", "conns", "delay", "wait", "idle"]
 FULL_SWEEP = [1, 2, 3, 5, 7, 10, 13, 16, 20]
 QUICK_SWEEP = [1, 5, 20]
 # The connection sweep: the chapter's point is what each architecture does with thousands.
 FULL_CONNS = [100, 1000, 10000]
 QUICK_CONNS = [100, 1000]
+# Server memory per idle connection (bench/idle_memory.py), once per architecture that can hold them.
+FULL_IDLE, QUICK_IDLE = 10000, 1000
 WORK = "0.001"
 
 
@@ -198,6 +201,26 @@ def manifest(args, servers):
                          "unpinned: servers and generator share every CPU"))
 
 
+def measure_idle(args, archs):
+    """Server memory per idle connection (bench/idle_memory.py) for the architectures that hold
+    idle connections open; the others keep them unaccepted in the backlog and are left out."""
+    count = QUICK_IDLE if args.quick else FULL_IDLE
+    if count + 300 > harness.descriptor_budget():
+        print(f"compare: no idle-memory measurement: {count} connections need more descriptors", flush=True)
+        return []
+    results = []
+    for arch in (a for a in archs if a in idle_memory.ARCHITECTURES):
+        try:
+            result = idle_memory.measure(args.zen, arch, count)
+        except (OSError, RuntimeError) as error:
+            result = {"arch": arch, "connections": count, "error": str(error)}
+        results.append(result)
+        print(f"  {arch:13} idle     {count} connections: "
+              + (f"{result['bytes_per_connection']:,} bytes each" if "error" not in result else result["error"]),
+              flush=True)
+    return results
+
+
 def print_verdict(verdicts, args):
     print("\nverdict (bench/verdict.py; " + ("pinned: one core per server" if args.pin else "unpinned") + "):")
     for line in verdicts:
@@ -332,6 +355,7 @@ def main():
                 finally:
                     server.stop()
     bench.finish()
+    idle = measure_idle(args, archs) if "idle" in args.loads else []
 
     report = {
         "generated": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -343,7 +367,9 @@ def main():
         "manifest": manifest(args, servers),
         "servers": servers,
         "runs": bench.runs,
-        "verdict": verdict.decide(bench.runs, {s["name"]: s["kind"] for s in servers}, args.pin),
+        "idle_memory": idle,
+        "verdict": verdict.decide(bench.runs, {s["name"]: s["kind"] for s in servers}, args.pin)
+                   + verdict.decide_idle(idle),
     }
     json_path = os.path.join(args.out, "report.json")
     with open(json_path, "w") as out:

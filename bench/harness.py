@@ -191,11 +191,17 @@ class Server:
 
 
 def serve_on_any_port(zen, arch, extra=()):
-    """`zen serve --arch ARCH -p 0` (the kernel picks the port): (process, port, first line). The
-    port is read from the line it prints first, "Listening at (ADDRESS, PORT)"; None when that
-    line says something else."""
+    """`zen serve --arch ARCH -p 0` (the kernel picks the port): (process, port, line). The port is
+    read from its "Listening at (ADDRESS, PORT)" line, which follows the banner (and the metrics
+    line); port None, with the last line read, when the server says something else or exits first."""
     process = subprocess.Popen(zen_argv(zen, arch, 0) + list(extra), stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)
-    line = process.stdout.readline()
-    match = re.search(r"Listening at \(.*, (\d+)\)", line)
-    return process, int(match.group(1)) if match else None, line.strip()
+    line = ""
+    for _ in range(10):
+        line = process.stdout.readline()
+        match = re.search(r"Listening at \(.*, (\d+)\)", line)
+        if match:
+            return process, int(match.group(1)), line.strip()
+        if not line:
+            break
+    return process, None, line.strip()

@@ -298,6 +298,23 @@ def charts(runs, srv):
     return figs
 
 
+def idle_chart(data, srv):
+    """Server memory per idle connection, when the run measured it."""
+    results = [r for r in data.get("idle_memory") or [] if isinstance(r, dict)
+               and num(r.get("bytes_per_connection")) is not None]
+    if not results:
+        return []
+    rows = sorted(((str(r.get("arch")), [num(r.get("bytes_per_connection"))]) for r in results),
+                  key=lambda row: row[1][0])
+    count = results[0].get("connections")
+    return [figure(bar_chart("Server memory per idle connection", rows, [("bytes per idle connection", 1.0)],
+                             "bytes of server RSS per connection", srv),
+                   f"Chart 6. Server memory per idle connection: RSS after opening {esc(count)} connections "
+                   "(each asked one question and was answered), minus before, divided by their number "
+                   "(bench/idle_memory.py). single, threaded and prefork are left out: they leave idle "
+                   "connections unaccepted in the backlog.")]
+
+
 def run_table(runs, srv):
     cols = [("server", None), ("load", None), ("connections", 0), ("depth", 0), ("requests", 0),
             ("rps", 0), ("errors", 0), ("errors_by_kind", None), ("p50_us", 1), ("p90_us", 1), ("p99_us", 1),
@@ -393,7 +410,7 @@ def render(data):
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<title>zen: architectures side by side</title>"
             f"<style>{CSS}</style><script>{SCRIPT}</script></head><body>"
-            + header(data, srv) + verdict_section(data) + "<h2>Charts</h2>" + "".join(charts(runs, srv))
+            + header(data, srv) + verdict_section(data) + "<h2>Charts</h2>" + "".join(charts(runs, srv) + idle_chart(data, srv))
             + f"<h2>Every run ({len(runs)})</h2>" + run_table(runs, srv) + "</body></html>\n")
 
 

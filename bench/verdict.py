@@ -117,3 +117,22 @@ def decide(runs, servers_kind, pinned):
         verdicts.append({"load": load, "winner": winner["server"], "runner_up": runner_up["server"],
                          "margin": margin, "beyond": beyond, "line": line})
     return verdicts
+
+
+def decide_idle(results):
+    """The idle-memory line: the architecture that holds an idle connection in the fewest bytes."""
+    ranked = sorted((r for r in results if isinstance(r.get("bytes_per_connection"), (int, float))),
+                    key=lambda r: r["bytes_per_connection"])
+    if not ranked:
+        return []
+    winner = ranked[0]
+    line = (f"idle memory: {winner['arch']} holds an idle connection in {winner['bytes_per_connection']:,} bytes "
+            f"of server memory ({winner['connections']:,} connections)")
+    if len(ranked) > 1:
+        runner_up = ranked[1]
+        line += (f"; runner-up {runner_up['arch']} with {runner_up['bytes_per_connection']:,}; "
+                 f"the most, {ranked[-1]['arch']}, {ranked[-1]['bytes_per_connection']:,}")
+    line += (f". Why: {winner['arch']}: {MODELS.get(winner['arch'], winner['arch'])}; one measurement, "
+             "no rounds: the RSS difference over the connections opened.")
+    return [{"load": "idle memory", "winner": winner["arch"], "runner_up": ranked[1]["arch"] if len(ranked) > 1
+             else None, "beyond": None, "line": line}]

@@ -61,7 +61,11 @@ def main():
         loads = {r["load"] if r["load"] not in ("sweep", "conns") else f"{r['load']} c={r['connections']}"
                  for r in runs if r["server"] in ARCHITECTURES}
         verdict = {v["load"]: v for v in report.get("verdict", [])}
-        check(set(verdict) == loads, f"verdict for {sorted(verdict)}, loads {sorted(loads)}")
+        check(set(verdict) == loads | {"idle memory"}, f"verdict for {sorted(verdict)}, loads {sorted(loads)}")
+        # Memory per idle connection for every architecture that holds idle connections open.
+        idle = {r["arch"]: r.get("bytes_per_connection") for r in report.get("idle_memory", [])}
+        check(set(idle) == set(ARCHITECTURES) - {"single", "threaded", "prefork"}, f"idle memory for {sorted(idle)}")
+        check(all(isinstance(b, int) and b > 0 for b in idle.values()), f"idle memory: {idle}")
         for load, line in verdict.items():
             check(line["winner"] in ARCHITECTURES or "no architecture answered" in line["line"],
                   f"verdict for {load}: {line}")
