@@ -40,12 +40,16 @@ import verdict
 from harness import ARCHITECTURES, fail
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-LOADS = ["c1", "c50", "c50-p16", "sweep", "conns", "delay", "wait", "idle"]
+LOADS = ["c1", "c50", "c50-p16", "short", "sweep", "conns", "rate", "delay", "wait", "idle"]
 FULL_SWEEP = [1, 2, 3, 5, 7, 10, 13, 16, 20]
 QUICK_SWEEP = [1, 5, 20]
 # The connection sweep: the chapter's point is what each architecture does with thousands.
 FULL_CONNS = [100, 1000, 10000]
 QUICK_CONNS = [100, 1000]
+# The open-loop sweep (latency against offered rate: the hockey stick), as fractions of each
+# server's own closed-loop c50 throughput, up to and past saturation.
+RATE_FRACTIONS = [0.25, 0.5, 0.75, 0.9, 1.0, 1.1, 1.25]
+QUICK_RATE_FRACTIONS = [0.5, 0.9, 1.25]
 # Server memory per idle connection (bench/idle_memory.py), once per architecture that can hold them.
 FULL_IDLE, QUICK_IDLE = 10000, 1000
 WORK = "0.001"
@@ -95,7 +99,7 @@ def start_memcached(pin):
 
 
 FIELDS = ["requests", "rps", "errors", "p50_us", "p90_us", "p99_us", "p999_us", "max_us", "mean_us",
-          "server_cpu_us_per_answer", "client_cpu_us_per_request"]
+          "server_cpu_us_per_answer", "client_cpu_us_per_request", "offered_rps", "achieved_rps", "opened"]
 
 
 def median_of(records):
@@ -158,10 +162,14 @@ class Bench:
                 self.add(server, key[1], median_of(rounds))
 
     def add(self, server, load, result):
+        if load.startswith("rate "):
+            result = dict(result, rate_fraction=float(load.split()[1]))
+            load = "rate"
         run = {"server": server.name, "load": load, "connections": result["connections"],
-               "depth": result["depth"]}
+               "depth": result["depth"], "fell_behind": result.get("fell_behind")}
         run.update({field: result.get(field) for field in FIELDS})
-        run.update({field: result.get(field) for field in ("round_rps", "round_cpu", "errors_by_kind")})
+        run.update({field: result.get(field) for field in ("round_rps", "round_cpu", "errors_by_kind",
+                                                            "rate_fraction")})
         self.runs.append(run)
         cpu = run["server_cpu_us_per_answer"]
         print(f"  {server.name:13} {load:8} c={run['connections']:<3} P={run['depth']:<3}"
@@ -172,9 +180,25 @@ class Bench:
     def standard_loads(self, server):
         for load, extra in (("c1", ["-c", "1"]), ("c50", ["-c", "50"]), ("c50-p16", ["-c", "50", "-P", "16"]),
                             ("sweep", ["--sweep", ",".join(map(str, self.args.sweep))]),
-                            ("conns", ["--sweep", ",".join(map(str, self.args.conns))])):
+                            ("conns", ["--sweep", ",".join(map(str, self.args.conns))]),
+                            # Short conversations, the book's client: connect, three questions, close.
+                            ("short", ["-c", "50", "--reconnect", "3"])):
             if load in self.args.loads:
                 self.record(server, load, extra)
+        if "rate" in self.args.loads:
+            self.rate_sweep(server)
+
+    def rate_sweep(self, server):
+        """Open loop at fractions of the server's own c50 capacity (measured now, closed loop, half
+        the usual duration): latency against offered rate, up to and past saturation."""
+        probe = self.bench(server, ["-c", "50"])
+        capacity = (probe["cycles"][0] if "cycles" in probe else probe).get("rps") or 0
+        if capacity <= 0:
+            return
+        fractions = QUICK_RATE_FRACTIONS if self.args.quick else RATE_FRACTIONS
+        for fraction in fractions:
+            rate = max(1, round(capacity * fraction, -2) if capacity * fraction >= 1000 else round(capacity * fraction))
+            self.record(server, "rate", ["-c", "50", "-r", str(rate)], label=f"rate {fraction:.2f}")
 
 
 def machine():

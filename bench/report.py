@@ -24,7 +24,7 @@ PALETTE = {
 }
 # For names the palette does not know; picked by a stable hash of the name.
 SPARE = ["#a6761d", "#1b9e77", "#e7298a", "#7570b3", "#66a61e", "#5e3c99"]
-LOAD_ORDER = ["c1", "c50", "c50-p16", "sweep", "conns", "delay", "wait"]
+LOAD_ORDER = ["c1", "c50", "c50-p16", "short", "sweep", "conns", "rate", "delay", "wait"]
 ITALIC, PEER, ERR = ' font-style="italic"', ' class="peer"', ' class="err"'
 DASH = "6,4"  # peers are drawn dashed everywhere, so they stand out as "not zen"
 
@@ -273,6 +273,19 @@ def charts(runs, srv):
                                       "concurrent connections", "throughput (answers/s)", srv),
                            "Chart 1b. The connection sweep (every connection asking, depth 1). Errors at "
                            "each level, by kind, are in the table of every run."))
+    # 1c: the hockey stick, when the run has the open-loop sweep.
+    if any(r.get("load") == "rate" for r in runs):
+        lines = []
+        for name in srv.order:
+            pts = sorted((num(r.get("offered_rps")), num(r.get("p99_us")) / 1000) for r in runs
+                         if r.get("server") == name and r.get("load") == "rate"
+                         and num(r.get("offered_rps")) is not None and num(r.get("p99_us")) is not None)
+            lines.append((name, pts))
+        figs.append(figure(line_chart("Latency against offered rate (open loop)", lines,
+                                      "offered rate (questions/s)", "p99 latency (ms)", srv),
+                           "Chart 1c. zen bench -r at 25 % to 125 % of each server's own closed-loop "
+                           "capacity, 50 connections: p99 latency, corrected for coordinated omission, "
+                           "stays flat until the server cannot keep up, then turns up (the hockey stick)."))
     # 2: latency percentiles at c50.
     rows = [(n, [pick(runs, n, "c50", "p50_us"), pick(runs, n, "c50", "p99_us")]) for n in srv.order]
     figs.append(figure(bar_chart("Latency at 50 connections", rows, [("p50 (µs)", 0.45), ("p99 (µs)", 1.0)],
@@ -317,14 +330,14 @@ def idle_chart(data, srv):
 
 def run_table(runs, srv):
     cols = [("server", None), ("load", None), ("connections", 0), ("depth", 0), ("requests", 0),
-            ("rps", 0), ("errors", 0), ("errors_by_kind", None), ("p50_us", 1), ("p90_us", 1), ("p99_us", 1),
-            ("p999_us", 1), ("max_us", 1), ("server_cpu_us_per_answer", 2)]
-    heads = ["server", "load", "conns", "depth", "requests", "answers/s", "errors", "error kinds (all rounds)",
-             "p50 µs", "p90 µs", "p99 µs", "p99.9 µs", "max µs", "server CPU µs/answer"]
+            ("offered_rps", 0), ("rps", 0), ("errors", 0), ("errors_by_kind", None), ("p50_us", 1),
+            ("p90_us", 1), ("p99_us", 1), ("p999_us", 1), ("max_us", 1), ("server_cpu_us_per_answer", 2)]
+    heads = ["server", "load", "conns", "depth", "requests", "offered/s", "answers/s", "errors",
+             "error kinds (all rounds)", "p50 µs", "p90 µs", "p99 µs", "p99.9 µs", "max µs", "server CPU µs/answer"]
     order = {n: i for i, n in enumerate(srv.order)}
     key = lambda r: (order.get(str(r.get("server")), 1e9),
                      LOAD_ORDER.index(r.get("load")) if r.get("load") in LOAD_ORDER else 99,
-                     num(r.get("connections")) or 0)
+                     num(r.get("connections")) or 0, num(r.get("offered_rps")) or 0)
     out = ["<table><thead><tr>" + "".join(f"<th>{h}</th>" for h in heads) + "</tr></thead><tbody>"]
     for r in sorted(runs, key=key):
         bad = (num(r.get("errors")) or 0) > 0

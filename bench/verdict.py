@@ -78,11 +78,47 @@ def error_kinds(run):
     return ", ".join(f"{k} {v:,}" for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])) or "errors"
 
 
+def sustained(runs):
+    """The open-loop sweep of one server: its highest achieved rate that kept up with the offered
+    one (not behind, errors within the limit), and that run; (0, None) when none kept up."""
+    kept = [r for r in runs if r.get("fell_behind") is False and error_share(r) <= ERROR_LIMIT
+            and isinstance(r.get("achieved_rps"), (int, float))]
+    best = max(kept, key=lambda r: r["achieved_rps"], default=None)
+    return (best["achieved_rps"], best) if best else (0, None)
+
+
+def decide_rate(rate_runs):
+    """The open-loop line: which architecture sustains the highest rate without falling behind."""
+    by_server = {}
+    for run in rate_runs:
+        by_server.setdefault(run["server"], []).append(run)
+    ranked = sorted(((server, *sustained(runs)) for server, runs in by_server.items()), key=lambda t: -t[1])
+    ranked = [t for t in ranked if t[2] is not None]
+    if not ranked:
+        return {"load": "rate", "winner": None,
+                "line": "rate (open loop): no architecture kept up with any offered rate."}
+    server, rate, run = ranked[0]
+    line = (f"rate (open loop): {server} sustains {rate:,.0f} answers/s without falling behind "
+            f"(p99 {run.get('p99_us') or 0:,.0f} µs there)")
+    runner_up = None
+    if len(ranked) > 1:
+        runner_up, other_rate, other = ranked[1]
+        line += (f"; runner-up {runner_up} {other_rate:,.0f} answers/s (p99 {other.get('p99_us') or 0:,.0f} µs); "
+                 f"margin {rate / other_rate - 1:+.1%}")
+    line += (f". Why: {server}: {MODELS.get(server, server)}; the rates offered were fractions of each "
+             "server's own closed-loop capacity, so this ranks where each one's latency turns up.")
+    return {"load": "rate", "winner": server, "runner_up": runner_up, "beyond": None, "line": line}
+
+
 def decide(runs, servers_kind, pinned):
     """One verdict per load: a list of dicts (load, winner, runner_up, margin, beyond, line)."""
     by_load = {}
+    rate_runs = []
     for run in runs:
         if servers_kind.get(run["server"]) != "zen":
+            continue
+        if run["load"] == "rate":
+            rate_runs.append(run)
             continue
         by_load.setdefault(load_label(run), []).append(run)
     verdicts = []
@@ -111,11 +147,14 @@ def decide(runs, servers_kind, pinned):
             judgement = "beyond the rounds' spread"
         else:
             judgement = "within the rounds' spread: a tie on this machine"
-        line = (f"{load}: {winner['server']} wins with {winner['rps']:,.0f} answers/s; runner-up "
+        conversations = (f" ({winner['rps'] / 3:,.0f} conversations of 3 questions)" if load == "short" else "")
+        line = (f"{load}: {winner['server']} wins with {winner['rps']:,.0f} answers/s{conversations}; runner-up "
                 f"{runner_up['server']} with {runner_up['rps']:,.0f}; margin {margin:+.1%}, {judgement}. "
                 f"Why: {why(winner, runner_up, pinned, beyond)}." + excluded)
         verdicts.append({"load": load, "winner": winner["server"], "runner_up": runner_up["server"],
                          "margin": margin, "beyond": beyond, "line": line})
+    if rate_runs:
+        verdicts.append(decide_rate(rate_runs))
     return verdicts
 
 

@@ -36,11 +36,21 @@ def main():
         runs = report["runs"]
         for server in ARCHITECTURES + ["redis-server", "memcached"]:
             loads = {r["load"] for r in runs if r["server"] == server}
-            expected = {"c1", "c50", "c50-p16", "sweep", "conns"} | ({"delay", "wait"} if server in ARCHITECTURES else set())
+            expected = ({"c1", "c50", "c50-p16", "short", "sweep", "conns", "rate"}
+                        | ({"delay", "wait"} if server in ARCHITECTURES else set()))
             check(loads == expected, f"{server}: loads {sorted(loads)}")
             for run in runs:
                 if run["server"] != server:
                     continue
+                if run["load"] == "rate":
+                    # The open-loop sweep: what was offered and what came back, and whether it kept up.
+                    check(run["offered_rps"] > 0 and isinstance(run["achieved_rps"], (int, float))
+                          and isinstance(run["fell_behind"], bool), f"{server} rate: {run}")
+                    check(run["achieved_rps"] <= run["offered_rps"] * 1.05,
+                          f"{server} rate: achieved {run['achieved_rps']} above offered {run['offered_rps']}")
+                    continue
+                if run["load"] == "short":
+                    check(run["opened"] > 0, f"{server} short: no connection opened in the window")
                 if run["load"] == "conns":
                     # Thousands of connections may defeat an architecture (that is the lesson): the
                     # run must still have tried, and say how each question ended.

@@ -75,6 +75,25 @@ class Verdict(unittest.TestCase):
         (line,) = verdict.decide(runs, KINDS, pinned=True)
         self.assertIn("epoll (77%: connect 70, timeout 30)", line["line"])
 
+    def test_open_loop_ranks_the_rate_sustained(self):
+        def level(server, achieved, behind, p99):
+            r = run(server, "rate", achieved, [achieved])
+            r.update(achieved_rps=achieved, fell_behind=behind, p99_us=p99)
+            return r
+        runs = [level("epoll", 50_000, False, 300), level("epoll", 90_000, False, 900),
+                level("epoll", 95_000, True, 90_000),
+                level("uring", 60_000, False, 250), level("uring", 80_000, False, 700),
+                level("uring", 81_000, True, 50_000)]
+        (line,) = verdict.decide(runs, KINDS, pinned=True)
+        self.assertEqual((line["load"], line["winner"], line["runner_up"]), ("rate", "epoll", "uring"))
+        self.assertIn("sustains 90,000 answers/s without falling behind (p99 900 µs there)", line["line"])
+        self.assertIn("margin +12.5%", line["line"])
+
+    def test_short_conversations_count_conversations(self):
+        runs = [run("epoll", "short", 30_000, [30_000]), run("uring", "short", 27_000, [27_000])]
+        (line,) = verdict.decide(runs, KINDS, pinned=True)
+        self.assertIn("30,000 answers/s (10,000 conversations of 3 questions)", line["line"])
+
     def test_nobody_without_errors(self):
         runs = [run("epoll", "conns", 10, [10], errors=100), run("uring", "conns", 10, [10], errors=100)]
         (line,) = verdict.decide(runs, KINDS, pinned=True)
