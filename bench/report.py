@@ -249,39 +249,34 @@ def figure(svg, caption):
     return f"<figure>{svg}<figcaption>{caption}</figcaption></figure>"
 
 
+def series(runs, srv, load, x_field, y_field, y_scale=1.0):
+    """One line per server: the (x, y) points of its runs under a load, sorted by x."""
+    lines = []
+    for name in srv.order:
+        pts = sorted((num(r.get(x_field)), num(r.get(y_field)) * y_scale) for r in runs
+                     if r.get("server") == name and r.get("load") == load
+                     and num(r.get(x_field)) is not None and num(r.get(y_field)) is not None)
+        lines.append((name, pts))
+    return lines
+
+
 def charts(runs, srv):
     figs = []
     # 1: sweep throughput vs concurrency.
-    lines = []
-    for name in srv.order:
-        pts = sorted((num(r.get("connections")), num(r.get("rps"))) for r in runs
-                     if r.get("server") == name and r.get("load") == "sweep"
-                     and num(r.get("connections")) is not None and num(r.get("rps")) is not None)
-        lines.append((name, pts))
-    figs.append(figure(line_chart("Throughput vs concurrency (sweep)", lines,
+    figs.append(figure(line_chart("Throughput vs concurrency (sweep)", series(runs, srv, "sweep", "connections", "rps"),
                                   "concurrent connections", "throughput (answers/s)", srv),
                        "Chart 1. Throughput as connections grow (depth 1). Dashed lines are peers."))
     # 1b: the connection sweep to thousands, when the run has it.
     if any(r.get("load") == "conns" for r in runs):
-        lines = []
-        for name in srv.order:
-            pts = sorted((num(r.get("connections")), num(r.get("rps"))) for r in runs
-                         if r.get("server") == name and r.get("load") == "conns"
-                         and num(r.get("connections")) is not None and num(r.get("rps")) is not None)
-            lines.append((name, pts))
-        figs.append(figure(line_chart("Throughput with thousands of connections", lines,
+        figs.append(figure(line_chart("Throughput with thousands of connections",
+                                      series(runs, srv, "conns", "connections", "rps"),
                                       "concurrent connections", "throughput (answers/s)", srv),
                            "Chart 1b. The connection sweep (every connection asking, depth 1). Errors at "
                            "each level, by kind, are in the table of every run."))
     # 1c: the hockey stick, when the run has the open-loop sweep.
     if any(r.get("load") == "rate" for r in runs):
-        lines = []
-        for name in srv.order:
-            pts = sorted((num(r.get("offered_rps")), num(r.get("p99_us")) / 1000) for r in runs
-                         if r.get("server") == name and r.get("load") == "rate"
-                         and num(r.get("offered_rps")) is not None and num(r.get("p99_us")) is not None)
-            lines.append((name, pts))
-        figs.append(figure(line_chart("Latency against offered rate (open loop)", lines,
+        figs.append(figure(line_chart("Latency against offered rate (open loop)",
+                                      series(runs, srv, "rate", "offered_rps", "p99_us", 1 / 1000),
                                       "offered rate (questions/s)", "p99 latency (ms)", srv),
                            "Chart 1c. zen bench -r at 25 % to 125 % of each server's own closed-loop "
                            "capacity, 50 connections: p99 latency, corrected for coordinated omission, "
