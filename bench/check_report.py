@@ -10,7 +10,10 @@ data-charts-rendered on <body>.  Reading geometry from a real layout engine
 catches what a text check of the HTML cannot: charts that parse but draw
 nothing (NaN coordinates, zero-size bars, a script error).
 
-Exit 0 when every chart (at least 3) drew marks, 1 otherwise.
+It also requires the verdict (bench/verdict.py): a section with one line or more naming a
+winner, as the browser laid it out.
+
+Exit 0 when every chart (at least 3) drew marks and the verdict is there, 1 otherwise.
 """
 
 import html
@@ -29,6 +32,7 @@ SVG_TAG = re.compile(r'<svg\b[^>]*\bclass="(?:[^"]*\s)?chart(?:\s[^"]*)?"[^>]*>'
 RENDERED = re.compile(r'\bdata-rendered="(\d+)"')
 TITLE = re.compile(r'\s*<title>([^<]*)</title>')
 BODY = re.compile(r'<body\b[^>]*\bdata-charts-rendered="(\d+)"')
+VERDICT = re.compile(r'<ol class="verdict">(.*?)</ol>', re.S)
 
 
 def bad(reason):
@@ -91,7 +95,12 @@ def main(argv):
     if int(body.group(1)) != len(svgs):
         bad(f"data-charts-rendered={body.group(1)} but the page has {len(svgs)} charts")
 
-    print(f"check_report.py: {len(svgs)} charts rendered")
+    verdict = VERDICT.search(dom)
+    lines = re.findall(r"<li\b", verdict.group(1)) if verdict else []
+    if not lines or " wins with " not in verdict.group(1):
+        bad("the page has no verdict naming a winner")
+
+    print(f"check_report.py: {len(svgs)} charts rendered, a verdict of {len(lines)} lines")
     return 0
 
 

@@ -2,16 +2,22 @@
 """Every zen architecture side by side with redis-server and memcached, on loopback.
 
 Usage: bench/compare.py [--quick] [--out DIR] [--zen PATH] [--archs A,B,...] [--rounds N] [--loads L,...]
+                        [--cpus pinned|unpinned]
 
 For each server it runs the same loads with `zen bench` (c=1; c=50; c=50 with 16 pipelined;
-a concurrency sweep; and, for zen, a server started with --delay 0.001 and one with --wait
-0.001 to show blocking work against waiting), reads throughput and latency percentiles from
-bench's JSON, and the server's CPU time per answer from /proc (bench --server-pid: the process,
-its threads and its children). It writes DIR/report.json and DIR/report.html (bench/report.py)
-and prints a summary table.
+a concurrency sweep; a connection sweep to 1,000 and 10,000 connections; and, for zen, a server
+started with --delay 0.001 and one with --wait 0.001 to show blocking work against waiting),
+reads throughput, latency percentiles and error kinds from bench's JSON, and the server's CPU
+time per answer from /proc (bench --server-pid: the process, its threads and its children). It
+writes DIR/report.json and DIR/report.html (bench/report.py), prints a summary table, and ends
+with the verdict (bench/verdict.py): for each load, which architecture won, the runner-up, the
+margin, whether the margin is beyond the rounds' spread, and why.
 
-On a machine with two or more CPUs the server runs on CPU 1 and the generator on CPU 0
-(taskset), so the two never compete for one core and every server gets the same budget.
+--cpus pinned (the default on a machine with two or more CPUs): the server runs on CPU 1 and the
+generator on CPU 0 (taskset), so the two never compete for one core and every server gets the
+same budget, one core, as single-threaded redis-server and memcached -t 1 have. --cpus unpinned:
+nothing is pinned, so the architectures built for several cores (reuseport, prefork, threaded,
+per-client) can use them; the generator then shares the cores with the server.
 The peers answer redis's inline PING and memcached's `version`: the same shape of work as a
 Zen question. Every process this script starts, it stops, by pid.
 """
@@ -29,12 +35,23 @@ import sys
 import time
 
 import harness
+import idle_memory
+import verdict
 from harness import ARCHITECTURES, fail
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-LOADS = ["c1", "c50", "c50-p16", "sweep", "delay", "wait"]
+LOADS = ["c1", "c50", "c50-p16", "short", "sweep", "conns", "rate", "delay", "wait", "idle"]
 FULL_SWEEP = [1, 2, 3, 5, 7, 10, 13, 16, 20]
 QUICK_SWEEP = [1, 5, 20]
+# The connection sweep: the chapter's point is what each architecture does with thousands.
+FULL_CONNS = [100, 1000, 10000]
+QUICK_CONNS = [100, 1000]
+# The open-loop sweep (latency against offered rate: the hockey stick), as fractions of each
+# server's own closed-loop c50 throughput, up to and past saturation.
+RATE_FRACTIONS = [0.25, 0.5, 0.75, 0.9, 1.0, 1.1, 1.25]
+QUICK_RATE_FRACTIONS = [0.5, 0.9, 1.25]
+# Server memory per idle connection (bench/idle_memory.py), once per architecture that can hold them.
+FULL_IDLE, QUICK_IDLE = 10000, 1000
 WORK = "0.001"
 
 
@@ -82,15 +99,23 @@ def start_memcached(pin):
 
 
 FIELDS = ["requests", "rps", "errors", "p50_us", "p90_us", "p99_us", "p999_us", "max_us", "mean_us",
-          "server_cpu_us_per_answer", "client_cpu_us_per_request"]
+          "server_cpu_us_per_answer", "client_cpu_us_per_request", "offered_rps", "achieved_rps", "opened"]
 
 
 def median_of(records):
-    """Field by field median over rounds (None where a round has no value)."""
+    """Field by field median over rounds (None where a round has no value), each round's answers/s
+    and CPU per answer kept for the verdict's spread, and the error kinds summed over rounds."""
     merged = dict(records[0])
     for field in FIELDS:
         values = [r.get(field) for r in records if isinstance(r.get(field), (int, float))]
         merged[field] = statistics.median(values) if values else None
+    merged["round_rps"] = [r.get("rps") for r in records]
+    merged["round_cpu"] = [r.get("server_cpu_us_per_answer") for r in records]
+    kinds = {}
+    for record in records:
+        for kind, count in (record.get("errors_by_kind") or {}).items():
+            kinds[kind] = kinds.get(kind, 0) + count
+    merged["errors_by_kind"] = kinds
     return merged
 
 
@@ -137,9 +162,14 @@ class Bench:
                 self.add(server, key[1], median_of(rounds))
 
     def add(self, server, load, result):
+        if load.startswith("rate "):
+            result = dict(result, rate_fraction=float(load.split()[1]))
+            load = "rate"
         run = {"server": server.name, "load": load, "connections": result["connections"],
-               "depth": result["depth"]}
+               "depth": result["depth"], "fell_behind": result.get("fell_behind")}
         run.update({field: result.get(field) for field in FIELDS})
+        run.update({field: result.get(field) for field in ("round_rps", "round_cpu", "errors_by_kind",
+                                                            "rate_fraction")})
         self.runs.append(run)
         cpu = run["server_cpu_us_per_answer"]
         print(f"  {server.name:13} {load:8} c={run['connections']:<3} P={run['depth']:<3}"
@@ -149,9 +179,26 @@ class Bench:
 
     def standard_loads(self, server):
         for load, extra in (("c1", ["-c", "1"]), ("c50", ["-c", "50"]), ("c50-p16", ["-c", "50", "-P", "16"]),
-                            ("sweep", ["--sweep", ",".join(map(str, self.args.sweep))])):
+                            ("sweep", ["--sweep", ",".join(map(str, self.args.sweep))]),
+                            ("conns", ["--sweep", ",".join(map(str, self.args.conns))]),
+                            # Short conversations, the book's client: connect, three questions, close.
+                            ("short", ["-c", "50", "--reconnect", "3"])):
             if load in self.args.loads:
                 self.record(server, load, extra)
+        if "rate" in self.args.loads:
+            self.rate_sweep(server)
+
+    def rate_sweep(self, server):
+        """Open loop at fractions of the server's own c50 capacity (measured now, closed loop, half
+        the usual duration): latency against offered rate, up to and past saturation."""
+        probe = self.bench(server, ["-c", "50"])
+        capacity = (probe["cycles"][0] if "cycles" in probe else probe).get("rps") or 0
+        if capacity <= 0:
+            return
+        fractions = QUICK_RATE_FRACTIONS if self.args.quick else RATE_FRACTIONS
+        for fraction in fractions:
+            rate = max(1, round(capacity * fraction, -2) if capacity * fraction >= 1000 else round(capacity * fraction))
+            self.record(server, "rate", ["-c", "50", "-r", str(rate)], label=f"rate {fraction:.2f}")
 
 
 def machine():
@@ -164,6 +211,46 @@ def machine():
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return {"cpus": os.cpu_count(), "kernel": platform.release(), "cpu_model": model,
             "memory_gib": round(memory, 1)}
+
+
+def manifest(args, servers):
+    """What a reader needs to trust or repeat the figures: the machine, zen's own --version (its
+    commit, compiler and io_uring features), the peers' versions, the pinning and every setting."""
+    version = subprocess.run([args.zen, "--version"], capture_output=True, text=True).stdout.strip()
+    return dict(machine(), zen_version=version.splitlines(),
+                peers={s["name"]: s.get("version") for s in servers if s["kind"] == "peer"},
+                python=platform.python_version(),
+                descriptor_limit=harness.descriptor_budget() + 64,
+                pinning=("server on CPU 1, generator on CPU 0 (taskset)" if args.pin else
+                         "unpinned: servers and generator share every CPU"))
+
+
+def measure_idle(args, archs):
+    """Server memory per idle connection (bench/idle_memory.py) for the architectures that hold
+    idle connections open; the others keep them unaccepted in the backlog and are left out."""
+    count = QUICK_IDLE if args.quick else FULL_IDLE
+    if count + 300 > harness.descriptor_budget():
+        print(f"compare: no idle-memory measurement: {count} connections need more descriptors", flush=True)
+        return []
+    results = []
+    for arch in (a for a in archs if a in idle_memory.ARCHITECTURES):
+        try:
+            result = idle_memory.measure(args.zen, arch, count)
+        except (OSError, RuntimeError) as error:
+            result = {"arch": arch, "connections": count, "error": str(error)}
+        results.append(result)
+        print(f"  {arch:13} idle     {count} connections: "
+              + (f"{result['bytes_per_connection']:,} bytes each" if "error" not in result else result["error"]),
+              flush=True)
+    return results
+
+
+def print_verdict(verdicts, args):
+    print("\nverdict (bench/verdict.py; " + ("pinned: one core per server" if args.pin else "unpinned") + "):")
+    for line in verdicts:
+        print("  " + line["line"])
+    if args.quick:
+        print("  (--quick: 0.3 s runs; indicative only)")
 
 
 def summary(runs):
@@ -225,6 +312,9 @@ def main():
     parser.add_argument("--rounds", type=int, default=1,
                         help="run every load N times, each round over every server in turn, and keep the medians")
     parser.add_argument("--loads", default=",".join(LOADS), help="comma-separated loads, from " + ",".join(LOADS))
+    parser.add_argument("--cpus", choices=["pinned", "unpinned"],
+                        help="pinned: server on CPU 1, bench on CPU 0 (the default with two CPUs or more); "
+                             "unpinned: nothing pinned, so multi-core architectures can use every core")
     args = parser.parse_args()
 
     args.zen = harness.zen_executable(args.zen)
@@ -241,7 +331,20 @@ def main():
                 fail(f"{peer} is not installed (make deps installs it; or pass --no-peers)")
     args.duration, args.warmup, args.timeout = (0.3, 0.1, 0.25) if args.quick else (3, 1, 1)
     args.sweep = QUICK_SWEEP if args.quick else FULL_SWEEP
-    args.pin = harness.can_pin()
+    # Levels the descriptor limit cannot hold (bench and server each need one per connection) are
+    # left out, and the report says so.
+    harness.raise_descriptor_limit()
+    wanted = QUICK_CONNS if args.quick else FULL_CONNS
+    args.conns = [level for level in wanted if level + 64 <= harness.descriptor_budget()]
+    args.conns_left_out = [level for level in wanted if level not in args.conns]
+    if args.conns_left_out:
+        print(f"compare: leaving out {args.conns_left_out} connections: the descriptor limit is "
+              f"{harness.descriptor_budget() + 64}", flush=True)
+    if not args.conns and "conns" in args.loads:
+        args.loads.remove("conns")
+    if args.cpus == "pinned" and not harness.can_pin():
+        fail("--cpus pinned needs two CPUs and taskset")
+    args.pin = harness.can_pin() if args.cpus in (None, "pinned") else False
     os.makedirs(args.out, exist_ok=True)
 
     bench = Bench(args)
@@ -276,6 +379,7 @@ def main():
                 finally:
                     server.stop()
     bench.finish()
+    idle = measure_idle(args, archs) if "idle" in args.loads else []
 
     report = {
         "generated": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -283,9 +387,13 @@ def main():
         "machine": machine(),
         "settings": {"duration_s": args.duration, "warmup_s": args.warmup, "timeout_s": args.timeout,
                      "quick": args.quick, "pinned": args.pin, "rounds": args.rounds, "sweep": args.sweep,
-                     "loads": args.loads},
+                     "conns": args.conns, "conns_left_out": args.conns_left_out, "loads": args.loads},
+        "manifest": manifest(args, servers),
         "servers": servers,
         "runs": bench.runs,
+        "idle_memory": idle,
+        "verdict": verdict.decide(bench.runs, {s["name"]: s["kind"] for s in servers}, args.pin)
+                   + verdict.decide_idle(idle),
     }
     json_path = os.path.join(args.out, "report.json")
     with open(json_path, "w") as out:
@@ -293,6 +401,7 @@ def main():
     html_path = os.path.join(args.out, "report.html")
     subprocess.run([sys.executable, os.path.join(HERE, "report.py"), json_path, html_path], check=True)
     summary(bench.runs)
+    print_verdict(report["verdict"], args)
     print(f"\nwrote {json_path} and {html_path} in {time.monotonic() - started:.0f} s")
 
 

@@ -9,6 +9,7 @@ harness` finds this file. It is not run itself.
 
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -118,13 +119,29 @@ def zen_argv(zen, arch, port):
     return [zen, "serve", "127.0.0.1", "-p", str(port), "--arch", arch, "--quiet"]
 
 
+def descriptor_budget():
+    """How many connections a server started from here may hold: the (soft) descriptor limit it
+    inherits, less room for its own files. raise_descriptor_limit() lifts it to the hard limit."""
+    return max(resource.getrlimit(resource.RLIMIT_NOFILE)[0] - 64, 64)
+
+
+def raise_descriptor_limit():
+    """Soft RLIMIT_NOFILE up to the hard one, for this script and every server and bench it starts."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 def server_argv(name, port, zen):
-    """The command line of a zen architecture (with POOLS) or a peer, listening on 127.0.0.1:port."""
+    """The command line of a zen architecture (with POOLS) or a peer, listening on 127.0.0.1:port.
+    The peers may hold as many connections as the descriptor limit allows, as zen may (their own
+    defaults are 1,024 for memcached and 10,000 for redis-server)."""
     if name == "redis-server":
         return ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                "--loglevel", "warning"]
+                "--loglevel", "warning", "--maxclients", str(min(descriptor_budget(), 65000))]
     if name == "memcached":
-        argv = ["memcached", "-t", "1", "-l", "127.0.0.1", "-p", str(port), "-U", "0"]
+        argv = ["memcached", "-t", "1", "-l", "127.0.0.1", "-p", str(port), "-U", "0",
+                "-c", str(min(descriptor_budget(), 65000))]
         return argv + (["-u", "root"] if os.geteuid() == 0 else [])
     return zen_argv(zen, name, port) + POOLS.get(name, [])
 
@@ -174,11 +191,17 @@ class Server:
 
 
 def serve_on_any_port(zen, arch, extra=()):
-    """`zen serve --arch ARCH -p 0` (the kernel picks the port): (process, port, first line). The
-    port is read from the line it prints first, "Listening at (ADDRESS, PORT)"; None when that
-    line says something else."""
+    """`zen serve --arch ARCH -p 0` (the kernel picks the port): (process, port, line). The port is
+    read from its "Listening at (ADDRESS, PORT)" line, which follows the banner (and the metrics
+    line); port None, with the last line read, when the server says something else or exits first."""
     process = subprocess.Popen(zen_argv(zen, arch, 0) + list(extra), stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)
-    line = process.stdout.readline()
-    match = re.search(r"Listening at \(.*, (\d+)\)", line)
-    return process, int(match.group(1)) if match else None, line.strip()
+    line = ""
+    for _ in range(10):
+        line = process.stdout.readline()
+        match = re.search(r"Listening at \(.*, (\d+)\)", line)
+        if match:
+            return process, int(match.group(1)), line.strip()
+        if not line:
+            break
+    return process, None, line.strip()

@@ -24,7 +24,7 @@ PALETTE = {
 }
 # For names the palette does not know; picked by a stable hash of the name.
 SPARE = ["#a6761d", "#1b9e77", "#e7298a", "#7570b3", "#66a61e", "#5e3c99"]
-LOAD_ORDER = ["c1", "c50", "c50-p16", "sweep", "delay", "wait"]
+LOAD_ORDER = ["c1", "c50", "c50-p16", "short", "sweep", "conns", "rate", "delay", "wait"]
 ITALIC, PEER, ERR = ' font-style="italic"', ' class="peer"', ' class="err"'
 DASH = "6,4"  # peers are drawn dashed everywhere, so they stand out as "not zen"
 
@@ -63,6 +63,8 @@ th { background: #f3f3f3; position: sticky; top: 0; }
 td.n { text-align: right; font-variant-numeric: tabular-nums; }
 tr.err td { background: #fde2e2; } tr.err td.e { color: #b00; font-weight: 700; }
 .peer { font-style: italic; }
+.notice { background: #fff4d6; border: 1px solid #e0c36b; padding: 8px 12px; border-radius: 4px; }
+ol.verdict li { margin: 6px 0; } .tie { color: #666; }
 """
 
 
@@ -247,18 +249,38 @@ def figure(svg, caption):
     return f"<figure>{svg}<figcaption>{caption}</figcaption></figure>"
 
 
+def series(runs, srv, load, x_field, y_field, y_scale=1.0):
+    """One line per server: the (x, y) points of its runs under a load, sorted by x."""
+    lines = []
+    for name in srv.order:
+        pts = sorted((num(r.get(x_field)), num(r.get(y_field)) * y_scale) for r in runs
+                     if r.get("server") == name and r.get("load") == load
+                     and num(r.get(x_field)) is not None and num(r.get(y_field)) is not None)
+        lines.append((name, pts))
+    return lines
+
+
 def charts(runs, srv):
     figs = []
     # 1: sweep throughput vs concurrency.
-    lines = []
-    for name in srv.order:
-        pts = sorted((num(r.get("connections")), num(r.get("rps"))) for r in runs
-                     if r.get("server") == name and r.get("load") == "sweep"
-                     and num(r.get("connections")) is not None and num(r.get("rps")) is not None)
-        lines.append((name, pts))
-    figs.append(figure(line_chart("Throughput vs concurrency (sweep)", lines,
+    figs.append(figure(line_chart("Throughput vs concurrency (sweep)", series(runs, srv, "sweep", "connections", "rps"),
                                   "concurrent connections", "throughput (answers/s)", srv),
                        "Chart 1. Throughput as connections grow (depth 1). Dashed lines are peers."))
+    # 1b: the connection sweep to thousands, when the run has it.
+    if any(r.get("load") == "conns" for r in runs):
+        figs.append(figure(line_chart("Throughput with thousands of connections",
+                                      series(runs, srv, "conns", "connections", "rps"),
+                                      "concurrent connections", "throughput (answers/s)", srv),
+                           "Chart 1b. The connection sweep (every connection asking, depth 1). Errors at "
+                           "each level, by kind, are in the table of every run."))
+    # 1c: the hockey stick, when the run has the open-loop sweep.
+    if any(r.get("load") == "rate" for r in runs):
+        figs.append(figure(line_chart("Latency against offered rate (open loop)",
+                                      series(runs, srv, "rate", "offered_rps", "p99_us", 1 / 1000),
+                                      "offered rate (questions/s)", "p99 latency (ms)", srv),
+                           "Chart 1c. zen bench -r at 25 % to 125 % of each server's own closed-loop "
+                           "capacity, 50 connections: p99 latency, corrected for coordinated omission, "
+                           "stays flat until the server cannot keep up, then turns up (the hockey stick)."))
     # 2: latency percentiles at c50.
     rows = [(n, [pick(runs, n, "c50", "p50_us"), pick(runs, n, "c50", "p99_us")]) for n in srv.order]
     figs.append(figure(bar_chart("Latency at 50 connections", rows, [("p50 (µs)", 0.45), ("p99 (µs)", 1.0)],
@@ -284,22 +306,43 @@ def charts(runs, srv):
     return figs
 
 
+def idle_chart(data, srv):
+    """Server memory per idle connection, when the run measured it."""
+    results = [r for r in data.get("idle_memory") or [] if isinstance(r, dict)
+               and num(r.get("bytes_per_connection")) is not None]
+    if not results:
+        return []
+    rows = sorted(((str(r.get("arch")), [num(r.get("bytes_per_connection"))]) for r in results),
+                  key=lambda row: row[1][0])
+    count = results[0].get("connections")
+    return [figure(bar_chart("Server memory per idle connection", rows, [("bytes per idle connection", 1.0)],
+                             "bytes of server RSS per connection", srv),
+                   f"Chart 6. Server memory per idle connection: RSS after opening {esc(count)} connections "
+                   "(each asked one question and was answered), minus before, divided by their number "
+                   "(bench/idle_memory.py). single, threaded and prefork are left out: they leave idle "
+                   "connections unaccepted in the backlog.")]
+
+
 def run_table(runs, srv):
     cols = [("server", None), ("load", None), ("connections", 0), ("depth", 0), ("requests", 0),
-            ("rps", 0), ("errors", 0), ("p50_us", 1), ("p90_us", 1), ("p99_us", 1), ("p999_us", 1),
-            ("max_us", 1), ("server_cpu_us_per_answer", 2)]
-    heads = ["server", "load", "conns", "depth", "requests", "answers/s", "errors", "p50 µs", "p90 µs",
-             "p99 µs", "p99.9 µs", "max µs", "server CPU µs/answer"]
+            ("offered_rps", 0), ("rps", 0), ("errors", 0), ("errors_by_kind", None), ("p50_us", 1),
+            ("p90_us", 1), ("p99_us", 1), ("p999_us", 1), ("max_us", 1), ("server_cpu_us_per_answer", 2)]
+    heads = ["server", "load", "conns", "depth", "requests", "offered/s", "answers/s", "errors",
+             "error kinds (all rounds)", "p50 µs", "p90 µs", "p99 µs", "p99.9 µs", "max µs", "server CPU µs/answer"]
     order = {n: i for i, n in enumerate(srv.order)}
     key = lambda r: (order.get(str(r.get("server")), 1e9),
                      LOAD_ORDER.index(r.get("load")) if r.get("load") in LOAD_ORDER else 99,
-                     num(r.get("connections")) or 0)
+                     num(r.get("connections")) or 0, num(r.get("offered_rps")) or 0)
     out = ["<table><thead><tr>" + "".join(f"<th>{h}</th>" for h in heads) + "</tr></thead><tbody>"]
     for r in sorted(runs, key=key):
         bad = (num(r.get("errors")) or 0) > 0
         cells = []
         for field, decimals in cols:
-            if decimals is None:
+            if field == "errors_by_kind":
+                kinds = r.get(field) if isinstance(r.get(field), dict) else {}
+                text = ", ".join(f"{esc(k)} {fmt(v, 0)}" for k, v in kinds.items() if num(v)) or "–"
+                cells.append(f"<td>{text}</td>")
+            elif decimals is None:
                 peer = field == "server" and srv.peer(str(r.get(field)))
                 text = "–" if r.get(field) is None else esc(r.get(field))
                 cells.append(f'<td{PEER if peer else ""}>{text}</td>')
@@ -328,12 +371,44 @@ def header(data, srv):
         f'<b{PEER if s.get("kind") == "peer" else ""}>{esc(s.get("name"))}</b>'
         f' ({esc(s.get("kind") or "?")}{", " + esc(s["version"]) if s.get("version") else ""}): '
         f'<code>{esc(s.get("command") or "–")}</code></li>' for s in servers)
-    return (f"<h1>zen: architectures side by side</h1>"
+    manifest = data.get("manifest") if isinstance(data.get("manifest"), dict) else {}
+    pinning = manifest.get("pinning") or ("pinned" if settings.get("pinned") else "unpinned"
+                                          if "pinned" in settings else "–")
+    zen_version = manifest.get("zen_version") if isinstance(manifest.get("zen_version"), list) else []
+    peers = manifest.get("peers") if isinstance(manifest.get("peers"), dict) else {}
+    notice = ""
+    if settings.get("quick"):
+        notice = ('<p class="notice"><b>--quick:</b> every run lasted 0.3 s. These figures are '
+                  "indicative only: they show the report works, not which architecture is faster.</p>")
+    left_out = settings.get("conns_left_out") or []
+    if left_out:
+        notice += (f'<p class="notice">The connection sweep left out {esc(left_out)} connections: '
+                   f"this machine's descriptor limit ({esc(manifest.get('descriptor_limit', '?'))}) "
+                   "cannot hold them.</p>")
+    return (f"<h1>zen: architectures side by side</h1>" + notice +
             f'<dl class="meta"><dt>generated</dt><dd>{esc(data.get("generated") or "–")}</dd>'
             f"<dt>machine</dt><dd>{esc(mtext)}</dd>"
+            f"<dt>CPUs</dt><dd><b>{esc(pinning)}</b></dd>"
+            f"<dt>zen</dt><dd>{'<br>'.join(esc(line) for line in zen_version) or '–'}</dd>"
+            f"<dt>peers</dt><dd>{esc(', '.join(f'{k} {v}' for k, v in peers.items())) or '–'}</dd>"
             f'<dt>command</dt><dd><code>{esc(data.get("command") or "–")}</code></dd>'
             f"<dt>settings</dt><dd>{esc(stext)}</dd></dl>"
             + (f"<h2>Servers</h2><ul>{slist}</ul>" if slist else ""))
+
+def verdict_section(data):
+    """The verdict computed by bench/verdict.py when the run was made: one line per load."""
+    lines = [v for v in data.get("verdict") or [] if isinstance(v, dict) and v.get("line")]
+    if not lines:
+        return '<h2 id="verdict">Verdict</h2><p>No verdict: the report has no zen runs to compare.</p>'
+    settings = data.get("settings") if isinstance(data.get("settings"), dict) else {}
+    items = "".join(f'<li class="{"tie" if v.get("beyond") is False else "win"}">{esc(v["line"])}</li>'
+                    for v in lines)
+    how = (f"Ranked by answers per second (the median of {esc(settings.get('rounds', 1))} round(s)); a margin is "
+           "beyond the spread when every round of the winner beat every round of the runner-up. "
+           "Architectures that lost over 1 % of their questions to errors do not compete on that load.")
+    return ('<h2 id="verdict">Verdict: which architecture for which load</h2>'
+            f'<p>{how}</p><ol class="verdict">{items}</ol>')
+
 
 
 def render(data):
@@ -343,7 +418,7 @@ def render(data):
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<title>zen: architectures side by side</title>"
             f"<style>{CSS}</style><script>{SCRIPT}</script></head><body>"
-            + header(data, srv) + "<h2>Charts</h2>" + "".join(charts(runs, srv))
+            + header(data, srv) + verdict_section(data) + "<h2>Charts</h2>" + "".join(charts(runs, srv) + idle_chart(data, srv))
             + f"<h2>Every run ({len(runs)})</h2>" + run_table(runs, srv) + "</body></html>\n")
 
 
