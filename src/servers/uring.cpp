@@ -27,8 +27,9 @@
 // EAGAIN/EINTR: the kernel's business. Short sends: the rest is sent again. EOF: the session
 // answers what came before it. Backpressure: when the connection stops reading, the receive in
 // flight is cancelled; it is submitted again when reading resumes. -ENOBUFS (the buffer ring ran
-// dry): the receive ends and is submitted again on the next loop turn, after this turn's
-// completions have returned their buffers. EMFILE: accepting pauses 100 ms, logged once a
+// dry): the receive ends and waits in a retry list; from the next loop turn on, after this
+// turn's completions have returned their buffers, half a ring's worth are submitted again per
+// turn, oldest first. EMFILE: accepting pauses 100 ms, logged once a
 // second. A connection that ends while an operation is in flight (a timeout, the drain's end)
 // has its operations cancelled; its slot is freed and its fd closed when the last completes.
 // Stop: SIGTERM/SIGINT end accepting; each receive in flight is cancelled, what has arrived is
@@ -459,11 +460,16 @@ int UringServer::run() {
             return 0;
         }
         if (accepting_ && !accept_armed_ && now >= accept_paused_until_) submit_accept();
-        retrying_.swap(retry_receive_);
-        for (const std::uint32_t index : retrying_) {
-            if (clients_[index] && clients_[index]->receive == Client::Receive::none) advance(index);
+        // Receives that found the buffer ring dry: every buffer is back by now, but re-arming
+        // them all at once would only run it dry again. Half a ring's worth a turn, oldest first.
+        if (!retry_receive_.empty()) {
+            const std::size_t count = std::min<std::size_t>(retry_receive_.size(), buffer_count / 2);
+            retrying_.assign(retry_receive_.begin(), retry_receive_.begin() + static_cast<std::ptrdiff_t>(count));
+            retry_receive_.erase(retry_receive_.begin(), retry_receive_.begin() + static_cast<std::ptrdiff_t>(count));
+            for (const std::uint32_t index : retrying_) {
+                if (clients_[index] && clients_[index]->receive == Client::Receive::none) advance(index);
+            }
         }
-        retrying_.clear();
 
         auto wake = timers_.next();
         if (accepting_ && !accept_armed_) wake = std::min(wake, accept_paused_until_);
