@@ -1,37 +1,50 @@
 // --arch uring: a completion-based loop on io_uring (liburing) — beyond the book.
 //
 // Technique: instead of asking "which sockets are ready?" and then calling recv()/send(), the
-// loop submits the operations themselves and is told when they are done; many submissions and
-// completions cross in one system call (io_uring_submit_and_wait_timeout). Accepts use one
-// multishot accept (Linux 5.19+; the first -EINVAL falls back to one accept at a time). Reads
-// use a ring of provided buffers (io_uring_register_buf_ring, Linux 5.19+): a receive takes a
-// buffer only when data arrives, so an idle client holds none. Needs: io_uring and provided
-// buffer rings; without them the server says so and exits 1.
-// Model: one thread. Each client has at most one operation in flight: a receive, or a send of
-// its pending answers (the session's output must not move under a send the kernel is reading).
+// loop submits the operations themselves and is told when they are done; every submission of a
+// loop turn and every completion cross in one system call (io_uring_submit_and_wait_timeout).
+// Kernel features, and what happens without them (docs/architectures/uring.md):
+//   - provided buffer rings (io_uring_register_buf_ring), async cancel by fd: Linux 5.19, needed;
+//     without them the server says so and exits 1;
+//   - multishot accept (5.19): one submission accepts every client; -EINVAL: one at a time;
+//   - multishot receive (6.0): one submission per connection feeds it every read, each into a
+//     buffer the kernel takes from the ring only when data arrives (an idle client holds none);
+//     -EINVAL: a one-shot receive, submitted again after each completion;
+//   - SINGLE_ISSUER | DEFER_TASKRUN (6.1): completion work runs when the loop asks for it;
+//     older kernels get what they support.
+// Model: one thread. Each client has at most one receive and one send in flight, together. A
+// send reads from a copy of the answers in a send buffer of the server's (the session's output
+// may move as new answers are appended), and only one send at a time keeps the bytes in order.
 // The rules are the client's Connection's (src/conn/connection.hpp); this file decides, after
-// every completion and deadline, which operation the connection's asks call for (advance()).
+// every completion and deadline, which operations the connection's asks call for (advance()).
 // Completions carry kind + slot + generation, never a raw fd: a late completion for a closed
 // client is recognised and dropped (its buffer still goes back to the ring).
-// Blocks: only in io_uring_submit_and_wait_timeout() — and in --delay (the lesson).
+// Blocks: only in io_uring_submit_and_wait_timeout() — and in --delay (the lesson). No other
+// system call on the serving path but one getpeername() per accepted client (io_uring has no
+// such operation); shutdowns and closes go through the ring, and TCP_NODELAY is set once, on the
+// listener, whose accepted sockets inherit it.
 // Connection limit: none of its own; the fd limit.
 // EAGAIN/EINTR: the kernel's business. Short sends: the rest is sent again. EOF: the session
-// answers what came before it. Backpressure: no receive is submitted while answers wait to be
-// sent. -ENOBUFS (ring empty): the receive is retried on the next turn. EMFILE: accepting
-// pauses 100 ms, logged once a second. A connection that ends while an operation is in flight
-// (a timeout, the drain's end) is shut down (SHUT_RDWR), which completes the operation; its slot
-// is freed when the completion comes.
-// Stop: SIGTERM/SIGINT end accepting; pending receives are cancelled, what has arrived is read
-// without waiting, answered and sent, then each client is closed by --drain-timeout. SIGQUIT and
-// --exit-idle end accepting and let conversations finish.
+// answers what came before it. Backpressure: when the connection stops reading, the receive in
+// flight is cancelled; it is submitted again when reading resumes. -ENOBUFS (the buffer ring ran
+// dry): the receive ends and waits in a retry list; from the next loop turn on, after this
+// turn's completions have returned their buffers, half a ring's worth are submitted again per
+// turn, oldest first. EMFILE: accepting pauses 100 ms, logged once a
+// second. A connection that ends while an operation is in flight (a timeout, the drain's end)
+// has its operations cancelled; its slot is freed and its fd closed when the last completes.
+// Stop: SIGTERM/SIGINT end accepting; each receive in flight is cancelled, what has arrived is
+// read with MSG_DONTWAIT receives (still through the ring), answered and sent, then each client
+// is closed by --drain-timeout. SIGQUIT and --exit-idle end accepting and let conversations
+// finish.
 #include <liburing.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 
+#include <cstring>
 #include <memory>
-#include <thread>
 #include <vector>
 
 #include "loop/timer_queue.hpp"
@@ -48,8 +61,11 @@ constexpr unsigned ring_entries = 4096;
 constexpr unsigned buffer_count = 512;  // a power of two
 constexpr unsigned buffer_size = 16 * 1024;
 constexpr unsigned short buffer_group = 1;
+constexpr std::size_t send_buffer_size = 16 * 1024;
+constexpr std::uint32_t no_send_buffer = ~std::uint32_t{0};
 
-enum class Kind : std::uint8_t { accept = 1, receive, send, cancel, stop_poll, quit_poll };
+// cancel, shutdown and close complete with nothing to do: their completions are dropped.
+enum class Kind : std::uint8_t { accept = 1, receive, send, cancel, stop_poll, quit_poll, shutdown, close };
 
 std::uint64_t make_data(Kind kind, std::uint32_t slot, std::uint32_t generation) {
     return (std::uint64_t{static_cast<std::uint8_t>(kind)} << 56) | (std::uint64_t{slot & 0xffffff} << 32) | generation;
@@ -61,14 +77,21 @@ std::uint32_t generation_of(std::uint64_t data) { return static_cast<std::uint32
 struct Client {
     Client(const ConnectionContext& context, Fd socket, const SocketAddress& peer, TimePoint now)
         : fd(std::move(socket)), connection(context, peer, now) {}
+    enum class Receive : std::uint8_t {
+        none,
+        waiting,  // a multishot receive (or a one-shot one) waits for data
+        nowait,   // stopping: a MSG_DONTWAIT receive takes what has arrived, or -EAGAIN
+    };
     Fd fd;
     Connection connection;
     TimePoint armed = never;
-    bool receiving = false;  // a receive is in flight
-    bool sending = false;    // a send is in flight
+    Receive receive = Receive::none;  // until the receive's last completion (no IORING_CQE_F_MORE)
+    bool cancelling = false;          // a cancel of that receive is submitted
+    std::uint32_t send_buffer = no_send_buffer;  // the server's send buffer a send in flight reads
     bool shut_down_writing = false;
-    bool cut = false;        // shut down both ways, to end the operation in flight
-    bool in_flight() const { return receiving || sending; }
+    bool cut = false;  // every operation in flight is cancelled: the connection is over
+    bool sending() const { return send_buffer != no_send_buffer; }
+    bool in_flight() const { return receive != Receive::none || sending(); }
 };
 
 class UringServer {
@@ -81,14 +104,18 @@ public:
 private:
     bool set_up();
     io_uring_sqe* sqe();
+    // An operation whose completion says nothing the loop needs: none is posted on success.
+    io_uring_sqe* quiet_sqe(Kind kind);
     void submit_accept();
-    void submit_receive(std::uint32_t index);
+    void submit_receive(std::uint32_t index, bool nowait);
     void submit_send(std::uint32_t index, std::string_view bytes);
+    void submit_cancel_receive(std::uint32_t index);
+    void submit_close(int fd);
     void recycle(unsigned short buffer_id);
     void on_accept(const io_uring_cqe& cqe, TimePoint now);
     void on_receive(std::uint32_t index, const io_uring_cqe& cqe, TimePoint now);
     void on_send(std::uint32_t index, int result, TimePoint now);
-    void advance(std::uint32_t index, TimePoint now);
+    void advance(std::uint32_t index);
     void release(std::uint32_t index);
     void begin_drain(TimePoint now);
     void arm(std::uint32_t index);
@@ -100,13 +127,19 @@ private:
     bool ring_ready_ = false;
     io_uring_buf_ring* buffers_ring_ = nullptr;
     std::vector<char> buffers_;
+    // Send buffers, one per send in flight, kept for reuse: their number is the most sends ever
+    // in flight at once, so a steady load allocates none.
+    std::vector<std::unique_ptr<char[]>> send_buffers_;
+    std::vector<std::uint32_t> free_send_buffers_;
     std::vector<std::unique_ptr<Client>> clients_;
     std::vector<std::uint32_t> generations_;
     std::vector<std::uint32_t> free_;
     std::vector<std::uint32_t> retry_receive_;
+    std::vector<std::uint32_t> retrying_;
     TimerQueue timers_;
     std::size_t live_ = 0;
-    bool multishot_ = true;
+    bool multishot_accept_ = true;
+    bool multishot_receive_ = true;
     bool accept_armed_ = false;
     bool accepting_ = true;
     bool draining_ = false;
@@ -168,6 +201,9 @@ bool UringServer::set_up() {
                               static_cast<unsigned short>(i), io_uring_buf_ring_mask(buffer_count), static_cast<int>(i));
     }
     io_uring_buf_ring_advance(buffers_ring_, buffer_count);
+    // Accepted sockets inherit TCP_NODELAY from the listener (Linux): one call here instead of
+    // one per client.
+    set_no_delay(listener_.fd.get());
     return true;
 }
 
@@ -180,6 +216,13 @@ io_uring_sqe* UringServer::sqe() {
     return entry;
 }
 
+io_uring_sqe* UringServer::quiet_sqe(Kind kind) {
+    io_uring_sqe* entry = sqe();
+    entry->flags |= IOSQE_CQE_SKIP_SUCCESS;
+    io_uring_sqe_set_data64(entry, make_data(kind, 0, 0));
+    return entry;
+}
+
 void UringServer::recycle(unsigned short buffer_id) {
     io_uring_buf_ring_add(buffers_ring_, buffers_.data() + std::size_t{buffer_id} * buffer_size, buffer_size,
                           buffer_id, io_uring_buf_ring_mask(buffer_count), 0);
@@ -188,7 +231,7 @@ void UringServer::recycle(unsigned short buffer_id) {
 
 void UringServer::submit_accept() {
     io_uring_sqe* entry = sqe();
-    if (multishot_) {
+    if (multishot_accept_) {
         io_uring_prep_multishot_accept(entry, listener_.fd.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     } else {
         io_uring_prep_accept(entry, listener_.fd.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -197,28 +240,50 @@ void UringServer::submit_accept() {
     accept_armed_ = true;
 }
 
-void UringServer::submit_receive(std::uint32_t index) {
+void UringServer::submit_receive(std::uint32_t index, bool nowait) {
     Client& client = *clients_[index];
     io_uring_sqe* entry = sqe();
-    io_uring_prep_recv(entry, client.fd.get(), nullptr, buffer_size, 0);
+    if (nowait) {
+        io_uring_prep_recv(entry, client.fd.get(), nullptr, buffer_size, MSG_DONTWAIT);
+    } else if (multishot_receive_) {
+        io_uring_prep_recv_multishot(entry, client.fd.get(), nullptr, 0, 0);
+    } else {
+        io_uring_prep_recv(entry, client.fd.get(), nullptr, buffer_size, 0);
+    }
     entry->flags |= IOSQE_BUFFER_SELECT;
     entry->buf_group = buffer_group;
     io_uring_sqe_set_data64(entry, data(Kind::receive, index));
-    client.receiving = true;
+    client.receive = nowait ? Client::Receive::nowait : Client::Receive::waiting;
 }
 
+// The session's output may grow (and move) while the kernel reads a send: the send reads a copy.
 void UringServer::submit_send(std::uint32_t index, std::string_view bytes) {
     Client& client = *clients_[index];
+    if (free_send_buffers_.empty()) {
+        free_send_buffers_.push_back(static_cast<std::uint32_t>(send_buffers_.size()));
+        send_buffers_.push_back(std::make_unique<char[]>(send_buffer_size));
+    }
+    client.send_buffer = free_send_buffers_.back();
+    free_send_buffers_.pop_back();
+    const std::size_t size = std::min(bytes.size(), send_buffer_size);
+    char* copy = send_buffers_[client.send_buffer].get();
+    std::memcpy(copy, bytes.data(), size);
     io_uring_sqe* entry = sqe();
-    io_uring_prep_send(entry, client.fd.get(), bytes.data(), bytes.size(), MSG_NOSIGNAL);
+    io_uring_prep_send(entry, client.fd.get(), copy, size, MSG_NOSIGNAL);
     io_uring_sqe_set_data64(entry, data(Kind::send, index));
-    client.sending = true;
 }
+
+void UringServer::submit_cancel_receive(std::uint32_t index) {
+    io_uring_prep_cancel64(quiet_sqe(Kind::cancel), data(Kind::receive, index), 0);
+    clients_[index]->cancelling = true;  // the receive ends with -ECANCELED (or with its own result)
+}
+
+void UringServer::submit_close(int fd) { io_uring_prep_close(quiet_sqe(Kind::close), fd); }
 
 void UringServer::on_accept(const io_uring_cqe& cqe, TimePoint now) {
     if (!(cqe.flags & IORING_CQE_F_MORE)) accept_armed_ = false;
-    if (cqe.res == -EINVAL && multishot_) {
-        multishot_ = false;  // no multishot accept in this kernel: one at a time
+    if (cqe.res == -EINVAL && multishot_accept_) {
+        multishot_accept_ = false;  // no multishot accept in this kernel: one at a time
         return;
     }
     if (cqe.res < 0) {
@@ -233,9 +298,11 @@ void UringServer::on_accept(const io_uring_cqe& cqe, TimePoint now) {
         if (outcome.status == AcceptStatus::failed) accepting_ = false;
         return;
     }
+    if (!accepting_) {  // accepted as we stopped: closed at once
+        submit_close(cqe.res);
+        return;
+    }
     Fd socket(cqe.res);
-    if (!accepting_) return;  // accepted as we stopped: closed at once
-    set_no_delay(socket.get());
     SocketAddress peer;
     peer.length = sizeof peer.storage;
     ::getpeername(socket.get(), peer.get(), &peer.length);
@@ -250,97 +317,89 @@ void UringServer::on_accept(const io_uring_cqe& cqe, TimePoint now) {
     }
     clients_[index] = std::make_unique<Client>(context_, std::move(socket), peer, now);
     ++live_;
-    advance(index, now);  // refused: closed before a byte is read
+    advance(index);  // refused: closed before a byte is read
 }
 
 void UringServer::on_receive(std::uint32_t index, const io_uring_cqe& cqe, TimePoint now) {
     Client& client = *clients_[index];
-    client.receiving = false;
-    if (cqe.res == -ENOBUFS) {
-        retry_receive_.push_back(index);  // every buffer is in use: try again next turn
-        return;
+    if (!(cqe.flags & IORING_CQE_F_MORE)) {
+        client.receive = Client::Receive::none;  // its last completion: a new one may be submitted
+        client.cancelling = false;
     }
     Connection& connection = client.connection;
-    if (cqe.res == -ECANCELED) {
-        // Cancelled for the drain: advance() reads what has arrived without waiting.
-    } else if (cqe.res < 0) {
-        connection.failed(errno_text(-cqe.res), now);
-    } else if (cqe.res == 0) {
-        connection.received_eof(now);
-    } else {
+    if (cqe.res > 0) {
         const auto buffer_id = static_cast<unsigned short>(cqe.flags >> IORING_CQE_BUFFER_SHIFT);
         connection.received({buffers_.data() + std::size_t{buffer_id} * buffer_size, static_cast<std::size_t>(cqe.res)},
                             now);  // the connection keeps what it needs: the buffer goes back at once
         recycle(buffer_id);
+    } else if (cqe.res == 0) {
+        connection.received_eof(now);
+    } else if (cqe.res == -ENOBUFS) {
+        retry_receive_.push_back(index);  // the ring ran dry: again next turn, once buffers are back
+        return;
+    } else if (cqe.res == -EAGAIN) {
+        connection.nothing_to_read(now);  // a MSG_DONTWAIT receive found the socket empty
+    } else if (cqe.res == -EINVAL && multishot_receive_ && client.receive == Client::Receive::none) {
+        multishot_receive_ = false;  // no multishot receive in this kernel (Linux 6.0): one-shot ones
+    } else if (cqe.res != -ECANCELED) {
+        connection.failed(errno_text(-cqe.res), now);
     }
-    advance(index, now);
+    // -ECANCELED: stopped for backpressure or for the drain; advance() decides what comes next.
+    advance(index);
 }
 
 void UringServer::on_send(std::uint32_t index, int result, TimePoint now) {
     Client& client = *clients_[index];
-    client.sending = false;
+    free_send_buffers_.push_back(client.send_buffer);
+    client.send_buffer = no_send_buffer;
     if (result < 0) {
-        client.connection.failed(errno_text(-result), now);
+        if (result != -ECANCELED) client.connection.failed(errno_text(-result), now);
     } else {
         client.connection.sent(static_cast<std::size_t>(result), now);
     }
-    advance(index, now);
+    advance(index);
 }
 
-// Does what the client's connection asks, once no operation is in flight: send, receive, wait
-// for a deadline, or close.
-void UringServer::advance(std::uint32_t index, TimePoint now) {
+// Does what the client's connection asks: send what is due unless a send is in flight, keep one
+// receive in flight while it wants to read (cancel it when it stops wanting to, or when stopping
+// turns reading into reading only what has arrived), wait for a deadline, or close.
+void UringServer::advance(std::uint32_t index) {
     Client& client = *clients_[index];
     Connection& connection = client.connection;
-    for (;;) {
-        switch (connection.fate()) {
-            case Connection::Fate::close:
-            case Connection::Fate::drop:
-                if (!client.in_flight()) {
-                    release(index);
-                } else if (!client.cut) {
-                    client.cut = true;
-                    ::shutdown(client.fd.get(), SHUT_RDWR);  // completes what is in flight; then the slot goes
-                }
-                return;
-            case Connection::Fate::linger:
-                if (!client.shut_down_writing) {
-                    client.shut_down_writing = true;
-                    ::shutdown(client.fd.get(), SHUT_WR);
-                }
-                break;
-            case Connection::Fate::keep:
-                break;
-        }
-        if (client.in_flight()) break;
-        if (const std::string_view out = connection.output(); !out.empty()) {
-            submit_send(index, out);
+    switch (connection.fate()) {
+        case Connection::Fate::close:
+        case Connection::Fate::drop:
+            if (!client.in_flight()) {
+                release(index);
+            } else if (!client.cut) {
+                client.cut = true;  // every operation on the socket ends (-ECANCELED); then the slot goes
+                io_uring_prep_cancel_fd(quiet_sqe(Kind::cancel), client.fd.get(), IORING_ASYNC_CANCEL_ALL);
+            }
+            return;
+        case Connection::Fate::linger:
+            if (!client.shut_down_writing && !client.sending()) {
+                client.shut_down_writing = true;
+                io_uring_prep_shutdown(quiet_sqe(Kind::shutdown), client.fd.get(), SHUT_WR);
+            }
             break;
-        }
-        // No receive while answers wait, even those held by --wait (the timer sends them): the
-        // one operation in flight must be free for their send.
-        if (!connection.wants_read() || !connection.session().pending_output().empty()) break;
-        if (!connection.reads_without_waiting()) {
-            submit_receive(index);
+        case Connection::Fate::keep:
             break;
-        }
-        // Stopping: read what has already arrived, without waiting.
-        char buffer[buffer_size];
-        const IoResult got = receive_some(client.fd.get(), buffer, sizeof buffer);
-        if (got.status == IoStatus::ok) {
-            connection.received({buffer, got.bytes}, now);
-        } else if (got.status == IoStatus::eof) {
-            connection.received_eof(now);
-        } else if (got.status == IoStatus::would_block) {
-            connection.nothing_to_read(now);
-        } else {
-            connection.failed(errno_text(got.error), now);
-        }
+    }
+    if (!client.sending()) {
+        if (const std::string_view out = connection.output(); !out.empty()) submit_send(index, out);
+    }
+    const bool wants = connection.wants_read();
+    const bool nowait = connection.reads_without_waiting();
+    if (client.receive == Client::Receive::none) {
+        if (wants) submit_receive(index, nowait);
+    } else if (client.receive == Client::Receive::waiting && !client.cancelling && (!wants || nowait)) {
+        submit_cancel_receive(index);
     }
     arm(index);
 }
 
 void UringServer::release(std::uint32_t index) {
+    submit_close(clients_[index]->fd.release());
     clients_[index].reset();
     ++generations_[index];
     free_.push_back(index);
@@ -368,14 +427,8 @@ void UringServer::begin_drain(TimePoint now) {
     accepting_ = false;
     for (std::uint32_t index = 0; index < clients_.size(); ++index) {
         if (!clients_[index]) continue;
-        Client& client = *clients_[index];
-        client.connection.stop(now, drain_deadline(context_));
-        if (client.receiving && client.connection.reads_without_waiting()) {
-            io_uring_sqe* entry = sqe();  // the pending receive ends with -ECANCELED; a send just finishes
-            io_uring_prep_cancel64(entry, data(Kind::receive, index), 0);
-            io_uring_sqe_set_data64(entry, make_data(Kind::cancel, 0, 0));
-        }
-        advance(index, now);
+        clients_[index]->connection.stop(now, drain_deadline(context_));
+        advance(index);  // cancels a waiting receive: what has arrived is read without waiting
     }
 }
 
@@ -399,23 +452,28 @@ int UringServer::run() {
             accepting_ = false;
         }
         if (!accepting_ && accept_armed_) {
-            io_uring_sqe* cancel = sqe();
-            io_uring_prep_cancel64(cancel, make_data(Kind::accept, 0, 0), 0);
-            io_uring_sqe_set_data64(cancel, make_data(Kind::cancel, 0, 0));
+            io_uring_prep_cancel64(quiet_sqe(Kind::cancel), make_data(Kind::accept, 0, 0), 0);
             accept_armed_ = false;  // its -ECANCELED completion follows
         }
-        if (!accepting_ && live_ == 0) return 0;
+        if (!accepting_ && live_ == 0) {
+            io_uring_submit(&ring_);  // the last closes
+            return 0;
+        }
         if (accepting_ && !accept_armed_ && now >= accept_paused_until_) submit_accept();
-        std::vector<std::uint32_t> retry;
-        retry.swap(retry_receive_);
-        for (const std::uint32_t index : retry) {
-            if (clients_[index] && !clients_[index]->in_flight()) advance(index, now);
+        // Receives that found the buffer ring dry: every buffer is back by now, but re-arming
+        // them all at once would only run it dry again. Half a ring's worth a turn, oldest first.
+        if (!retry_receive_.empty()) {
+            const std::size_t count = std::min<std::size_t>(retry_receive_.size(), buffer_count / 2);
+            retrying_.assign(retry_receive_.begin(), retry_receive_.begin() + static_cast<std::ptrdiff_t>(count));
+            retry_receive_.erase(retry_receive_.begin(), retry_receive_.begin() + static_cast<std::ptrdiff_t>(count));
+            for (const std::uint32_t index : retrying_) {
+                if (clients_[index] && clients_[index]->receive == Client::Receive::none) advance(index);
+            }
         }
 
         auto wake = timers_.next();
         if (accepting_ && !accept_armed_) wake = std::min(wake, accept_paused_until_);
         if (accepting_ && context_.options.exit_idle.count() > 0) wake = std::min(wake, now + std::chrono::milliseconds(100));
-        if (!retry_receive_.empty()) wake = std::min(wake, now + std::chrono::milliseconds(1));
         const auto wait_ns = wake == never ? std::chrono::nanoseconds(std::chrono::seconds(60))
                                            : std::max(std::chrono::nanoseconds(0), std::chrono::duration_cast<std::chrono::nanoseconds>(wake - now));
         __kernel_timespec timeout{};
@@ -445,7 +503,7 @@ int UringServer::run() {
                 const bool current = index < clients_.size() && clients_[index] &&
                                      generations_[index] == generation_of(user_data);
                 if (!current) {
-                    if (kind == Kind::receive && cqe->res > 0 && (cqe->flags & IORING_CQE_F_BUFFER)) {
+                    if (kind == Kind::receive && (cqe->flags & IORING_CQE_F_BUFFER)) {
                         recycle(static_cast<unsigned short>(cqe->flags >> IORING_CQE_BUFFER_SHIFT));
                     }
                     continue;
@@ -456,7 +514,8 @@ int UringServer::run() {
                     on_send(index, cqe->res, now);
                 }
             }
-            // stop_poll and quit_poll: seen at the top of the loop; cancel: nothing to do.
+            // stop_poll and quit_poll: seen at the top of the loop; cancel, shutdown, close
+            // (failures only): nothing to do.
         }
         io_uring_cq_advance(&ring_, seen);
 
@@ -466,7 +525,7 @@ int UringServer::run() {
             if (clients_[index]->armed != when) return;  // superseded
             clients_[index]->armed = never;
             clients_[index]->connection.tick(now);  // a timeout, a --wait answer due, a linger's end
-            advance(index, now);
+            advance(index);
         });
     }
 }
