@@ -129,10 +129,15 @@ bool request_quit() {
 }
 
 void block_stop_signals(bool blocked) {
+    const sigset_t set = signal_set({SIGINT, SIGTERM, SIGQUIT});
+    ::pthread_sigmask(blocked ? SIG_BLOCK : SIG_UNBLOCK, &set, nullptr);
+}
+
+sigset_t signal_set(std::initializer_list<int> signal_numbers) {
     sigset_t set;
     sigemptyset(&set);
-    for (const int signal_number : {SIGINT, SIGTERM, SIGQUIT}) sigaddset(&set, signal_number);
-    ::pthread_sigmask(blocked ? SIG_BLOCK : SIG_UNBLOCK, &set, nullptr);
+    for (const int signal_number : signal_numbers) sigaddset(&set, signal_number);
+    return set;
 }
 
 }  // namespace zen

@@ -5,7 +5,10 @@
 // SIGPIPE is ignored.
 #pragma once
 
+#include <signal.h>
+
 #include <chrono>
+#include <initializer_list>
 
 #include "base/clock.hpp"
 #include "base/result.hpp"
@@ -39,5 +42,8 @@ bool request_quit();
 
 // Blocks or unblocks SIGINT, SIGTERM and SIGQUIT in this thread (around fork()).
 void block_stop_signals(bool blocked);
+
+// The set holding exactly these signals (for pthread_sigmask and sigtimedwait).
+sigset_t signal_set(std::initializer_list<int> signal_numbers);
 
 }  // namespace zen

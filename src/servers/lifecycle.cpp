@@ -156,13 +156,7 @@ std::mutex reporter_mutex;
 
 std::atomic<std::uint64_t> reload_count{0};
 
-sigset_t operator_signals() {
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGUSR1);
-    sigaddset(&set, SIGHUP);
-    return set;
-}
+sigset_t operator_signals() { return signal_set({SIGUSR1, SIGHUP}); }
 
 }  // namespace
 

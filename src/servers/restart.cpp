@@ -150,9 +150,7 @@ void remember_command_line(int argc, char** argv) {
 
 RestartOnUsr2::RestartOnUsr2(const ServerContext& context, int listener_fd)
     : context_(context), listener_fd_(listener_fd), wake_(::eventfd(0, EFD_CLOEXEC)) {
-    sigset_t usr2;
-    sigemptyset(&usr2);
-    sigaddset(&usr2, SIGUSR2);
+    const sigset_t usr2 = signal_set({SIGUSR2});
     ::pthread_sigmask(SIG_BLOCK, &usr2, nullptr);
     // The thread starts with every signal blocked and waits for SIGUSR2 only: SIGUSR1 (the
     // counter reporter's) or a stop signal must never be delivered to it.
@@ -161,9 +159,7 @@ RestartOnUsr2::RestartOnUsr2(const ServerContext& context, int listener_fd)
     sigset_t previous;
     ::pthread_sigmask(SIG_BLOCK, &all, &previous);
     thread_ = std::thread([this] {
-        sigset_t wanted;
-        sigemptyset(&wanted);
-        sigaddset(&wanted, SIGUSR2);
+        const sigset_t wanted = signal_set({SIGUSR2});
         started_.store(true);
         started_.notify_one();
         for (;;) {

@@ -25,6 +25,7 @@
 #include "base/resources.hpp"
 #include "net/address.hpp"
 #include "net/connector.hpp"
+#include "net/signals.hpp"
 #include "tools/bench/hgrm.hpp"
 #include "tools/bench/load_thread.hpp"
 #include "tools/bench/process_cpu.hpp"
@@ -69,13 +70,7 @@ double rounded_us(std::uint64_t nanoseconds) { return std::round(microseconds(na
 
 // SIGINT and SIGTERM are blocked in every thread and taken here, by the main thread, as
 // values: the first ends the window, a second stops waiting for answers in flight.
-sigset_t stop_signals() {
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    return set;
-}
+sigset_t stop_signals() { return signal_set({SIGINT, SIGTERM}); }
 
 // Sleeps until the deadline; returns early with the signal's number if SIGINT or SIGTERM comes.
 int sleep_until(std::int64_t deadline_ns) {
