@@ -153,6 +153,7 @@ class Bench:
                                 + ("-" if c.get("server_cpu_us_per_answer") is None
                                    else f"{c['server_cpu_us_per_answer']:.2f}") + " us/answer" for c in cycles)
             print(f"    round {len(self.pending[key][1])}: {server.name} {label or load} {figures}", flush=True)
+        return result
 
     def finish(self):
         for key in self.order:
@@ -180,6 +181,7 @@ class Bench:
               flush=True)
 
     def standard_loads(self, server):
+        c50 = None
         for load, extra in (("c1", ["-c", "1"]), ("c50", ["-c", "50"]), ("c50-p16", ["-c", "50", "-P", "16"]),
                             ("sweep", ["--sweep", ",".join(map(str, self.args.sweep))]),
                             # Thousands of connections opened at 20,000/s during the warm-up, not all at
@@ -189,14 +191,17 @@ class Bench:
                             # Short conversations, the book's client: connect, three questions, close.
                             ("short", ["-c", "50", "--reconnect", "3"])):
             if load in self.args.loads:
-                self.record(server, load, extra)
+                result = self.record(server, load, extra)
+                if load == "c50":
+                    c50 = result
         if "rate" in self.args.loads:
-            self.rate_sweep(server)
+            self.rate_sweep(server, c50)
 
-    def rate_sweep(self, server):
-        """Open loop at fractions of the server's own c50 capacity (measured now, closed loop, half
-        the usual duration): latency against offered rate, up to and past saturation."""
-        probe = self.bench(server, ["-c", "50"])
+    def rate_sweep(self, server, c50=None):
+        """Open loop at fractions of the server's own c50 capacity (this round's c50 run, or one
+        measured now when the loads leave c50 out): latency against offered rate, up to and past
+        saturation."""
+        probe = c50 or self.bench(server, ["-c", "50"])
         capacity = (probe["cycles"][0] if "cycles" in probe else probe).get("rps") or 0
         if capacity <= 0:
             return
