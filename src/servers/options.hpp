@@ -30,6 +30,7 @@ struct ServeOptions : ConnectionRules {
     bool inetd_wait = false;  // fd 0 is the listening socket
     std::string user;  // drop to this user once the socket is ready
     std::string metrics;  // --metrics HOST:PORT; empty: no endpoint
+    bool no_multishot = false;  // uring: one-shot accepts and receives, as kernels before 5.19/6.0 must
     LogOptions log;
 };
 

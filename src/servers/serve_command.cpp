@@ -109,6 +109,9 @@ CLI::App* add_serve_command(CLI::App& zen, ServeOptions& options) {
                       "threads (threaded), processes (prefork) or event loops (reuseport); "
                       "default 4, reuseport one per CPU it may run on (taskset, cpusets)")
         ->check(CLI::Range(1, 1024));
+    serve->add_flag("--no-multishot", options.no_multishot,
+                    "uring only: one-shot accepts and receives instead of multishot ones, the path kernels before "
+                    "5.19 (accept) and 6.0 (receive) take by themselves; to test that path or sidestep a kernel bug");
     add_seconds_option(*serve, "--delay", options.delay,
                        "simulated work per answer that blocks the answering thread (the book's time.sleep)", 0);
     add_seconds_option(*serve, "--wait", options.wait,
@@ -287,6 +290,10 @@ int run_serve(const ServeOptions& given) {
     const Architecture* architecture = find_architecture(options.arch);
     if (architecture == nullptr) {
         report("unknown architecture '" + options.arch + "'");
+        return 2;
+    }
+    if (options.no_multishot && architecture->name != "uring") {
+        report("--no-multishot applies to --arch uring only");
         return 2;
     }
     if (!options.log.file.empty()) {

@@ -28,6 +28,8 @@ inline const std::vector<ServerVariant> conformance_variants = {
     {"coroutines", {"--arch", "coroutines"}},
     {"reuseport", {"--arch", "reuseport", "--workers", "2"}},
     {"uring", {"--arch", "uring"}},
+    // The path a kernel without multishot accept (5.19) and receive (6.0) takes by itself.
+    {"uring_oneshot", {"--arch", "uring", "--no-multishot"}},
 };
 
 }  // namespace zen::test

@@ -130,7 +130,8 @@ INSTANTIATE_TEST_SUITE_P(Event, EventArchitecture,
                                            EventVariant{"chat", {"--arch", "chat"}},
                                            EventVariant{"coroutines", {"--arch", "coroutines"}},
                                            EventVariant{"reuseport", {"--arch", "reuseport"}},
-                                           EventVariant{"uring", {"--arch", "uring"}}),
+                                           EventVariant{"uring", {"--arch", "uring"}},
+                                           EventVariant{"uring_oneshot", {"--arch", "uring", "--no-multishot"}}),
                          [](const ::testing::TestParamInfo<EventVariant>& info) { return info.param.name; });
 
 }  // namespace
