@@ -27,6 +27,7 @@ Result<Fd> bind_one(const SocketAddress& address, int backlog, bool reuse_port) 
     }
     if (::bind(fd.get(), address.get(), address.length) != 0) return Error{errno_text(errno)};
     if (::listen(fd.get(), backlog) != 0) return Error{errno_text(errno)};
+    set_no_delay(fd.get());  // inherited by every accepted socket: no setsockopt per client
     return fd;
 }
 
@@ -92,6 +93,7 @@ Result<Listener> adopt_listener(int fd) {
     if (!listening) return Error{listening.error()};
     if (!*listening) return Error{"fd " + std::to_string(fd) + " is a connected socket, not a listening one"};
     set_nonblocking(fd);
+    set_no_delay(fd);  // inherited by every accepted socket
     ::fcntl(fd, F_SETFD, FD_CLOEXEC);
     Listener listener;
     listener.fd.reset(fd);
@@ -122,8 +124,7 @@ AcceptOutcome accept_client(int listener_fd, bool blocking) {
         const int fd = ::accept4(listener_fd, outcome.client.peer.get(), &outcome.client.peer.length,
                                  (blocking ? 0 : SOCK_NONBLOCK) | SOCK_CLOEXEC);
         if (fd >= 0) {
-            outcome.client.fd.reset(fd);
-            set_no_delay(fd);
+            outcome.client.fd.reset(fd);  // TCP_NODELAY comes from the listener (Linux copies it)
             return outcome;
         }
         outcome.error = errno;

@@ -143,7 +143,6 @@ awaitable<void> CoroutineServer::converse(std::shared_ptr<Conversation> conversa
     {
         Connection connection(context_, address, Clock::now());
         if (connection.fate() == Connection::Fate::keep) {
-            conversation->socket.set_option(asio::ip::tcp::no_delay(true), ignored);
             conversation->socket.non_blocking(true, ignored);  // reads are tried first, and waited for only on EAGAIN
             asio::co_spawn(io_, watchdog(conversation), asio::detached);
             co_await talk(*conversation, connection);
