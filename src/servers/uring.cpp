@@ -63,6 +63,7 @@ constexpr unsigned buffer_size = 16 * 1024;
 constexpr unsigned short buffer_group = 1;
 constexpr std::size_t send_buffer_size = 16 * 1024;
 constexpr std::uint32_t no_send_buffer = ~std::uint32_t{0};
+constexpr std::size_t kept_send_buffers = 256;  // idle send buffers kept allocated: 4 MiB at most
 
 // cancel, shutdown and close complete with nothing to do: their completions are dropped.
 enum class Kind : std::uint8_t { accept = 1, receive, send, cancel, stop_poll, quit_poll, shutdown, close };
@@ -96,7 +97,9 @@ struct Client {
 
 class UringServer {
 public:
-    UringServer(Listener& listener, const ServerContext& context) : listener_(listener), context_(context) {}
+    UringServer(Listener& listener, const ServerContext& context)
+        : listener_(listener), context_(context), multishot_accept_(!context.options.no_multishot),
+          multishot_receive_(!context.options.no_multishot) {}
     ~UringServer();
 
     int run();
@@ -109,6 +112,7 @@ private:
     void submit_accept();
     void submit_receive(std::uint32_t index, bool nowait);
     void submit_send(std::uint32_t index, std::string_view bytes);
+    void return_send_buffer(std::uint32_t id);
     void submit_cancel_receive(std::uint32_t index);
     void submit_close(int fd);
     void recycle(unsigned short buffer_id);
@@ -127,10 +131,13 @@ private:
     bool ring_ready_ = false;
     io_uring_buf_ring* buffers_ring_ = nullptr;
     std::vector<char> buffers_;
-    // Send buffers, one per send in flight, kept for reuse: their number is the most sends ever
-    // in flight at once, so a steady load allocates none.
+    // Send buffers, one per send in flight, named by index. Up to kept_send_buffers idle ones
+    // stay allocated for reuse, so a steady load of that many sends in flight allocates none; past
+    // that, a returned buffer is freed (its index stays, empty, for the next one allocated), so a
+    // burst of ten thousand sends does not hold 160 MiB for the rest of the server's life.
     std::vector<std::unique_ptr<char[]>> send_buffers_;
-    std::vector<std::uint32_t> free_send_buffers_;
+    std::vector<std::uint32_t> idle_send_buffers_;    // allocated, no send in flight
+    std::vector<std::uint32_t> unused_send_buffers_;  // freed: indexes to allocate again
     std::vector<std::unique_ptr<Client>> clients_;
     std::vector<std::uint32_t> generations_;
     std::vector<std::uint32_t> free_;
@@ -138,8 +145,8 @@ private:
     std::vector<std::uint32_t> retrying_;
     TimerQueue timers_;
     std::size_t live_ = 0;
-    bool multishot_accept_ = true;
-    bool multishot_receive_ = true;
+    bool multishot_accept_;   // until the kernel says -EINVAL, or --no-multishot
+    bool multishot_receive_;
     bool accept_armed_ = false;
     bool accepting_ = true;
     bool draining_ = false;
@@ -201,9 +208,6 @@ bool UringServer::set_up() {
                               static_cast<unsigned short>(i), io_uring_buf_ring_mask(buffer_count), static_cast<int>(i));
     }
     io_uring_buf_ring_advance(buffers_ring_, buffer_count);
-    // Accepted sockets inherit TCP_NODELAY from the listener (Linux): one call here instead of
-    // one per client.
-    set_no_delay(listener_.fd.get());
     return true;
 }
 
@@ -259,18 +263,34 @@ void UringServer::submit_receive(std::uint32_t index, bool nowait) {
 // The session's output may grow (and move) while the kernel reads a send: the send reads a copy.
 void UringServer::submit_send(std::uint32_t index, std::string_view bytes) {
     Client& client = *clients_[index];
-    if (free_send_buffers_.empty()) {
-        free_send_buffers_.push_back(static_cast<std::uint32_t>(send_buffers_.size()));
-        send_buffers_.push_back(std::make_unique<char[]>(send_buffer_size));
+    if (!idle_send_buffers_.empty()) {
+        client.send_buffer = idle_send_buffers_.back();
+        idle_send_buffers_.pop_back();
+    } else {
+        if (!unused_send_buffers_.empty()) {
+            client.send_buffer = unused_send_buffers_.back();
+            unused_send_buffers_.pop_back();
+        } else {
+            client.send_buffer = static_cast<std::uint32_t>(send_buffers_.size());
+            send_buffers_.emplace_back();
+        }
+        send_buffers_[client.send_buffer] = std::make_unique_for_overwrite<char[]>(send_buffer_size);
     }
-    client.send_buffer = free_send_buffers_.back();
-    free_send_buffers_.pop_back();
     const std::size_t size = std::min(bytes.size(), send_buffer_size);
     char* copy = send_buffers_[client.send_buffer].get();
     std::memcpy(copy, bytes.data(), size);
     io_uring_sqe* entry = sqe();
     io_uring_prep_send(entry, client.fd.get(), copy, size, MSG_NOSIGNAL);
     io_uring_sqe_set_data64(entry, data(Kind::send, index));
+}
+
+void UringServer::return_send_buffer(std::uint32_t id) {
+    if (idle_send_buffers_.size() < kept_send_buffers) {
+        idle_send_buffers_.push_back(id);
+    } else {
+        send_buffers_[id].reset();
+        unused_send_buffers_.push_back(id);
+    }
 }
 
 void UringServer::submit_cancel_receive(std::uint32_t index) {
@@ -350,7 +370,7 @@ void UringServer::on_receive(std::uint32_t index, const io_uring_cqe& cqe, TimeP
 
 void UringServer::on_send(std::uint32_t index, int result, TimePoint now) {
     Client& client = *clients_[index];
-    free_send_buffers_.push_back(client.send_buffer);
+    return_send_buffer(client.send_buffer);
     client.send_buffer = no_send_buffer;
     if (result < 0) {
         if (result != -ECANCELED) client.connection.failed(errno_text(-result), now);
