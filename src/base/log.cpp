@@ -148,12 +148,6 @@ void Log::server(LogLevel level, std::string_view event, std::string_view messag
     write(level, event, {}, message, fields);
 }
 
-void Log::connection(LogLevel level, std::string_view event, std::string_view peer,
-                     std::string_view message) {
-    if (options_.quiet) return;
-    write(level, event, peer, message);
-}
-
 void Log::write(LogLevel level, std::string_view event, std::string_view peer, std::string_view message,
                 const Fields& fields) {
     if (options_.format == LogFormat::text) {

@@ -45,9 +45,13 @@ public:
     // A server line with numbers: text shows the message; JSON adds each field as a number.
     using Fields = std::vector<std::pair<std::string_view, std::uint64_t>>;
     void server(LogLevel level, std::string_view event, std::string_view message, const Fields& fields);
-    // Lines about one client ("Accepted connection from ..."): dropped by --quiet.
-    void connection(LogLevel level, std::string_view event, std::string_view peer,
-                    std::string_view message);
+    // Lines about one client ("Accepted connection from ..."): dropped by --quiet. `message()`
+    // builds the line and is called only when it is written, so a quiet server builds none (two
+    // strings per short conversation otherwise made and thrown away).
+    template <class Message>
+    void connection(LogLevel level, std::string_view event, std::string_view peer, Message&& message) {
+        if (!options_.quiet) write(level, event, peer, std::forward<Message>(message)());
+    }
 
     // Whether there is a --log-file that reopen() would open again.
     bool has_file() const { return file_sink_ != nullptr; }

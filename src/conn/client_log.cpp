@@ -7,7 +7,8 @@ namespace zen {
 namespace {
 
 void warn(const ConnectionContext& context, const std::string& peer, std::string_view what) {
-    context.log.connection(LogLevel::warning, "client_error", peer, "Client " + peer + " error: " + std::string(what));
+    context.log.connection(LogLevel::warning, "client_error", peer,
+                           [&] { return "Client " + peer + " error: " + std::string(what); });
 }
 
 // The limit a quiet connection broke: --send-timeout if it is the shorter one.
@@ -21,22 +22,24 @@ std::chrono::milliseconds send_limit(const ConnectionRules& rules) {
 
 void log_accepted(const ConnectionContext& context, const std::string& peer) {
     context.tracker.count(Counter::accepted);
-    context.log.connection(LogLevel::info, "accepted", peer, "Accepted connection from " + peer);
+    context.log.connection(LogLevel::info, "accepted", peer, [&] { return "Accepted connection from " + peer; });
 }
 
 void log_refused(const ConnectionContext& context, const std::string& peer, std::string_view why, Counter counter) {
     context.tracker.count(counter);
-    context.log.connection(LogLevel::warning, "refused", peer, "Client " + peer + " refused: " + std::string(why));
+    context.log.connection(LogLevel::warning, "refused", peer,
+                           [&] { return "Client " + peer + " refused: " + std::string(why); });
 }
 
 void log_proxied(const ConnectionContext& context, const std::string& peer, const std::string& proxy) {
-    context.log.connection(LogLevel::info, "proxied", peer, "Client " + peer + " comes through proxy " + proxy);
+    context.log.connection(LogLevel::info, "proxied", peer,
+                           [&] { return "Client " + peer + " comes through proxy " + proxy; });
 }
 
 void log_header_cut_short(const ConnectionContext& context, const std::string& peer, bool sent_anything) {
     if (!sent_anything) context.tracker.count(Counter::health_checks);
     context.log.connection(LogLevel::info, "closed", peer,
-                           "Client socket to " + peer + " closed before its PROXY header was complete");
+                           [&] { return "Client socket to " + peer + " closed before its PROXY header was complete"; });
 }
 
 void log_session_end(const ConnectionContext& context, const std::string& peer, const Session& session,
@@ -45,12 +48,13 @@ void log_session_end(const ConnectionContext& context, const std::string& peer, 
         case Session::Status::open:
         case Session::Status::finished:
             if (!sent_anything) context.tracker.count(Counter::health_checks);
-            context.log.connection(LogLevel::info, "closed", peer, "Client socket to " + peer + " has closed");
+            context.log.connection(LogLevel::info, "closed", peer,
+                                   [&] { return "Client socket to " + peer + " has closed"; });
             return;
         case Session::Status::partial_at_eof:
-            context.log.connection(LogLevel::info, "closed_mid_question", peer,
-                                   "Client " + peer + " sent " + bytes_repr(session.unanswered_bytes()) +
-                                       " but then closed");
+            context.log.connection(LogLevel::info, "closed_mid_question", peer, [&] {
+                return "Client " + peer + " sent " + bytes_repr(session.unanswered_bytes()) + " but then closed";
+            });
             return;
         case Session::Status::too_long:
             context.tracker.count(Counter::error_question_too_long);
@@ -64,8 +68,9 @@ void log_client_error(const ConnectionContext& context, const std::string& peer,
                       bool sent_anything) {
     if (!sent_anything) {
         context.tracker.count(Counter::health_checks);
-        context.log.connection(LogLevel::info, "closed", peer,
-                               "Client socket to " + peer + " has closed (" + std::string(error) + ", nothing sent)");
+        context.log.connection(LogLevel::info, "closed", peer, [&] {
+            return "Client socket to " + peer + " has closed (" + std::string(error) + ", nothing sent)";
+        });
         return;
     }
     context.tracker.count(Counter::resets);
@@ -77,9 +82,10 @@ void log_timeout(const ConnectionContext& context, const std::string& peer, Time
     switch (timeout) {
         case Timeout::proxy_header:
             context.tracker.count(Counter::timeout_proxy_header);
-            context.log.connection(LogLevel::warning, "refused", peer,
-                                   "Client " + peer + " refused: no PROXY header within " +
-                                       duration_text(rules.proxy.header_timeout));
+            context.log.connection(LogLevel::warning, "refused", peer, [&] {
+                return "Client " + peer + " refused: no PROXY header within " +
+                       duration_text(rules.proxy.header_timeout);
+            });
             return;
         case Timeout::question:
             context.tracker.count(Counter::timeout_question);
@@ -101,7 +107,8 @@ void log_timeout(const ConnectionContext& context, const std::string& peer, Time
 }
 
 void log_closed_on_stop(const ConnectionContext& context, const std::string& peer) {
-    context.log.connection(LogLevel::info, "closed_on_stop", peer, "Client socket to " + peer + " closed: server stopping");
+    context.log.connection(LogLevel::info, "closed_on_stop", peer,
+                           [&] { return "Client socket to " + peer + " closed: server stopping"; });
 }
 
 }  // namespace zen

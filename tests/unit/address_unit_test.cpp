@@ -34,6 +34,11 @@ TEST(Address, FormatsLikePythonTuples) {
     EXPECT_EQ(format_address(ipv6("::1", 1060)), "('::1', 1060, 0, 0)");
     EXPECT_EQ(format_address(ipv6("::ffff:127.0.0.7", 41285)), "('127.0.0.7', 41285)");
     EXPECT_EQ(format_address("", 1060), "('', 1060)");
+    // IPv4 is formatted by hand (not inet_ntop): every octet width, the ends of both ranges.
+    EXPECT_EQ(format_address(ipv4("0.0.0.0", 0)), "('0.0.0.0', 0)");
+    EXPECT_EQ(format_address(ipv4("255.255.255.255", 65535)), "('255.255.255.255', 65535)");
+    EXPECT_EQ(format_address(ipv4("198.18.10.9", 9)), "('198.18.10.9', 9)");
+    EXPECT_EQ(format_address(ipv6("::ffff:255.0.99.100", 80)), "('255.0.99.100', 80)");
 }
 
 TEST(Address, EmptyHostForAServerIsBothWildcardsIpv6First) {
