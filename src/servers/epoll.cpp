@@ -51,7 +51,10 @@ struct Client {
         : fd(std::move(accepted.fd)), connection(context, accepted.peer, now) {}
     Fd fd;
     Connection connection;
-    bool read_blocked = false;   // the last read said EAGAIN, or emptied the socket
+    // The last read said EAGAIN, or emptied the socket. A new client starts so: EPOLL_CTL_ADD
+    // raises its first edge, at once if the question is already there, so reading before that
+    // edge would only say EAGAIN (half the clients of a short-conversation load, measured).
+    bool read_blocked = true;
     bool hung_up = false;        // EPOLLRDHUP/HUP/ERR: a short read no longer means another edge will come
     bool send_blocked = false;   // the last send left bytes over: wait for EPOLLOUT
     bool shut_down_writing = false;
