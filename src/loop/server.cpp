@@ -15,8 +15,8 @@ constexpr std::chrono::milliseconds accept_pause{100};
 
 }  // namespace
 
-Server::Server(EventLoop& loop, int listener_fd, ProtocolFactory make_protocol, AcceptProblem on_problem)
-    : loop_(loop), listener_fd_(listener_fd), make_protocol_(std::move(make_protocol)), on_problem_(std::move(on_problem)) {}
+Server::Server(EventLoop& loop, const Listener& listener, ProtocolFactory make_protocol, AcceptProblem on_problem)
+    : loop_(loop), listener_(listener), listener_fd_(listener.fd.get()), make_protocol_(std::move(make_protocol)), on_problem_(std::move(on_problem)) {}
 
 bool Server::start() {
     accepting_ = true;
@@ -26,7 +26,7 @@ bool Server::start() {
 
 void Server::accept_clients() {
     for (int n = 0; n < accepts_per_turn; ++n) {
-        AcceptOutcome accepted = accept_client(listener_fd_);
+        AcceptOutcome accepted = accept_client(listener_);
         if (accepted.status == AcceptStatus::client_gone) continue;
         if (accepted.status == AcceptStatus::would_block) return;
         if (accepted.status != AcceptStatus::accepted) {

@@ -22,7 +22,7 @@ public:
     using AcceptProblem = std::function<void(const AcceptOutcome&)>;
 
     // The listener stays the caller's; it must outlive the server.
-    Server(EventLoop& loop, int listener_fd, ProtocolFactory make_protocol, AcceptProblem on_problem);
+    Server(EventLoop& loop, const Listener& listener, ProtocolFactory make_protocol, AcceptProblem on_problem);
     Server(const Server&) = delete;
     Server& operator=(const Server&) = delete;
 
@@ -39,6 +39,7 @@ private:
     void stop_loop_if_done();
 
     EventLoop& loop_;
+    const Listener& listener_;
     int listener_fd_;
     ProtocolFactory make_protocol_;
     AcceptProblem on_problem_;

@@ -203,7 +203,7 @@ void MetricsEndpoint::serve(const ConnectionTracker& tracker) {
 
         if ((polled[1].revents & POLLIN) != 0) {
             for (int accepted = 0; accepted < 16; ++accepted) {
-                AcceptOutcome outcome = accept_client(listener_.fd.get());
+                AcceptOutcome outcome = accept_client(listener_);
                 if (outcome.status == AcceptStatus::accepted) {
                     // Past the limit a scraper is closed at once: the ones already here go on.
                     if (scrapers.size() >= max_scrapers) continue;

@@ -1,6 +1,7 @@
 #include "net/listener.hpp"
 
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include <fcntl.h>
@@ -93,9 +94,16 @@ Result<Listener> adopt_listener(int fd) {
     if (!listening) return Error{listening.error()};
     if (!*listening) return Error{"fd " + std::to_string(fd) + " is a connected socket, not a listening one"};
     set_nonblocking(fd);
-    set_no_delay(fd);  // inherited by every accepted socket
     ::fcntl(fd, F_SETFD, FD_CLOEXEC);
     Listener listener;
+    // A listener handed over by zen (SIGUSR2) or by systemd with NoDelay=true has it already;
+    // otherwise it is set now, for the clients to come, and the ones already queued get it one
+    // by one.
+    int no_delay = 0;
+    socklen_t length = sizeof no_delay;
+    ::getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &no_delay, &length);
+    listener.clients_inherit_no_delay = no_delay != 0;
+    if (no_delay == 0) set_no_delay(fd);
     listener.fd.reset(fd);
     listener.bound.length = sizeof listener.bound.storage;
     ::getsockname(fd, listener.bound.get(), &listener.bound.length);
@@ -117,14 +125,15 @@ Result<AcceptedClient> adopt_connection(int fd) {
     return client;
 }
 
-AcceptOutcome accept_client(int listener_fd, bool blocking) {
+AcceptOutcome accept_client(int listener_fd, bool blocking, bool set_no_delay_here) {
     AcceptOutcome outcome{AcceptStatus::accepted, {}};
     for (;;) {
         outcome.client.peer.length = sizeof outcome.client.peer.storage;
         const int fd = ::accept4(listener_fd, outcome.client.peer.get(), &outcome.client.peer.length,
                                  (blocking ? 0 : SOCK_NONBLOCK) | SOCK_CLOEXEC);
         if (fd >= 0) {
-            outcome.client.fd.reset(fd);  // TCP_NODELAY comes from the listener (Linux copies it)
+            outcome.client.fd.reset(fd);
+            if (set_no_delay_here) set_no_delay(fd);  // else it came from the listener
             return outcome;
         }
         outcome.error = errno;

@@ -13,10 +13,15 @@
 namespace zen {
 
 struct Listener {
-    Fd fd;  // non-blocking, close-on-exec
+    Fd fd;  // non-blocking, close-on-exec, TCP_NODELAY
     std::string display;  // for "Listening at ...": the host as given, the port actually bound
     std::uint16_t port = 0;
     SocketAddress bound;
+    // Linux copies TCP_NODELAY from the listener to each connection as the handshake completes,
+    // so zen sets it once, on the listener. False for a listener passed without it (systemd
+    // without NoDelay=true, inetd): the clients already queued when zen set it lack it, so each
+    // accepted client gets it set apart, as accept_client(const Listener&) does.
+    bool clients_inherit_no_delay = true;
 };
 
 // Binds and listens (SO_REUSEADDR; an IPv6 wildcard also takes IPv4 clients). Tries each
@@ -52,8 +57,12 @@ struct AcceptOutcome {
 };
 
 // The accepted socket is non-blocking unless `blocking` (the blocking architectures block in
-// recv() and send() on it).
-AcceptOutcome accept_client(int listener_fd, bool blocking = false);
+// recv() and send() on it). TCP_NODELAY comes from the listener, or is set here when
+// `set_no_delay` (a listener whose clients do not inherit it).
+AcceptOutcome accept_client(int listener_fd, bool blocking = false, bool set_no_delay = false);
+inline AcceptOutcome accept_client(const Listener& listener, bool blocking = false) {
+    return accept_client(listener.fd.get(), blocking, !listener.clients_inherit_no_delay);
+}
 
 // A connected stream socket someone else accepted (inetd's nowait mode, systemd's Accept=yes).
 Result<AcceptedClient> adopt_connection(int fd);

@@ -166,7 +166,7 @@ ListenerWake wait_for_client(const Listener& listener, const ServerContext& cont
 int accept_loop(Listener& listener, const ServerContext& context) {
     for (;;) {
         if (wait_for_client(listener, context) != ListenerWake::connection) return 0;
-        AcceptOutcome accepted = accept_client(listener.fd.get(), true);
+        AcceptOutcome accepted = accept_client(listener, true);
         if (accepted.status == AcceptStatus::accepted) {
             converse(std::move(accepted.client), context);
         } else if (!handle_accept_problem(accepted, context)) {

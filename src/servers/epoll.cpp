@@ -70,8 +70,8 @@ struct Slot {
 
 class EpollLoop : public EpollServerLoop {
 public:
-    EpollLoop(int listener_fd, const std::vector<int>& all_listener_fds, const ServerContext& context)
-        : listener_fd_(listener_fd), all_listener_fds_(all_listener_fds), context_(context),
+    EpollLoop(const Listener& listener, const std::vector<int>& all_listener_fds, const ServerContext& context)
+        : listener_(listener), all_listener_fds_(all_listener_fds), context_(context),
           epoll_(::epoll_create1(EPOLL_CLOEXEC)), buffer_(64 * 1024) {}
 
     bool set_up();
@@ -101,7 +101,7 @@ private:
     void accept_clients(TimePoint now);
     void begin_drain(TimePoint now);
 
-    const int listener_fd_;
+    const Listener& listener_;
     const std::vector<int>& all_listener_fds_;
     const ServerContext& context_;
     Fd epoll_;
@@ -215,7 +215,7 @@ void EpollLoop::settle(std::uint32_t index) {
 
 void EpollLoop::accept_clients(TimePoint now) {
     for (int n = 0; n < accepts_per_turn; ++n) {
-        AcceptOutcome accepted = accept_client(listener_fd_);
+        AcceptOutcome accepted = accept_client(listener_);
         if (accepted.status == AcceptStatus::client_gone) continue;
         if (accepted.status == AcceptStatus::would_block) {
             listener_ready_ = false;
@@ -261,7 +261,7 @@ void EpollLoop::begin_drain(TimePoint now) {
 
 bool EpollLoop::set_up() {
     if (!epoll_.valid() || !watch(stop_fd(), EPOLLIN, stop_token) || !watch(quit_fd(), EPOLLIN, quit_token) ||
-        !watch(listener_fd_, EPOLLIN | EPOLLET, listener_token)) {
+        !watch(listener_.fd.get(), EPOLLIN | EPOLLET, listener_token)) {
         startup_failed(context_, "epoll_error", "cannot set up epoll: " + errno_text(errno));
         return false;
     }
@@ -354,9 +354,9 @@ int EpollLoop::run() {
 
 }  // namespace
 
-std::unique_ptr<EpollServerLoop> make_epoll_loop(int listener_fd, const std::vector<int>& all_listener_fds,
+std::unique_ptr<EpollServerLoop> make_epoll_loop(const Listener& listener, const std::vector<int>& all_listener_fds,
                                                  const ServerContext& context) {
-    auto loop = std::make_unique<EpollLoop>(listener_fd, all_listener_fds, context);
+    auto loop = std::make_unique<EpollLoop>(listener, all_listener_fds, context);
     if (!loop->set_up()) return nullptr;
     return loop;
 }
@@ -364,7 +364,7 @@ std::unique_ptr<EpollServerLoop> make_epoll_loop(int listener_fd, const std::vec
 int serve_epoll(Listener& listener, const ServerContext& context) {
     const HardStopWatchdog watchdog(context);
     const std::vector<int> listeners{listener.fd.get()};
-    const auto loop = make_epoll_loop(listener.fd.get(), listeners, context);
+    const auto loop = make_epoll_loop(listener, listeners, context);
     if (!loop) return 1;
     if (!announce_serving(listener, context)) return 1;
     return loop->run();

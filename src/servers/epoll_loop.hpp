@@ -17,11 +17,11 @@ public:
     virtual int run() = 0;
 };
 
-// Sets up a loop for listener_fd; all_listener_fds are every listener of the server (for
+// Sets up a loop for `listener` (it must outlive the loop); all_listener_fds are every listener of the server (for
 // --exit-idle: no client may be waiting in any of them). Null when the set-up failed, the cause
 // given to startup_failed(). Set-up and serving are apart so that reuseport can set up all its
 // loops before it announces that it serves.
-std::unique_ptr<EpollServerLoop> make_epoll_loop(int listener_fd, const std::vector<int>& all_listener_fds,
+std::unique_ptr<EpollServerLoop> make_epoll_loop(const Listener& listener, const std::vector<int>& all_listener_fds,
                                                  const ServerContext& context);
 
 }  // namespace zen

@@ -101,7 +101,7 @@ int serve_protocols(Listener& listener, const ServerContext& context, loop::Serv
     const HardStopWatchdog watchdog(context);
     loop::EventLoop loop;
     if (!loop.valid()) return startup_failed(context, "loop_error", "cannot create the event loop: " + errno_text(errno));
-    loop::Server server(loop, listener.fd.get(), std::move(make_protocol),
+    loop::Server server(loop, listener, std::move(make_protocol),
                         [&context](const AcceptOutcome& outcome) { log_accept_problem(outcome, context); });
     if (!server.start()) return startup_failed(context, "loop_error", "cannot watch the listener: " + errno_text(errno));
     loop.add_watch(stop_fd(), EPOLLIN, [&](std::uint32_t) {

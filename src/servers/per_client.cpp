@@ -24,7 +24,7 @@ int serve_per_client(Listener& listener, const ServerContext& context) {
     int code = 0;
     if (!announce_serving(listener, context)) return 1;
     while (wait_for_client(listener, context) == ListenerWake::connection) {
-        AcceptOutcome accepted = accept_client(listener.fd.get(), true);
+        AcceptOutcome accepted = accept_client(listener, true);
         if (accepted.status != AcceptStatus::accepted) {
             if (handle_accept_problem(accepted, context)) continue;
             code = 1;

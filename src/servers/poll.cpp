@@ -179,7 +179,7 @@ int serve_poll(Listener& listener, const ServerContext& context) {
         }
         if (watch_listener && (fds[2].revents & POLLIN) && !stop_requested()) {
             for (int accepted_now = 0; accepted_now < 64; ++accepted_now) {
-                AcceptOutcome accepted = accept_client(listener.fd.get());
+                AcceptOutcome accepted = accept_client(listener);
                 if (accepted.status == AcceptStatus::accepted) {
                     clients.push_back(std::make_unique<Client>(std::move(accepted.client), context, now));
                     write(*clients.back(), now);  // a client turned away for --max-connections is told so

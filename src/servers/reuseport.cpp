@@ -49,8 +49,8 @@ int serve_reuseport(Listener& listener, const ServerContext& context) {
     // Every loop is set up here, before any runs: a failure is a failed start-up, not a server
     // that announced itself and then lost a loop.
     std::vector<std::unique_ptr<EpollServerLoop>> loops;
-    for (const int fd : listener_fds) {
-        loops.push_back(make_epoll_loop(fd, listener_fds, context));
+    for (std::size_t i = 0; i < listener_fds.size(); ++i) {
+        loops.push_back(make_epoll_loop(i == 0 ? listener : siblings[i - 1], listener_fds, context));
         if (!loops.back()) return 1;
     }
 

@@ -326,6 +326,7 @@ void UringServer::on_accept(const io_uring_cqe& cqe, TimePoint now) {
     SocketAddress peer;
     peer.length = sizeof peer.storage;
     ::getpeername(socket.get(), peer.get(), &peer.length);
+    if (!listener_.clients_inherit_no_delay) set_no_delay(socket.get());  // see Listener
     std::uint32_t index;
     if (!free_.empty()) {
         index = free_.back();

@@ -34,7 +34,7 @@ Result<Connection> accept_one_client(const DemoOptions& options) {
     std::cout << "Listening at " << format_address(listener->bound) << std::endl;
     for (;;) {
         wait_for(listener->fd.get(), POLLIN, -1, never);
-        AcceptOutcome accepted = accept_client(listener->fd.get());
+        AcceptOutcome accepted = accept_client(*listener);
         if (accepted.status == AcceptStatus::accepted) {
             ::fcntl(accepted.client.fd.get(), F_SETFL, ::fcntl(accepted.client.fd.get(), F_GETFL) & ~O_NONBLOCK);
             timeval limit{};
