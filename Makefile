@@ -21,14 +21,14 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 all: build
 
-# Real peers the tests and benchmarks start themselves on loopback (DESIGN §6), and strace for
-# bench/syscalls.py, logrotate for the deploy/logrotate snippet's test, prometheus (the server and
+# Real peers the tests and benchmarks start themselves on loopback (DESIGN §6), strace for
+# bench/syscalls.py, linux-perf for bench/cpu_profile.py and the io_uring tracepoint counts, logrotate for the deploy/logrotate snippet's test, prometheus (the server and
 # promtool) for the --metrics tests and the cluster, iproute2's ip for the network namespaces of the
 # reuseport restart test and of deploy/cluster, python3-yaml for the deploy/kubernetes test:
 # `make test`, `make bench` and `make soak` install them; `make run` needs none. That test also
 # needs npm (its validator comes from the npm registry): Debian's npm, unless one is on PATH.
 PEER_PACKAGES := redis-server memcached chromium haproxy openbsd-inetd strace logrotate prometheus iproute2 \
-	python3-yaml
+	python3-yaml linux-perf
 # What deploy/cluster/up needs (make cluster).
 CLUSTER_PACKAGES := haproxy prometheus iproute2
 # `make deb`: CPack's DEB generator runs dpkg-shlibdeps (dpkg-dev), which needs file; the
@@ -181,13 +181,17 @@ bench: build peer-deps
 	@$(MAKE) profile
 
 # System calls per answer for every architecture and both peers under strace (about 2 minutes;
-# BENCH_OUT/syscalls.json), then epoll's instructions per answer and top functions under
-# callgrind (BENCH_OUT/callgrind.out.epoll). docs/profiling.md says how to read them.
+# BENCH_OUT/syscalls.json), epoll's instructions per answer and top functions under callgrind
+# (BENCH_OUT/callgrind.out.epoll), then where epoll's and redis-server's CPU goes, kernel
+# included, in short conversations (perf; BENCH_OUT/cpu-*.json). docs/profiling.md says how to
+# read them.
 profile: build peer-deps
 	$(call install_missing,$(PROFILE_PACKAGES))
 	@mkdir -p $(BENCH_OUT)
 	bench/syscalls.py --zen $(BUILD_DIR)/zen --json $(BENCH_OUT)/syscalls.json
 	bench/profile.py --zen $(BUILD_DIR)/zen --out $(BENCH_OUT)
+	bench/cpu_profile.py --zen $(BUILD_DIR)/zen --arch epoll --reconnect 3 --json $(BENCH_OUT)/cpu-epoll.json
+	bench/cpu_profile.py --zen $(BUILD_DIR)/zen --peer redis-server --reconnect 3 --json $(BENCH_OUT)/cpu-redis.json
 
 # Mixed load with random resets against every architecture for SOAK_SECONDS in all; descriptors
 # and memory must come back to their baseline. Not part of `make test`.

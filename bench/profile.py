@@ -2,11 +2,12 @@
 """Instructions per answer, and where they go: one server under valgrind's callgrind.
 
 Usage: bench/profile.py [--arch ARCH | --peer redis-server|memcached] [--seconds S] [-c N] [-P DEPTH]
-                     [--top N] [--out DIR] [--json FILE] [--zen PATH]
+                     [--reconnect N] [--top N] [--out DIR] [--json FILE] [--zen PATH]
 
 It starts the server (zen serve --arch ARCH, default epoll; or a peer) under
 `valgrind --tool=callgrind`, zeroes its counters (callgrind_control --zero), drives it with
-`zen bench -c N -P DEPTH -d SECONDS -w 0`, dumps the profile (callgrind_control --dump), so
+`zen bench -c N -P DEPTH [--reconnect N] -d SECONDS -w 0` (--reconnect 3: the book's short
+conversations, whose figures are then also given per conversation), dumps the profile (callgrind_control --dump), so
 start-up and shutdown are left out, and stops it with SIGTERM. It prints the instructions the
 server executed per answer bench counted, then the top functions by self and by inclusive
 cost, each in instructions and calls per answer (a call made before the counters were zeroed,
@@ -96,6 +97,8 @@ def profile_load(args, name, out_file):
         bench = harness.bench_argv(args.zen, port, args.pin)
         bench += ["-c", str(args.connections), "-P", str(args.depth), "-d", str(args.seconds), "-w", "0",
                   "--timeout", "10", "--json"] + harness.questions_for(name)
+        if args.reconnect:
+            bench += ["--reconnect", str(args.reconnect)]
         done = subprocess.run(bench, capture_output=True, text=True, timeout=120 + 10 * args.seconds)
         try:
             result = json.loads(done.stdout)
@@ -222,6 +225,8 @@ def main():
     parser.add_argument("--seconds", type=float, default=5.0, help="length of the load (default 5)")
     parser.add_argument("-c", "--connections", type=int, default=50, help="connections (default 50)")
     parser.add_argument("-P", "--depth", type=int, default=1, help="questions in flight per connection (default 1)")
+    parser.add_argument("--reconnect", type=int, default=0, metavar="N",
+                        help="close and reconnect after N answers (3: the book's client; default 0, never)")
     parser.add_argument("--top", type=int, default=20, help="functions to list (default 20)")
     parser.add_argument("--out", default=os.path.join(harness.ROOT, "build", "profile"),
                         help="where the profile is kept (default: build/profile)")
@@ -237,8 +242,10 @@ def main():
         fail("prefork forks its workers, each profiled apart by callgrind: profile a non-forking architecture")
     if not 0 < args.seconds <= 120:
         fail("--seconds must be more than 0 and at most 120")
-    if args.connections < 1 or args.depth < 1 or args.top < 1:
-        fail("-c, -P and --top must be at least 1")
+    if args.connections < 1 or args.depth < 1 or args.top < 1 or args.reconnect < 0:
+        fail("-c, -P and --top must be at least 1, --reconnect at least 0")
+    if args.reconnect and args.depth > 1:
+        fail("--reconnect counts answers one at a time: use it with -P 1")
     for tool in ("valgrind", "callgrind_annotate") + ((args.peer,) if args.peer else ()):
         if not shutil.which(tool):
             fail(f"{tool} is not installed ({'make peer-deps' if tool in PEERS else 'apt-get install valgrind'})")
@@ -259,11 +266,14 @@ def main():
     per_answer = total / answers
     relative = os.path.relpath(profile)
     relative = profile if relative.startswith("..") else relative
+    reconnect = f" --reconnect {args.reconnect}" if args.reconnect else ""
     print(f"{name} under callgrind: {answers:,} answers ({result['rps']:,.0f}/s under valgrind,"
-          f" {result['errors']} errors), zen bench -c {args.connections} -P {args.depth} -d {args.seconds:g} -w 0")
+          f" {result['errors']} errors), zen bench -c {args.connections} -P {args.depth}{reconnect}"
+          f" -d {args.seconds:g} -w 0")
     if note:
         print(f"  note: {name} {note}")
-    print(f"  {total:,} instructions (Ir) during the load: {per_answer:,.0f} per answer (user space only)")
+    print(f"  {total:,} instructions (Ir) during the load: {per_answer:,.0f} per answer (user space only)"
+          + (f", {per_answer * args.reconnect:,.0f} per conversation of {args.reconnect}" if args.reconnect else ""))
     for kind, title in (("self", "self cost (the function's own instructions)"),
                         ("inclusive", "inclusive cost (with everything it calls)")):
         print(f"\ntop {args.top} functions by {title}, per answer:")
@@ -278,7 +288,8 @@ def main():
     if args.json:
         report = {
             "command": "bench/profile.py " + " ".join(sys.argv[1:]), "server": name,
-            "connections": args.connections, "depth": args.depth, "seconds": args.seconds,
+            "connections": args.connections, "depth": args.depth, "reconnect": args.reconnect,
+            "seconds": args.seconds,
             "answers": answers, "rps_under_valgrind": result["rps"], "errors": result["errors"],
             "ir_total": total, "ir_per_answer": per_answer, "note": note,
             "self": [{"function": f, "ir": ir, "ir_per_answer": ir / answers, "calls": calls.get(f)}

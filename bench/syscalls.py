@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """System calls per answer: every zen architecture, redis-server and memcached, under strace.
 
-Usage: bench/syscalls.py [--archs A,B,...] [--seconds S] [--no-peers] [--tracer strace|perf]
-                      [--json FILE] [--zen PATH]
+Usage: bench/syscalls.py [--archs A,B,...] [--loads c50,c50-p16,short] [--seconds S] [--no-peers]
+                      [--tracer strace|perf] [--json FILE] [--zen PATH]
 
 For each server and each load (c50: 50 connections, one question in flight each; c50-p16: 16
-pipelined each) it starts the server fresh under `strace -f -c` (every thread and child process
+pipelined each; with --loads, also short: the book's client, three questions and a close, 50 at
+a time, whose calls per conversation are three times those per answer) it starts the server fresh under `strace -f -c` (every thread and child process
 counted), drives it with `zen bench -d SECONDS -w 0` (no warm-up: every answer the server gives
 is one bench counts, but for the few in flight at the end), stops it with SIGTERM and reads
 strace's summary. One more run per server starts it, connects once and stops it, with no load:
@@ -44,7 +45,8 @@ import time
 import harness
 from harness import ARCHITECTURES, PEERS, children_of, fail
 
-LOADS = [("c50", ["-c", "50"]), ("c50-p16", ["-c", "50", "-P", "16"])]
+LOADS = {"c50": ["-c", "50"], "c50-p16": ["-c", "50", "-P", "16"], "short": ["-c", "50", "--reconnect", "3"]}
+DEFAULT_LOADS = "c50,c50-p16"
 # The columns of the table: what moves bytes, what waits, what manages connections.
 KINDS = [
     ("recv", {"read", "readv", "recvfrom", "recvmsg", "recvmmsg"}),
@@ -205,7 +207,8 @@ def measure(args, name):
     baseline_server = Traced(name, args.zen, args.pin, args.tracer)
     baseline, baseline_failed = baseline_server.stop()
     rows = []
-    for load, extra in LOADS:
+    for load in args.loads:
+        extra = LOADS[load]
         server = Traced(name, args.zen, args.pin, args.tracer)
         try:
             result = bench(args, server, extra)
@@ -267,6 +270,8 @@ def main():
     parser.add_argument("--archs", default=",".join(ARCHITECTURES),
                         help="comma-separated architectures (default: all 11)")
     parser.add_argument("--no-peers", action="store_true", help="skip redis-server and memcached")
+    parser.add_argument("--loads", default=DEFAULT_LOADS,
+                        help=f"comma-separated loads from {', '.join(LOADS)} (default {DEFAULT_LOADS})")
     parser.add_argument("--seconds", type=float, default=3.0, help="length of each load (default 3)")
     parser.add_argument("--tracer", choices=["strace", "perf"], default="strace",
                         help="strace -f -c (default; slows the server down about tenfold) or perf stat on the"
@@ -277,6 +282,9 @@ def main():
 
     args.zen = harness.zen_executable(args.zen)
     archs = harness.architectures(args.archs)
+    args.loads = [load for load in args.loads.split(",") if load]
+    if not args.loads or any(load not in LOADS for load in args.loads):
+        fail(f"--loads: choose from {', '.join(LOADS)}")
     if not 0 < args.seconds <= 60:
         fail("--seconds must be more than 0 and at most 60")
     if not shutil.which(args.tracer):
