@@ -45,7 +45,9 @@ import time
 import harness
 from harness import ARCHITECTURES, PEERS, fail
 
-SYSCALL = re.compile(r"^(?:__x64_sys|__ia32_sys|__se_sys|__do_sys|ksys)_(\w+)$")
+# A system call's own function, however the kernel's build named or inlined its entry
+# (__x64_sys_close, __do_sys_io_uring_enter, ksys_read, __sys_sendmsg...).
+SYSCALL = re.compile(r"^(?:__x64_sys|__ia32_sys|__se_sys|__do_sys|ksys|_{2,4}sys)_(\w+)$")
 SOFTIRQ = {"net_rx_action", "__do_softirq", "handle_softirqs", "do_softirq"}
 # Spellings of one system call that the kernel's stacks show under different entry points.
 SAME_CALL = {"recv": "recvfrom", "send": "sendto", "pwrite64": "write", "pread64": "read"}
