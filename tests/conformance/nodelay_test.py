@@ -24,30 +24,8 @@ ARCHITECTURES = ["single", "threaded", "per-client", "prefork", "poll", "epoll",
                  "coroutines", "uring"]
 SYS_PIDFD_GETFD = 438
 libc = ctypes.CDLL(None, use_errno=True)
-failures = []
-
-
-def check(condition, message):
-    if not condition:
-        failures.append(message)
-        print("FAIL:", message, flush=True)
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def connect(port, process, seconds=10):
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            return socket.create_connection(("127.0.0.1", port), timeout=5)
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise
-            time.sleep(0.02)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "support"))
+from netcheck import check, connect, failures, free_port  # noqa: E402
 
 
 def descendants(pid):

@@ -24,38 +24,8 @@ import sys
 import tempfile
 import time
 
-failures = []
-
-
-def check(condition, message):
-    if not condition:
-        failures.append(message)
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def connect(port, deadline):
-    while True:
-        try:
-            return socket.create_connection(("127.0.0.1", port), timeout=5)
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
-
-
-def receive(client, size):
-    data = b""
-    while len(data) < size:
-        chunk = client.recv(size - len(data))
-        if not chunk:
-            break
-        data += chunk
-    return data
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "support"))
+from netcheck import check, connect, failures, free_port, receive  # noqa: E402
 
 
 def traced_pid(strace_pid):
@@ -96,20 +66,20 @@ def main(zen):
             clients = 0
             three = b"Beautiful is better than?Explicit is better than?Simple is better than?"
             for _ in range(20):  # the book's client: three questions, close
-                with connect(port, deadline) as client:
+                with connect(port, server, seconds=max(1.0, deadline - time.monotonic())) as client:
                     clients += 1
                     for question in three.split(b"?")[:3]:
                         client.sendall(question + b"?")
                     check(receive(client, 22) == b"Ugly.Implicit.Complex.", "a short conversation's answers")
             for _ in range(10):  # 16 pipelined, then a half-close: every answer, then EOF
-                with connect(port, deadline) as client:
+                with connect(port, server, seconds=max(1.0, deadline - time.monotonic())) as client:
                     clients += 1
                     client.sendall(b"Simple is better than?" * 16)
                     client.shutdown(socket.SHUT_WR)
                     check(receive(client, 8 * 16 + 1) == b"Complex." * 16, "16 pipelined answers, then EOF")
             waiting = []
             for _ in range(10):  # still connected at SIGTERM: the drain ends them
-                client = connect(port, deadline)
+                client = connect(port, server, seconds=max(1.0, deadline - time.monotonic()))
                 clients += 1
                 client.sendall(b"Explicit is better than?")
                 check(receive(client, 9) == b"Implicit.", "an answer before the stop")
