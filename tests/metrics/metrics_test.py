@@ -33,20 +33,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 ARCHITECTURES = ["single", "threaded", "per-client", "prefork", "poll", "epoll", "reuseport",
                  "callbacks", "chat", "coroutines", "uring"]
 QUESTION = b"Beautiful is better than?"
-failures = []
-
-
-def check(condition, message):
-    if not condition:
-        failures.append(message)
-        print("FAIL:", message, flush=True)
-    return condition
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "support"))
+from netcheck import check, failures, free_port  # noqa: E402
 
 
 class Zen:
