@@ -22,7 +22,8 @@
 // Blocks: only in io_uring_submit_and_wait_timeout() — and in --delay (the lesson). No other
 // system call on the serving path but one getpeername() per accepted client (io_uring has no
 // such operation); shutdowns and closes go through the ring, and TCP_NODELAY is set once, on the
-// listener, whose accepted sockets inherit it.
+// listener, whose accepted sockets inherit it (a listener passed without it costs a setsockopt()
+// per client: see Listener::clients_inherit_no_delay).
 // Connection limit: none of its own; the fd limit.
 // EAGAIN/EINTR: the kernel's business. Short sends: the rest is sent again. EOF: the session
 // answers what came before it. Backpressure: when the connection stops reading, the receive in
