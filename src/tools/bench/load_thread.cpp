@@ -157,6 +157,10 @@ void LoadThread::refill(Connection& connection, std::int64_t now) {
             if (in_window) ++tally_.scheduled;
         }
     } else {
+        // Past the window, nothing queued is sent: close_window() counts it unanswered. (An
+        // answer read in the same wake-up as the window's end must not send the next question,
+        // which would come back late: at most one late answer per connection, in flight at the end.)
+        if (now >= plan_.end_ns) return;
         while (room() && !connection.backlog.empty()) {
             ask(connection, connection.backlog.front(), now);
             connection.backlog.pop_front();
