@@ -6,7 +6,7 @@ Usage: bench/cpu_profile.py [--arch ARCH | --peer redis-server|memcached] [-c N]
                          [--reconnect N] [--seconds S] [--top N] [--json FILE] [--zen PATH]
 
 It starts the server (zen serve --arch ARCH, default epoll; or a peer), drives it with
-`zen bench -c N -P DEPTH [--reconnect N] -d SECONDS --server-pid PID`, and while the load runs
+`zen bench -c N -P DEPTH [--reconnect N] -d SECONDS+2 --server-pid PID`, and while the load runs
 samples the server's CPU with `perf record -e cpu-clock -g` (every thread, and every worker
 process for prefork). Each sample is put under the system call its kernel stack is in (sendto,
 close, accept4, io_uring_enter...), or under "user space" when it has no kernel frame. The
@@ -48,6 +48,7 @@ from harness import ARCHITECTURES, PEERS, fail
 # A system call's own function, however the kernel's build named or inlined its entry
 # (__x64_sys_close, __do_sys_io_uring_enter, ksys_read, __sys_sendmsg...).
 SYSCALL = re.compile(r"^(?:__x64_sys|__ia32_sys|__se_sys|__do_sys|ksys|_{2,4}sys)_(\w+)$")
+MARGIN = 2.0  # seconds of load after perf's own --seconds (see main)
 SOFTIRQ = {"net_rx_action", "__do_softirq", "handle_softirqs", "do_softirq"}
 # Spellings of one system call that the kernel's stacks show under different entry points.
 SAME_CALL = {"recv": "recvfrom", "send": "sendto", "pwrite64": "write", "pread64": "read"}
@@ -148,10 +149,11 @@ def main():
         load = ["-c", str(args.connections), "-P", str(args.depth)]
         if args.reconnect:
             load += ["--reconnect", str(args.reconnect)]
-        # Warm-up 0.5 s; perf starts once it is over and stops before the window ends.
+        # Warm-up 0.5 s; perf starts once it is over. The load goes on MARGIN s past perf's
+        # --seconds, because perf itself may take a second or more to start on a busy machine.
         warm_up = 0.5
         bench = harness.bench_argv(args.zen, port, pin) + load + [
-            "-d", f"{args.seconds + 0.4:g}", "-w", f"{warm_up:g}", "--timeout", "5", "--json",
+            "-d", f"{args.seconds + MARGIN:g}", "-w", f"{warm_up:g}", "--timeout", "5", "--json",
             "--server-pid", str(pid)] + harness.questions_for(name)
         generator = subprocess.Popen(bench, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         time.sleep(warm_up + 0.2)
@@ -188,7 +190,7 @@ def main():
     user_functions = [(f, n / total) for f, n in leaves.most_common() if not f.endswith(" [kernel]")][:args.top]
 
     load_text = " ".join(load)
-    print(f"{name}: zen bench {load_text} -d {args.seconds + 0.4:g}: {result['rps']:,.0f} answers/s,"
+    print(f"{name}: zen bench {load_text} -d {args.seconds + MARGIN:g}: {result['rps']:,.0f} answers/s,"
           f" {result['errors']} errors; server CPU {per_answer:.2f} µs per answer"
           + (f", {per_conversation:.1f} µs per conversation ({args.reconnect} answers)" if per_conversation else "")
           + f"; {total:,} samples over {args.seconds:g} s")

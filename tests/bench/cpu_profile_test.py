@@ -37,7 +37,9 @@ def main(zen):
             run = json.load(f)
     rows = {row["where"]: row for row in run["by_call"]}
     check(run["answers"] > 0 and run["errors"] == 0, f"{run['answers']} answers, {run['errors']} errors")
-    check(run["samples"] >= 500, f"only {run['samples']} samples in a second")
+    # 10,000 a second of a server busy about a quarter of the time: some 2,500, fewer when the
+    # machine runs other tests (a CI run saw 368 in the second before perf started on time).
+    check(run["samples"] >= 200, f"only {run['samples']} samples in a second")
     total = sum(row["share"] for row in rows.values())
     check(abs(total - 1.0) < 1e-6, f"the shares add up to {total}")
     # What an epoll server does for every short conversation, each a call of its own.
