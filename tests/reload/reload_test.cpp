@@ -353,7 +353,7 @@ TEST(ReloadLogrotate, TheDeploySnippetRotatesAndTheServerReopens) {
     auto server = Zen::start({}, log);  // --arch single: one connection at a time
     std::string first;
     {
-        Connection client = Connection::open("127.0.0.1", server->port());
+        Connection client = Connection::open("127.0.0.1", server->port(), marked_client);
         EXPECT_TRUE(answered_within(client, beautiful, "Ugly.", 5s));
         first = accepted_line(client);
     }
@@ -365,7 +365,7 @@ TEST(ReloadLogrotate, TheDeploySnippetRotatesAndTheServerReopens) {
         << read_file(log) << read_file(log + ".1");
     std::string second;
     {
-        Connection client = Connection::open("127.0.0.1", server->port());
+        Connection client = Connection::open("127.0.0.1", server->port(), marked_client);
         EXPECT_TRUE(answered_within(client, beautiful, "Ugly.", 5s));
         second = accepted_line(client);
     }
