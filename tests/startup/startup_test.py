@@ -49,10 +49,22 @@ def architectures():
     return variants
 
 
+_ports_handed_out = set()
+_ports_lock = threading.Lock()
+
+
 def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    """A free port on 127.0.0.1, never the same twice in this run: the descriptor cases run four
+    at a time, and one that fails before binding its port must not find another case's server
+    on it (the kernel may hand a just-closed port to the next bind)."""
+    while True:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        with _ports_lock:
+            if port not in _ports_handed_out:
+                _ports_handed_out.add(port)
+                return port
 
 
 def port_accepts(port, host="127.0.0.1"):
