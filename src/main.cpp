@@ -4,16 +4,16 @@
 #include <iostream>
 
 #include "base/build_info.hpp"
-#include "servers/restart.hpp"
-#include "servers/serve_command.hpp"
-#include "tools/bench/bench_command.hpp"
-#include "tools/blocks.hpp"
-#include "tools/client.hpp"
-#include "tools/streamer.hpp"
+#include "runtime/restart.hpp"
+#include "commands/serve.hpp"
+#include "commands/bench/bench_command.hpp"
+#include "commands/blocks.hpp"
+#include "commands/client.hpp"
+#include "commands/streamer.hpp"
 
 
 int main(int argc, char** argv) {
-    zen::remember_command_line(argc, argv);  // what SIGUSR2 runs again (src/servers/restart.hpp)
+    zen::remember_command_line(argc, argv);  // what SIGUSR2 runs again (src/runtime/restart.hpp)
     CLI::App app{"zen: the Zen-of-Python service of Foundations of Python Network Programming, "
                  "chapter 7, in every server architecture"};
     app.name("zen");

@@ -65,7 +65,9 @@ constexpr std::size_t answer_bucket(std::int64_t ns) {
 
 class ConnectionTracker {
 public:
-    ConnectionTracker() : idle_since_ns_(ns(Clock::now())) {}
+    // Idle since `created` (the server's start), until a conversation opens. Never reads the
+    // clock: every time comes from its callers.
+    explicit ConnectionTracker(TimePoint created = TimePoint{}) : idle_since_ns_(ns(created)) {}
 
     void opened() { active_.fetch_add(1); }
     // `at`: when the connection closed, as its owner last saw the clock.
@@ -102,10 +104,9 @@ public:
     std::uint64_t answers_in_bucket(std::size_t i) const { return answer_counts_[i].load(std::memory_order_relaxed); }
     std::uint64_t answer_ns_sum() const { return answer_ns_sum_.load(std::memory_order_relaxed); }
 
-    // How long no conversation has been open; zero while one is.
-    Clock::duration idle_for() const {
-        if (active_.load() > 0) return Clock::duration::zero();
-        return std::chrono::nanoseconds(std::max<std::int64_t>(0, ns(Clock::now()) - idle_since_ns_.load()));
+    // When the last conversation closed (or the tracker was made); meaningful while active() is 0.
+    TimePoint idle_since() const {
+        return TimePoint(std::chrono::duration_cast<Clock::duration>(std::chrono::nanoseconds(idle_since_ns_.load())));
     }
 
 private:
@@ -124,7 +125,8 @@ private:
                   "shared between processes, so the atomics must be lock-free");
 };
 
-// One tracker in anonymous shared memory (survives fork into every worker); lives until exit.
-Result<ConnectionTracker*> create_shared_connection_tracker();
+// One tracker in anonymous shared memory (survives fork into every worker), idle since `now`;
+// lives until exit.
+Result<ConnectionTracker*> create_shared_connection_tracker(TimePoint now);
 
 }  // namespace zen

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "base/clock.hpp"
+#include "loop/slot_table.hpp"
 #include "loop/timer_queue.hpp"
 #include "net/fd.hpp"
 
@@ -50,13 +51,15 @@ public:
 
 private:
     struct Watch {
-        std::uint32_t generation;
+        int fd;
         EventCallback on_event;
     };
 
     Fd epoll_;
-    std::unordered_map<int, Watch> watches_;
-    std::uint32_t next_generation_ = 1;
+    // An event carries its watch's slot and generation: one for a watch removed (or replaced)
+    // earlier in the same turn finds nothing.
+    SlotTable<Watch> watches_;
+    std::unordered_map<int, std::uint32_t> watch_of_fd_;  // fd -> slot in watches_
     TimerQueue timers_;
     std::unordered_map<std::uint64_t, Callback> timer_callbacks_;
     std::uint64_t next_timer_ = 1;

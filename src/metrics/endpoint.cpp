@@ -17,7 +17,7 @@
 #include "base/build_info.hpp"
 #include "metrics/exposition.hpp"
 #include "net/io.hpp"
-#include "servers/readiness.hpp"
+#include "net/readiness.hpp"
 
 namespace zen {
 

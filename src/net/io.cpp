@@ -33,10 +33,6 @@ IoResult send_some(int fd, std::string_view data) {
     }
 }
 
-std::string errno_text(int error) {
-    return "[Errno " + std::to_string(error) + "] " + std::strerror(error);
-}
-
 WaitOutcome wait_for(int fd, short events, int stop_fd, TimePoint deadline) {
     pollfd fds[2] = {{fd, events, 0}, {stop_fd, POLLIN, 0}};
     const nfds_t count = stop_fd >= 0 ? 2 : 1;

@@ -9,6 +9,7 @@
 
 #include "base/clock.hpp"
 #include "base/result.hpp"
+#include "base/text.hpp"
 #include "net/fd.hpp"
 
 namespace zen {
@@ -23,9 +24,6 @@ struct IoResult {
 
 IoResult receive_some(int fd, char* buffer, std::size_t capacity);
 IoResult send_some(int fd, std::string_view data);
-
-// Python's wording for an OS error, as the book's logs show it: "[Errno 104] Connection reset by peer".
-std::string errno_text(int error);
 
 enum class WaitOutcome { ready, timed_out, stopped };
 

@@ -1,5 +1,5 @@
 // Chapter 5's ways to find where a message ends on a stream, as sans-I/O codecs: fed bytes,
-// they hand back whole messages. No sockets here; src/tools/streamer.cpp and blocks.cpp move the
+// they hand back whole messages. No sockets here; src/commands/streamer.cpp and blocks.cpp move the
 // bytes.
 //
 //   EOF framing        — the message is everything up to end of file (streamer.py).

@@ -31,8 +31,10 @@
 
 #include "conn/connection.hpp"
 #include "conn/connection_tracker.hpp"
+#include "loop/timer_queue.hpp"
 #include "net/io.hpp"
 #include "net/signals.hpp"
+#include "runtime/accepting.hpp"
 
 namespace zen {
 
@@ -141,21 +143,14 @@ bool would_block(int error) { return error == EAGAIN || error == EWOULDBLOCK; }
 // --- waiting for a client -------------------------------------------------------------------
 
 ListenerWake wait_for_client(const Listener& listener, const ServerContext& context) {
-    const auto exit_idle = context.options.exit_idle;
-    const bool watch_idle = exit_idle.count() > 0 && context.decides_idle_exit;
     for (;;) {
-        int timeout_ms = -1;
-        if (watch_idle) {
-            if (idle_exit_due(context, {listener.fd.get()})) {
-                quit_for_idleness(context);
-                return ListenerWake::quit;
-            }
-            const auto idle = std::chrono::duration_cast<std::chrono::milliseconds>(context.tracker.idle_for());
-            // Not idle long enough (or a client is open): look again when it could be.
-            timeout_ms = static_cast<int>(std::max<std::int64_t>(10, (exit_idle - idle).count()));
+        const TimePoint now = Clock::now();
+        if (idle_exit_due(context, {listener.fd.get()}, now)) {
+            quit_for_idleness(context);
+            return ListenerWake::quit;
         }
         pollfd fds[3] = {{listener.fd.get(), POLLIN, 0}, {stop_fd(), POLLIN, 0}, {quit_fd(), POLLIN, 0}};
-        const int n = ::poll(fds, 3, timeout_ms);
+        const int n = ::poll(fds, 3, wait_timeout_ms(idle_exit_wake(context, now), now));
         if (n < 0 && errno != EINTR) return ListenerWake::connection;  // accept() will report it
         if (fds[1].revents != 0) return ListenerWake::stop;
         if (fds[2].revents != 0) return ListenerWake::quit;

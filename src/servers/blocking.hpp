@@ -5,16 +5,18 @@
 #pragma once
 
 #include "net/listener.hpp"
-#include "servers/lifecycle.hpp"
-#include "servers/options.hpp"
+#include "net/listener.hpp"
+#include "runtime/options.hpp"
+#include "runtime/stopping.hpp"
+#include "runtime/options.hpp"
 
 namespace zen {
 
 enum class ListenerWake { connection, stop, quit };
 
-// Waits in poll() on the listener and the stop and quit pipes. With --exit-idle it also wakes to
-// check the connection tracker and, once the server has had no client for that long and no
-// connection waits in the backlog, asks the process to quit (and logs it, once).
+// Waits in poll() on the listener and the stop and quit pipes. With --exit-idle it also wakes when
+// the server may be due to exit (runtime/stopping.hpp) and, once it has had no client for that
+// long and no connection waits in the backlog, asks the process to quit (and logs it, once).
 ListenerWake wait_for_client(const Listener& listener, const ServerContext& context);
 
 // Accepts one client at a time and converses with it, until a stop or quit: the whole of

@@ -19,6 +19,7 @@
 // answers what has arrived and closes by --drain-timeout. SIGQUIT and --exit-idle end accepting
 // and let conversations finish.
 #include "servers/framework.hpp"
+#include "servers/registry.hpp"
 
 namespace zen {
 

@@ -17,6 +17,7 @@
 // framework and transport underneath, and the same TransportDriver, servers/framework.cpp).
 #include "loop/chat.hpp"
 #include "servers/framework.hpp"
+#include "servers/registry.hpp"
 
 namespace zen {
 

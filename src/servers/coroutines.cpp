@@ -35,7 +35,10 @@
 #include "conn/connection.hpp"
 #include "net/io.hpp"
 #include "net/signals.hpp"
-#include "servers/lifecycle.hpp"
+#include "runtime/accepting.hpp"
+#include "runtime/startup.hpp"
+#include "runtime/stopping.hpp"
+#include "servers/registry.hpp"
 
 namespace zen {
 
@@ -245,12 +248,13 @@ awaitable<void> CoroutineServer::watch_quit() {
 awaitable<void> CoroutineServer::watch_idleness() {
     asio::steady_timer tick(io_);
     while (acceptor_.is_open()) {
-        tick.expires_after(std::chrono::milliseconds(100));
-        co_await tick.async_wait(as_values);
-        if (acceptor_.is_open() && idle_exit_due(context_, {acceptor_.native_handle()})) {
+        const TimePoint now = Clock::now();
+        if (idle_exit_due(context_, {acceptor_.native_handle()}, now)) {
             quit_for_idleness(context_);
             co_return;
         }
+        tick.expires_at(idle_exit_wake(context_, now));  // exact: no polling (loop/idle_exit.hpp)
+        co_await tick.async_wait(as_values);
     }
 }
 

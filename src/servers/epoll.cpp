@@ -29,10 +29,14 @@
 #include <memory>
 
 #include "conn/connection.hpp"
+#include "loop/slot_table.hpp"
 #include "loop/timer_queue.hpp"
 #include "net/io.hpp"
 #include "net/signals.hpp"
-#include "servers/lifecycle.hpp"
+#include "runtime/accepting.hpp"
+#include "runtime/startup.hpp"
+#include "runtime/stopping.hpp"
+#include "servers/registry.hpp"
 
 namespace zen {
 
@@ -58,15 +62,12 @@ struct Client {
     bool hung_up = false;        // EPOLLRDHUP/HUP/ERR: a short read no longer means another edge will come
     bool send_blocked = false;   // the last send left bytes over: wait for EPOLLOUT
     bool shut_down_writing = false;
-};
-
-struct Slot {
-    std::unique_ptr<Client> client;
-    std::uint32_t generation = 0;
-    TimePoint armed = never;  // the deadline the timer heap holds for it
+    TimePoint armed = never;     // the deadline the timer heap holds for it
     bool watching_out = false;
     bool on_ready_list = false;
 };
+
+using Clients = SlotTable<Client>;
 
 class EpollLoop : public EpollServerLoop {
 public:
@@ -78,16 +79,6 @@ public:
     int run() override;
 
 private:
-    static std::uint64_t token(std::uint32_t index, std::uint32_t generation) {
-        return (std::uint64_t{generation} << 32) | index;
-    }
-    Slot* find(std::uint64_t token) {
-        const auto index = static_cast<std::uint32_t>(token);
-        if (index >= slots_.size()) return nullptr;
-        Slot& slot = slots_[index];
-        if (!slot.client || slot.generation != static_cast<std::uint32_t>(token >> 32)) return nullptr;
-        return &slot;
-    }
     bool watch(int fd, std::uint32_t events, std::uint64_t token, int op = EPOLL_CTL_ADD) {
         epoll_event event{};
         event.events = events;
@@ -97,21 +88,27 @@ private:
     bool read(Client& client, TimePoint now);
     void write(Client& client, TimePoint now);
     void settle(std::uint32_t index);
-    void release(std::uint32_t index);
     void accept_clients(TimePoint now);
     void begin_drain(TimePoint now);
+    // Waits for events until the next deadline; false when epoll_wait() failed.
+    bool wait(TimePoint now);
+    void on_event(const epoll_event& event, TimePoint now);
+    void serve_ready_list(TimePoint now);
+    void on_deadline(TimePoint when, std::uint64_t token, TimePoint now);
 
     const Listener& listener_;
     const std::vector<int>& all_listener_fds_;
     const ServerContext& context_;
     Fd epoll_;
     std::vector<char> buffer_;
-    std::vector<Slot> slots_;
-    std::vector<std::uint32_t> free_slots_;
-    std::vector<std::uint32_t> ready_;  // slots whose reads stopped at the budget, not at EAGAIN
+    Clients clients_;
+    std::vector<std::uint32_t> ready_;  // clients whose reads stopped at the budget, not at EAGAIN
+    std::vector<std::uint32_t> ready_now_;
+    std::vector<epoll_event> events_ = std::vector<epoll_event>(256);
+    int event_count_ = 0;
     TimerQueue timers_;
-    std::size_t live_ = 0;
     bool accepting_ = true;
+    bool draining_ = false;
     bool listener_ready_ = true;  // an edge may be pending: accept until EAGAIN
     TimePoint accept_paused_until_ = TimePoint::min();
 };
@@ -162,25 +159,14 @@ void EpollLoop::write(Client& client, TimePoint now) {
     }
 }
 
-void EpollLoop::release(std::uint32_t index) {
-    Slot& slot = slots_[index];
-    slot.client.reset();  // its fd is closed, which also takes it out of the epoll set
-    ++slot.generation;
-    slot.armed = never;
-    slot.watching_out = false;
-    free_slots_.push_back(index);
-    --live_;
-}
-
 // After anything happened to a client: does what its connection now asks.
 void EpollLoop::settle(std::uint32_t index) {
-    Slot& slot = slots_[index];
-    Client& client = *slot.client;
+    Client& client = *clients_.at(index);
     Connection& connection = client.connection;
     switch (connection.fate()) {
         case Connection::Fate::close:
         case Connection::Fate::drop:
-            release(index);
+            clients_.release(index);  // its fd is closed, which also takes it out of the epoll set
             return;
         case Connection::Fate::linger:
             if (!client.shut_down_writing) {
@@ -193,23 +179,20 @@ void EpollLoop::settle(std::uint32_t index) {
             break;
     }
     const bool want_out = client.send_blocked && !connection.output().empty();
-    if (want_out != slot.watching_out) {
-        slot.watching_out = want_out;
-        watch(client.fd.get(), client_events | (want_out ? std::uint32_t{EPOLLOUT} : 0u), token(index, slot.generation),
+    if (want_out != client.watching_out) {
+        client.watching_out = want_out;
+        watch(client.fd.get(), client_events | (want_out ? std::uint32_t{EPOLLOUT} : 0u), clients_.token_of(index),
               EPOLL_CTL_MOD);
     }
-    if (connection.wants_read() && !client.read_blocked && !slot.on_ready_list) {
-        slot.on_ready_list = true;
+    if (connection.wants_read() && !client.read_blocked && !client.on_ready_list) {
+        client.on_ready_list = true;
         ready_.push_back(index);
     }
     const auto deadline = connection.deadline();
-    if (deadline < slot.armed) {
-        slot.armed = deadline;
-        timers_.arm(deadline, token(index, slot.generation));
-        // A closed client's entry stays until its time (up to --idle-timeout away): drop such
-        // entries once they outnumber the live clients, or the heap grows with the accept rate.
-        if (timers_.size() > 1024 && timers_.size() > 4 * (live_ + 1))
-            timers_.compact([this](std::uint64_t stale) { return find(stale) == nullptr; });
+    if (deadline < client.armed) {
+        client.armed = deadline;
+        timers_.arm(deadline, clients_.token_of(index));
+        timers_.drop_stale(clients_.live(), [this](std::uint64_t stale) { return clients_.find(stale) == nullptr; });
     }
 }
 
@@ -226,20 +209,10 @@ void EpollLoop::accept_clients(TimePoint now) {
             accept_paused_until_ = now + accept_pause;
             return;
         }
-        std::uint32_t index;
-        if (!free_slots_.empty()) {
-            index = free_slots_.back();
-            free_slots_.pop_back();
-        } else {
-            index = static_cast<std::uint32_t>(slots_.size());
-            slots_.emplace_back();
-        }
-        Slot& slot = slots_[index];
-        slot.client = std::make_unique<Client>(std::move(accepted.client), context_, now);
-        ++live_;
-        Client& client = *slot.client;
+        const std::uint32_t index = clients_.insert(std::make_unique<Client>(std::move(accepted.client), context_, now));
+        Client& client = *clients_.at(index);
         if (client.connection.fate() == Connection::Fate::keep &&
-            !watch(client.fd.get(), client_events, token(index, slot.generation))) {
+            !watch(client.fd.get(), client_events, clients_.token_of(index))) {
             client.connection.failed("epoll_ctl: " + errno_text(errno), now);
         }
         write(client, now);  // a client turned away for --max-connections is told so at once
@@ -248,13 +221,15 @@ void EpollLoop::accept_clients(TimePoint now) {
 }
 
 void EpollLoop::begin_drain(TimePoint now) {
-    for (std::uint32_t index = 0; index < slots_.size(); ++index) {
-        if (!slots_[index].client) continue;
-        Client& client = *slots_[index].client;
-        client.connection.stop(now, drain_deadline(context_));
-        client.read_blocked = false;  // take in what the client has already sent
-        read(client, now);
-        write(client, now);
+    draining_ = true;
+    accepting_ = false;
+    for (std::uint32_t index = 0; index < clients_.slots(); ++index) {
+        Client* client = clients_.at(index);
+        if (client == nullptr) continue;
+        client->connection.stop(now, drain_deadline(context_));
+        client->read_blocked = false;  // take in what the client has already sent
+        read(*client, now);
+        write(*client, now);
         settle(index);
     }
 }
@@ -268,87 +243,89 @@ bool EpollLoop::set_up() {
     return true;
 }
 
+bool EpollLoop::wait(TimePoint now) {
+    TimePoint wake = timers_.next();
+    if (accepting_ && listener_ready_) wake = std::min(wake, std::max(now, accept_paused_until_));
+    if (accepting_) wake = std::min(wake, idle_exit_wake(context_, now));
+    const int timeout_ms = ready_.empty() ? wait_timeout_ms(wake, now) : 0;
+    event_count_ = ::epoll_wait(epoll_.get(), events_.data(), static_cast<int>(events_.size()), timeout_ms);
+    if (event_count_ >= 0) return true;
+    event_count_ = 0;
+    return errno == EINTR;
+}
+
+void EpollLoop::on_event(const epoll_event& event, TimePoint now) {
+    const std::uint64_t event_token = event.data.u64;
+    if (event_token == listener_token) {
+        listener_ready_ = true;
+        return;
+    }
+    if (event_token == stop_token || event_token == quit_token) return;  // seen at the top
+    Client* found = clients_.find(event_token);
+    if (found == nullptr) return;  // its client is gone; the event came late
+    Client& client = *found;
+    const std::uint32_t flags = event.events;
+    if (flags & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) client.hung_up = true;
+    // New bytes arrived (an edge): reading may make progress again, even if the last read
+    // emptied the socket (the event may come while backpressure holds reading off).
+    if (flags & EPOLLIN) client.read_blocked = false;
+    if (flags & EPOLLOUT) client.send_blocked = false;
+    if (flags & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+        if (client.connection.wants_read()) {
+            read(client, now);
+        } else if (!client.connection.output().empty()) {
+            client.send_blocked = false;  // a send reports the error or hang-up
+        }
+    }
+    write(client, now);
+    settle(Clients::index_of(event_token));
+}
+
+// The clients whose reads stopped at the budget last turn: each gets its next turn now.
+void EpollLoop::serve_ready_list(TimePoint now) {
+    for (const std::uint32_t index : ready_now_) {
+        Client* client = clients_.at(index);
+        if (client == nullptr || client->on_ready_list) continue;
+        read(*client, now);
+        write(*client, now);
+        settle(index);
+    }
+}
+
+void EpollLoop::on_deadline(TimePoint when, std::uint64_t token, TimePoint now) {
+    Client* client = clients_.find(token);
+    if (client == nullptr || client->armed != when) return;  // gone, or superseded
+    client->armed = never;
+    client->connection.tick(now);
+    write(*client, now);  // --wait answers whose time has come
+    settle(Clients::index_of(token));
+}
+
 int EpollLoop::run() {
-    bool draining = false;
-    std::vector<epoll_event> events(256);
-    std::vector<std::uint32_t> ready_now;
     for (;;) {
         auto now = Clock::now();
-        if (stop_requested() && !draining) {
-            draining = true;
-            accepting_ = false;
-            begin_drain(now);
-        }
+        if (stop_requested() && !draining_) begin_drain(now);
         if (quit_requested()) accepting_ = false;
-        if (accepting_ && idle_exit_due(context_, all_listener_fds_)) {
+        if (accepting_ && idle_exit_due(context_, all_listener_fds_, now)) {
             quit_for_idleness(context_);
             accepting_ = false;
         }
-        if (!accepting_ && live_ == 0) return 0;
-
-        auto wake = timers_.next();
-        if (accepting_ && listener_ready_) wake = std::min(wake, std::max(now, accept_paused_until_));
-        if (accepting_ && context_.options.exit_idle.count() > 0) wake = std::min(wake, now + std::chrono::milliseconds(100));
-        int timeout_ms = -1;
-        if (!ready_.empty()) {
-            timeout_ms = 0;
-        } else if (wake != never) {
-            timeout_ms = static_cast<int>(std::clamp<std::int64_t>(
-                std::chrono::ceil<std::chrono::milliseconds>(wake - now).count(), 0, 60'000));
-        }
-        const int n = ::epoll_wait(epoll_.get(), events.data(), static_cast<int>(events.size()), timeout_ms);
-        if (n < 0 && errno != EINTR) {
+        if (!accepting_ && clients_.live() == 0) return 0;
+        if (!wait(now)) {
             context_.log.server(LogLevel::error, "epoll_error", "epoll_wait() failed: " + errno_text(errno));
             return 1;
         }
         now = Clock::now();
 
-        ready_now.swap(ready_);
+        ready_now_.swap(ready_);
         ready_.clear();
-        for (const std::uint32_t index : ready_now) slots_[index].on_ready_list = false;
-
-        for (int i = 0; i < n; ++i) {
-            const std::uint64_t event_token = events[i].data.u64;
-            if (event_token == listener_token) {
-                listener_ready_ = true;
-                continue;
-            }
-            if (event_token == stop_token || event_token == quit_token) continue;  // seen at the top
-            Slot* slot = find(event_token);
-            if (slot == nullptr) continue;  // its client is gone; the event came late
-            Client& client = *slot->client;
-            const std::uint32_t flags = events[i].events;
-            if (flags & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) client.hung_up = true;
-            // New bytes arrived (an edge): reading may make progress again, even if the last read
-            // emptied the socket (the event may come while backpressure holds reading off).
-            if (flags & EPOLLIN) client.read_blocked = false;
-            if (flags & EPOLLOUT) client.send_blocked = false;
-            if (flags & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
-                if (client.connection.wants_read()) {
-                    read(client, now);
-                } else if (!client.connection.output().empty()) {
-                    client.send_blocked = false;  // a send reports the error or hang-up
-                }
-            }
-            write(client, now);
-            settle(static_cast<std::uint32_t>(event_token));
+        for (const std::uint32_t index : ready_now_) {
+            if (Client* client = clients_.at(index)) client->on_ready_list = false;
         }
-        for (const std::uint32_t index : ready_now) {
-            Slot& slot = slots_[index];
-            if (!slot.client || slot.on_ready_list) continue;
-            read(*slot.client, now);
-            write(*slot.client, now);
-            settle(index);
-        }
+        for (int i = 0; i < event_count_; ++i) on_event(events_[i], now);
+        serve_ready_list(now);
         if (accepting_ && listener_ready_ && now >= accept_paused_until_) accept_clients(now);
-        timers_.expire(now, [&](TimePoint when, std::uint64_t timer_token) {
-            Slot* slot = find(timer_token);
-            if (slot == nullptr || slot->armed != when) return;  // superseded
-            slot->armed = never;
-            slot->client->connection.tick(now);
-            write(*slot->client, now);  // --wait answers whose time has come
-            settle(static_cast<std::uint32_t>(timer_token));
-        });
+        timers_.expire(now, [&](TimePoint when, std::uint64_t token) { on_deadline(when, token, now); });
     }
 }
 

@@ -5,7 +5,8 @@
 #include <memory>
 #include <vector>
 
-#include "servers/options.hpp"
+#include "net/listener.hpp"
+#include "runtime/options.hpp"
 
 namespace zen {
 

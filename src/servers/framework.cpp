@@ -2,7 +2,9 @@
 
 #include "net/io.hpp"
 #include "net/signals.hpp"
-#include "servers/lifecycle.hpp"
+#include "runtime/accepting.hpp"
+#include "runtime/startup.hpp"
+#include "runtime/stopping.hpp"
 
 namespace zen {
 
@@ -117,11 +119,12 @@ int serve_protocols(Listener& listener, const ServerContext& context, loop::Serv
     });
     std::function<void()> watch_for_idleness = [&] {
         if (quit_requested() || stop_requested()) return;
-        if (idle_exit_due(context, {listener.fd.get()})) {
+        const TimePoint now = Clock::now();
+        if (idle_exit_due(context, {listener.fd.get()}, now)) {
             quit_for_idleness(context);  // the quit pipe wakes us
             return;
         }
-        loop.call_later(std::chrono::milliseconds(100), watch_for_idleness);
+        loop.call_at(idle_exit_wake(context, now), watch_for_idleness);  // exact: no polling
     };
     if (context.options.exit_idle.count() > 0 && context.decides_idle_exit) watch_for_idleness();
     if (!announce_serving(listener, context)) return 1;

@@ -10,7 +10,7 @@
 #include "conn/connection.hpp"
 #include "loop/server.hpp"
 #include "loop/transport.hpp"
-#include "servers/options.hpp"
+#include "runtime/options.hpp"
 
 namespace zen {
 

@@ -15,6 +15,10 @@
 
 #include "conn/client_log.hpp"
 #include "servers/blocking.hpp"
+#include "runtime/accepting.hpp"
+#include "runtime/startup.hpp"
+#include "runtime/threads.hpp"
+#include "servers/registry.hpp"
 
 namespace zen {
 

@@ -25,8 +25,12 @@
 
 #include "conn/connection.hpp"
 #include "net/io.hpp"
+#include "loop/timer_queue.hpp"
 #include "net/signals.hpp"
-#include "servers/lifecycle.hpp"
+#include "runtime/accepting.hpp"
+#include "runtime/startup.hpp"
+#include "runtime/stopping.hpp"
+#include "servers/registry.hpp"
 
 namespace zen {
 
@@ -101,101 +105,129 @@ bool settle(Client& client) {
     return true;
 }
 
+class PollLoop {
+public:
+    PollLoop(Listener& listener, const ServerContext& context)
+        : listener_(listener), context_(context), buffer_(64 * 1024) {}
+    int run();
+
+private:
+    void begin_drain(TimePoint now);
+    // Fills fds_ with what each client wants; returns when the loop must wake at the latest.
+    TimePoint ask(TimePoint now);
+    void serve_clients(TimePoint now);
+    // False when the listener is broken.
+    bool accept_clients(TimePoint now);
+
+    Listener& listener_;
+    const ServerContext& context_;
+    std::vector<std::unique_ptr<Client>> clients_;
+    std::vector<pollfd> fds_;  // the signal pipes, the listener, then clients_ in order
+    std::vector<char> buffer_;
+    bool accepting_ = true;
+    bool draining_ = false;
+    bool watch_listener_ = false;
+    TimePoint accept_paused_until_ = TimePoint::min();
+};
+
+void PollLoop::begin_drain(TimePoint now) {
+    draining_ = true;
+    accepting_ = false;
+    for (auto& client : clients_) {
+        client->connection.stop(now, drain_deadline(context_));
+        read(*client, buffer_, now);  // what the client has already sent is answered
+        write(*client, now);
+        settle(*client);
+    }
+}
+
+TimePoint PollLoop::ask(TimePoint now) {
+    fds_.clear();
+    fds_.push_back({stop_fd(), POLLIN, 0});
+    fds_.push_back({quit_fd(), POLLIN, 0});
+    watch_listener_ = accepting_ && now >= accept_paused_until_;
+    fds_.push_back({watch_listener_ ? listener_.fd.get() : -1, POLLIN, 0});
+    TimePoint wake = accepting_ && !watch_listener_ ? accept_paused_until_ : never;
+    if (accepting_) wake = std::min(wake, idle_exit_wake(context_, now));
+    for (const auto& client : clients_) {
+        const Connection& connection = client->connection;
+        const short events = static_cast<short>((connection.wants_read() ? POLLIN : 0) |
+                                                (connection.output().empty() ? 0 : POLLOUT));
+        // Watching nothing (answers held by --wait): leave the fd out, or its POLLHUP would spin us.
+        fds_.push_back({events != 0 ? client->fd.get() : -1, events, 0});
+        wake = std::min(wake, connection.deadline());
+        // Stopping: what has arrived is read at once, readable or not (an empty socket says so).
+        if (connection.reads_without_waiting()) wake = now;
+    }
+    return wake;
+}
+
+void PollLoop::serve_clients(TimePoint now) {
+    // Clients first, then new connections, so the array's order still matches the vector.
+    for (std::size_t i = 0; i < clients_.size(); ++i) {
+        Client& client = *clients_[i];
+        const short revents = fds_[3 + i].revents;
+        if (((revents & (POLLIN | POLLHUP | POLLERR)) || client.connection.reads_without_waiting()) &&
+            client.connection.wants_read()) {
+            read(client, buffer_, now);
+        }
+        if (now >= client.connection.deadline()) client.connection.tick(now);
+        // Room to send, answers now due, or a hang-up that a send will report.
+        write(client, now);
+        settle(client);
+    }
+}
+
+bool PollLoop::accept_clients(TimePoint now) {
+    for (int accepted_now = 0; accepted_now < 64; ++accepted_now) {
+        AcceptOutcome accepted = accept_client(listener_);
+        if (accepted.status == AcceptStatus::accepted) {
+            clients_.push_back(std::make_unique<Client>(std::move(accepted.client), context_, now));
+            write(*clients_.back(), now);  // a client turned away for --max-connections is told so
+            continue;
+        }
+        if (accepted.status == AcceptStatus::out_of_fds) {
+            log_accept_problem(accepted, context_);
+            accept_paused_until_ = now + accept_pause;
+        } else if (accepted.status == AcceptStatus::failed) {
+            log_accept_problem(accepted, context_);
+            return false;
+        }
+        if (accepted.status != AcceptStatus::client_gone) break;
+    }
+    return true;
+}
+
+int PollLoop::run() {
+    for (;;) {
+        auto now = Clock::now();
+        if (stop_requested() && !draining_) begin_drain(now);
+        if (quit_requested()) accepting_ = false;
+        if (accepting_ && idle_exit_due(context_, {listener_.fd.get()}, now)) {
+            quit_for_idleness(context_);
+            accepting_ = false;
+        }
+        std::erase_if(clients_, [](const auto& client) { return !settle(*client); });
+        if (!accepting_ && clients_.empty()) return 0;
+
+        const TimePoint wake = ask(now);
+        if (::poll(fds_.data(), fds_.size(), wait_timeout_ms(wake, now)) < 0 && errno != EINTR) {
+            context_.log.server(LogLevel::error, "poll_error", "poll() failed: " + errno_text(errno));
+            return 1;
+        }
+        now = Clock::now();
+        serve_clients(now);
+        if (watch_listener_ && (fds_[2].revents & POLLIN) && !stop_requested() && !accept_clients(now)) return 1;
+    }
+}
+
 }  // namespace
 
 int serve_poll(Listener& listener, const ServerContext& context) {
     const HardStopWatchdog watchdog(context);
-    std::vector<std::unique_ptr<Client>> clients;
-    std::vector<pollfd> fds;
-    std::vector<char> buffer(64 * 1024);
-    bool accepting = true;
-    bool draining = false;
-    auto accept_paused_until = TimePoint::min();
+    PollLoop loop(listener, context);
     if (!announce_serving(listener, context)) return 1;
-
-    for (;;) {
-        auto now = Clock::now();
-        if (stop_requested() && !draining) {
-            draining = true;
-            accepting = false;
-            for (auto& client : clients) {
-                client->connection.stop(now, drain_deadline(context));
-                read(*client, buffer, now);  // what the client has already sent is answered
-                write(*client, now);
-                settle(*client);
-            }
-        }
-        if (quit_requested()) accepting = false;
-        if (accepting && idle_exit_due(context, {listener.fd.get()})) {
-            quit_for_idleness(context);
-            accepting = false;
-        }
-        std::erase_if(clients, [](const auto& client) { return !settle(*client); });
-        if (!accepting && clients.empty()) return 0;
-
-        // Ask for what each client wants; deadlines decide how long to sleep.
-        fds.clear();
-        fds.push_back({stop_fd(), POLLIN, 0});
-        fds.push_back({quit_fd(), POLLIN, 0});
-        const bool watch_listener = accepting && now >= accept_paused_until;
-        fds.push_back({watch_listener ? listener.fd.get() : -1, POLLIN, 0});
-        auto wake = accepting && !watch_listener ? accept_paused_until : never;
-        if (accepting && context.options.exit_idle.count() > 0) {
-            wake = std::min(wake, now + std::chrono::milliseconds(100));
-        }
-        for (const auto& client : clients) {
-            const Connection& connection = client->connection;
-            const short events = static_cast<short>((connection.wants_read() ? POLLIN : 0) |
-                                                    (connection.output().empty() ? 0 : POLLOUT));
-            // Watching nothing (answers held by --wait): leave the fd out, or its POLLHUP would spin us.
-            fds.push_back({events != 0 ? client->fd.get() : -1, events, 0});
-            wake = std::min(wake, connection.deadline());
-            // Stopping: what has arrived is read at once, readable or not (an empty socket says so).
-            if (connection.reads_without_waiting()) wake = now;
-        }
-        int timeout_ms = -1;
-        if (wake != never) {
-            timeout_ms = static_cast<int>(std::clamp<std::int64_t>(
-                std::chrono::ceil<std::chrono::milliseconds>(wake - now).count(), 0, 60'000));
-        }
-        if (::poll(fds.data(), fds.size(), timeout_ms) < 0 && errno != EINTR) {
-            context.log.server(LogLevel::error, "poll_error", "poll() failed: " + errno_text(errno));
-            return 1;
-        }
-        now = Clock::now();
-
-        // Clients first, then new connections, so the array's order still matches the vector.
-        for (std::size_t i = 0; i < clients.size(); ++i) {
-            Client& client = *clients[i];
-            const short revents = fds[3 + i].revents;
-            if (((revents & (POLLIN | POLLHUP | POLLERR)) || client.connection.reads_without_waiting()) &&
-                client.connection.wants_read()) {
-                read(client, buffer, now);
-            }
-            if (now >= client.connection.deadline()) client.connection.tick(now);
-            // Room to send, answers now due, or a hang-up that a send will report.
-            write(client, now);
-            settle(client);
-        }
-        if (watch_listener && (fds[2].revents & POLLIN) && !stop_requested()) {
-            for (int accepted_now = 0; accepted_now < 64; ++accepted_now) {
-                AcceptOutcome accepted = accept_client(listener);
-                if (accepted.status == AcceptStatus::accepted) {
-                    clients.push_back(std::make_unique<Client>(std::move(accepted.client), context, now));
-                    write(*clients.back(), now);  // a client turned away for --max-connections is told so
-                    continue;
-                }
-                if (accepted.status == AcceptStatus::out_of_fds) {
-                    log_accept_problem(accepted, context);
-                    accept_paused_until = now + accept_pause;
-                } else if (accepted.status == AcceptStatus::failed) {
-                    log_accept_problem(accepted, context);
-                    return 1;
-                }
-                if (accepted.status != AcceptStatus::client_gone) break;
-            }
-        }
-    }
+    return loop.run();
 }
 
 }  // namespace zen

@@ -33,8 +33,11 @@
 #include "net/io.hpp"
 #include "net/signals.hpp"
 #include "servers/blocking.hpp"
-#include "servers/lifecycle.hpp"
+#include "runtime/operator.hpp"
+#include "runtime/startup.hpp"
+#include "runtime/stopping.hpp"
 #include "conn/connection_tracker.hpp"
+#include "servers/registry.hpp"
 
 namespace zen {
 
@@ -172,7 +175,7 @@ int serve_prefork(Listener& listener, const ServerContext& context) {
             quitting = true;
             break;
         }
-        if (idle_exit_due(context, {listener.fd.get()})) {
+        if (idle_exit_due(context, {listener.fd.get()}, Clock::now())) {
             quit_for_idleness(context);
             quitting = true;
             break;

@@ -19,8 +19,11 @@
 
 #include "net/io.hpp"
 #include "net/signals.hpp"
-#include "servers/lifecycle.hpp"
+#include "runtime/startup.hpp"
+#include "runtime/stopping.hpp"
+#include "runtime/threads.hpp"
 #include "servers/epoll_loop.hpp"
+#include "servers/registry.hpp"
 
 namespace zen {
 

@@ -15,6 +15,8 @@
 // answers what has arrived and closes by --drain-timeout, or the watchdog stops the process hard. SIGQUIT and --exit-idle end
 // accepting and let the current conversation finish.
 #include "servers/blocking.hpp"
+#include "runtime/startup.hpp"
+#include "servers/registry.hpp"
 
 namespace zen {
 

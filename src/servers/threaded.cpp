@@ -12,10 +12,12 @@
 // Stop: the threads waiting for a client poll the signal pipes; the watchdog interrupts those in
 // recv() or send() (SIGURG) until each has seen the stop.
 #include "servers/blocking.hpp"
+#include "runtime/threads.hpp"
 
 
 #include "net/io.hpp"
 #include "net/signals.hpp"
+#include "servers/registry.hpp"
 
 namespace zen {
 

@@ -48,11 +48,15 @@
 #include <memory>
 #include <vector>
 
+#include "loop/slot_table.hpp"
 #include "loop/timer_queue.hpp"
 #include "net/io.hpp"
 #include "net/signals.hpp"
 #include "conn/connection.hpp"
-#include "servers/lifecycle.hpp"
+#include "runtime/accepting.hpp"
+#include "runtime/startup.hpp"
+#include "runtime/stopping.hpp"
+#include "servers/registry.hpp"
 
 namespace zen {
 
@@ -124,7 +128,16 @@ private:
     void release(std::uint32_t index);
     void begin_drain(TimePoint now);
     void arm(std::uint32_t index);
-    std::uint64_t data(Kind kind, std::uint32_t index) { return make_data(kind, index, generations_[index]); }
+    // Before each wait: the drain, the quit, --exit-idle, the accept and the receives to retry.
+    // False once the server is done.
+    bool prepare_turn(TimePoint now);
+    void retry_receives();
+    // Submits this turn's operations and waits for a completion or the next deadline; false
+    // when the wait failed.
+    bool submit_and_wait(TimePoint now);
+    void on_completion(const io_uring_cqe& cqe, TimePoint now);
+    void on_deadline(TimePoint when, std::uint64_t token, TimePoint now);
+    std::uint64_t data(Kind kind, std::uint32_t index) { return make_data(kind, index, clients_.generation(index)); }
 
     Listener& listener_;
     const ServerContext& context_;
@@ -139,13 +152,10 @@ private:
     std::vector<std::unique_ptr<char[]>> send_buffers_;
     std::vector<std::uint32_t> idle_send_buffers_;    // allocated, no send in flight
     std::vector<std::uint32_t> unused_send_buffers_;  // freed: indexes to allocate again
-    std::vector<std::unique_ptr<Client>> clients_;
-    std::vector<std::uint32_t> generations_;
-    std::vector<std::uint32_t> free_;
+    SlotTable<Client> clients_;
     std::vector<std::uint32_t> retry_receive_;
     std::vector<std::uint32_t> retrying_;
     TimerQueue timers_;
-    std::size_t live_ = 0;
     bool multishot_accept_;   // until the kernel says -EINVAL, or --no-multishot
     bool multishot_receive_;
     bool accept_armed_ = false;
@@ -246,7 +256,7 @@ void UringServer::submit_accept() {
 }
 
 void UringServer::submit_receive(std::uint32_t index, bool nowait) {
-    Client& client = *clients_[index];
+    Client& client = *clients_.at(index);
     io_uring_sqe* entry = sqe();
     if (nowait) {
         io_uring_prep_recv(entry, client.fd.get(), nullptr, buffer_size, MSG_DONTWAIT);
@@ -263,7 +273,7 @@ void UringServer::submit_receive(std::uint32_t index, bool nowait) {
 
 // The session's output may grow (and move) while the kernel reads a send: the send reads a copy.
 void UringServer::submit_send(std::uint32_t index, std::string_view bytes) {
-    Client& client = *clients_[index];
+    Client& client = *clients_.at(index);
     if (!idle_send_buffers_.empty()) {
         client.send_buffer = idle_send_buffers_.back();
         idle_send_buffers_.pop_back();
@@ -296,7 +306,7 @@ void UringServer::return_send_buffer(std::uint32_t id) {
 
 void UringServer::submit_cancel_receive(std::uint32_t index) {
     io_uring_prep_cancel64(quiet_sqe(Kind::cancel), data(Kind::receive, index), 0);
-    clients_[index]->cancelling = true;  // the receive ends with -ECANCELED (or with its own result)
+    clients_.at(index)->cancelling = true;  // the receive ends with -ECANCELED (or with its own result)
 }
 
 void UringServer::submit_close(int fd) { io_uring_prep_close(quiet_sqe(Kind::close), fd); }
@@ -328,22 +338,12 @@ void UringServer::on_accept(const io_uring_cqe& cqe, TimePoint now) {
     peer.length = sizeof peer.storage;
     ::getpeername(socket.get(), peer.get(), &peer.length);
     if (!listener_.clients_inherit_no_delay) set_no_delay(socket.get());  // see Listener
-    std::uint32_t index;
-    if (!free_.empty()) {
-        index = free_.back();
-        free_.pop_back();
-    } else {
-        index = static_cast<std::uint32_t>(clients_.size());
-        clients_.emplace_back();
-        generations_.push_back(1);
-    }
-    clients_[index] = std::make_unique<Client>(context_, std::move(socket), peer, now);
-    ++live_;
+    const std::uint32_t index = clients_.insert(std::make_unique<Client>(context_, std::move(socket), peer, now));
     advance(index);  // refused: closed before a byte is read
 }
 
 void UringServer::on_receive(std::uint32_t index, const io_uring_cqe& cqe, TimePoint now) {
-    Client& client = *clients_[index];
+    Client& client = *clients_.at(index);
     if (!(cqe.flags & IORING_CQE_F_MORE)) {
         client.receive = Client::Receive::none;  // its last completion: a new one may be submitted
         client.cancelling = false;
@@ -371,7 +371,7 @@ void UringServer::on_receive(std::uint32_t index, const io_uring_cqe& cqe, TimeP
 }
 
 void UringServer::on_send(std::uint32_t index, int result, TimePoint now) {
-    Client& client = *clients_[index];
+    Client& client = *clients_.at(index);
     return_send_buffer(client.send_buffer);
     client.send_buffer = no_send_buffer;
     if (result < 0) {
@@ -386,7 +386,7 @@ void UringServer::on_send(std::uint32_t index, int result, TimePoint now) {
 // receive in flight while it wants to read (cancel it when it stops wanting to, or when stopping
 // turns reading into reading only what has arrived), wait for a deadline, or close.
 void UringServer::advance(std::uint32_t index) {
-    Client& client = *clients_[index];
+    Client& client = *clients_.at(index);
     Connection& connection = client.connection;
     switch (connection.fate()) {
         case Connection::Fate::close:
@@ -421,37 +421,109 @@ void UringServer::advance(std::uint32_t index) {
 }
 
 void UringServer::release(std::uint32_t index) {
-    submit_close(clients_[index]->fd.release());
-    clients_[index].reset();
-    ++generations_[index];
-    free_.push_back(index);
-    --live_;
+    submit_close(clients_.at(index)->fd.release());
+    clients_.release(index);
 }
 
 void UringServer::arm(std::uint32_t index) {
-    Client& client = *clients_[index];
+    Client& client = *clients_.at(index);
     const TimePoint deadline = client.connection.deadline();
     if (deadline >= client.armed) return;
     client.armed = deadline;
-    timers_.arm(deadline, data(Kind::receive, index));
-    // A closed client's entry stays until its time (up to --idle-timeout away): drop such
-    // entries once they outnumber the live clients, or the heap grows with the accept rate.
-    if (timers_.size() > 1024 && timers_.size() > 4 * (live_ + 1)) {
-        timers_.compact([this](std::uint64_t stale) {
-            const std::uint32_t slot = slot_of(stale);
-            return slot >= clients_.size() || !clients_[slot] || generations_[slot] != generation_of(stale);
-        });
-    }
+    timers_.arm(deadline, clients_.token_of(index));
+    timers_.drop_stale(clients_.live(), [this](std::uint64_t stale) { return clients_.find(stale) == nullptr; });
 }
 
 void UringServer::begin_drain(TimePoint now) {
     draining_ = true;
     accepting_ = false;
-    for (std::uint32_t index = 0; index < clients_.size(); ++index) {
-        if (!clients_[index]) continue;
-        clients_[index]->connection.stop(now, drain_deadline(context_));
+    for (std::uint32_t index = 0; index < clients_.slots(); ++index) {
+        if (clients_.at(index) == nullptr) continue;
+        clients_.at(index)->connection.stop(now, drain_deadline(context_));
         advance(index);  // cancels a waiting receive: what has arrived is read without waiting
     }
+}
+
+bool UringServer::prepare_turn(TimePoint now) {
+    if (stop_requested() && !draining_) begin_drain(now);
+    if (quit_requested()) accepting_ = false;
+    if (accepting_ && idle_exit_due(context_, {listener_.fd.get()}, now)) {
+        quit_for_idleness(context_);
+        accepting_ = false;
+    }
+    if (!accepting_ && accept_armed_) {
+        io_uring_prep_cancel64(quiet_sqe(Kind::cancel), make_data(Kind::accept, 0, 0), 0);
+        accept_armed_ = false;  // its -ECANCELED completion follows
+    }
+    if (!accepting_ && clients_.live() == 0) {
+        io_uring_submit(&ring_);  // the last closes
+        return false;
+    }
+    if (accepting_ && !accept_armed_ && now >= accept_paused_until_) submit_accept();
+    retry_receives();
+    return true;
+}
+
+// Receives that found the buffer ring dry: every buffer is back by now, but re-arming them all
+// at once would only run it dry again. Half a ring's worth a turn, oldest first.
+void UringServer::retry_receives() {
+    if (retry_receive_.empty()) return;
+    const std::size_t count = std::min<std::size_t>(retry_receive_.size(), buffer_count / 2);
+    retrying_.assign(retry_receive_.begin(), retry_receive_.begin() + static_cast<std::ptrdiff_t>(count));
+    retry_receive_.erase(retry_receive_.begin(), retry_receive_.begin() + static_cast<std::ptrdiff_t>(count));
+    for (const std::uint32_t index : retrying_) {
+        const Client* client = clients_.at(index);
+        if (client != nullptr && client->receive == Client::Receive::none) advance(index);
+    }
+}
+
+bool UringServer::submit_and_wait(TimePoint now) {
+    TimePoint wake = timers_.next();
+    if (accepting_ && !accept_armed_) wake = std::min(wake, accept_paused_until_);
+    if (accepting_) wake = std::min(wake, idle_exit_wake(context_, now));
+    const auto wait_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(wait_duration(wake, now, std::chrono::minutes(1)));
+    __kernel_timespec timeout{};
+    timeout.tv_sec = wait_ns.count() / 1'000'000'000;
+    timeout.tv_nsec = wait_ns.count() % 1'000'000'000;
+    io_uring_cqe* first = nullptr;
+    const int rc = io_uring_submit_and_wait_timeout(&ring_, &first, 1, &timeout, nullptr);
+    if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EBUSY) {
+        context_.log.server(LogLevel::error, "uring_error", "io_uring wait failed: " + errno_text(-rc));
+        return false;
+    }
+    return true;
+}
+
+void UringServer::on_completion(const io_uring_cqe& cqe, TimePoint now) {
+    const std::uint64_t user_data = io_uring_cqe_get_data64(&cqe);
+    const Kind kind = kind_of(user_data);
+    if (kind == Kind::accept) {
+        on_accept(cqe, now);
+        return;
+    }
+    // stop_poll and quit_poll: seen at the top of the loop; cancel, shutdown, close (failures
+    // only): nothing to do.
+    if (kind != Kind::receive && kind != Kind::send) return;
+    const std::uint32_t index = slot_of(user_data);
+    if (clients_.find(index, generation_of(user_data)) == nullptr) {
+        if (kind == Kind::receive && (cqe.flags & IORING_CQE_F_BUFFER)) {
+            recycle(static_cast<unsigned short>(cqe.flags >> IORING_CQE_BUFFER_SHIFT));
+        }
+        return;  // a late completion for a client that is gone
+    }
+    if (kind == Kind::receive) {
+        on_receive(index, cqe, now);
+    } else {
+        on_send(index, cqe.res, now);
+    }
+}
+
+void UringServer::on_deadline(TimePoint when, std::uint64_t token, TimePoint now) {
+    Client* client = clients_.find(token);
+    if (client == nullptr || client->armed != when) return;  // gone, or superseded
+    client->armed = never;
+    client->connection.tick(now);  // a timeout, a --wait answer due, a linger's end
+    advance(SlotTable<Client>::index_of(token));
 }
 
 int UringServer::run() {
@@ -466,89 +538,19 @@ int UringServer::run() {
     if (!announce_serving(listener_, context_)) return 1;
 
     for (;;) {
-        auto now = Clock::now();
-        if (stop_requested() && !draining_) begin_drain(now);
-        if (quit_requested()) accepting_ = false;
-        if (accepting_ && idle_exit_due(context_, {listener_.fd.get()})) {
-            quit_for_idleness(context_);
-            accepting_ = false;
-        }
-        if (!accepting_ && accept_armed_) {
-            io_uring_prep_cancel64(quiet_sqe(Kind::cancel), make_data(Kind::accept, 0, 0), 0);
-            accept_armed_ = false;  // its -ECANCELED completion follows
-        }
-        if (!accepting_ && live_ == 0) {
-            io_uring_submit(&ring_);  // the last closes
-            return 0;
-        }
-        if (accepting_ && !accept_armed_ && now >= accept_paused_until_) submit_accept();
-        // Receives that found the buffer ring dry: every buffer is back by now, but re-arming
-        // them all at once would only run it dry again. Half a ring's worth a turn, oldest first.
-        if (!retry_receive_.empty()) {
-            const std::size_t count = std::min<std::size_t>(retry_receive_.size(), buffer_count / 2);
-            retrying_.assign(retry_receive_.begin(), retry_receive_.begin() + static_cast<std::ptrdiff_t>(count));
-            retry_receive_.erase(retry_receive_.begin(), retry_receive_.begin() + static_cast<std::ptrdiff_t>(count));
-            for (const std::uint32_t index : retrying_) {
-                if (clients_[index] && clients_[index]->receive == Client::Receive::none) advance(index);
-            }
-        }
-
-        auto wake = timers_.next();
-        if (accepting_ && !accept_armed_) wake = std::min(wake, accept_paused_until_);
-        if (accepting_ && context_.options.exit_idle.count() > 0) wake = std::min(wake, now + std::chrono::milliseconds(100));
-        const auto wait_ns = wake == never ? std::chrono::nanoseconds(std::chrono::seconds(60))
-                                           : std::max(std::chrono::nanoseconds(0), std::chrono::duration_cast<std::chrono::nanoseconds>(wake - now));
-        __kernel_timespec timeout{};
-        timeout.tv_sec = wait_ns.count() / 1'000'000'000;
-        timeout.tv_nsec = wait_ns.count() % 1'000'000'000;
-        io_uring_cqe* first = nullptr;
-        const int rc = io_uring_submit_and_wait_timeout(&ring_, &first, 1, &timeout, nullptr);
-        if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EBUSY) {
-            context_.log.server(LogLevel::error, "uring_error", "io_uring wait failed: " + errno_text(-rc));
-            return 1;
-        }
+        TimePoint now = Clock::now();
+        if (!prepare_turn(now)) return 0;
+        if (!submit_and_wait(now)) return 1;
         now = Clock::now();
-
         unsigned head = 0;
         unsigned seen = 0;
         io_uring_cqe* cqe = nullptr;
         io_uring_for_each_cqe(&ring_, head, cqe) {
             ++seen;
-            const std::uint64_t user_data = io_uring_cqe_get_data64(cqe);
-            const Kind kind = kind_of(user_data);
-            if (kind == Kind::accept) {
-                on_accept(*cqe, now);
-                continue;
-            }
-            if (kind == Kind::receive || kind == Kind::send) {
-                const std::uint32_t index = slot_of(user_data);
-                const bool current = index < clients_.size() && clients_[index] &&
-                                     generations_[index] == generation_of(user_data);
-                if (!current) {
-                    if (kind == Kind::receive && (cqe->flags & IORING_CQE_F_BUFFER)) {
-                        recycle(static_cast<unsigned short>(cqe->flags >> IORING_CQE_BUFFER_SHIFT));
-                    }
-                    continue;
-                }
-                if (kind == Kind::receive) {
-                    on_receive(index, *cqe, now);
-                } else {
-                    on_send(index, cqe->res, now);
-                }
-            }
-            // stop_poll and quit_poll: seen at the top of the loop; cancel, shutdown, close
-            // (failures only): nothing to do.
+            on_completion(*cqe, now);
         }
         io_uring_cq_advance(&ring_, seen);
-
-        timers_.expire(now, [&](TimePoint when, std::uint64_t token) {
-            const std::uint32_t index = slot_of(token);
-            if (index >= clients_.size() || !clients_[index] || generations_[index] != generation_of(token)) return;
-            if (clients_[index]->armed != when) return;  // superseded
-            clients_[index]->armed = never;
-            clients_[index]->connection.tick(now);  // a timeout, a --wait answer due, a linger's end
-            advance(index);
-        });
+        timers_.expire(now, [&](TimePoint when, std::uint64_t token) { on_deadline(when, token, now); });
     }
 }
 

@@ -14,11 +14,11 @@
 #include <thread>
 
 #include "support/harness.hpp"
-#include "tools/bench/hgrm.hpp"
-#include "tools/bench/latency_histogram.hpp"
-#include "tools/bench/saturation.hpp"
-#include "tools/bench/series.hpp"
-#include "tools/bench/units.hpp"
+#include "commands/bench/hgrm.hpp"
+#include "commands/bench/latency_histogram.hpp"
+#include "commands/bench/saturation.hpp"
+#include "commands/bench/series.hpp"
+#include "commands/bench/units.hpp"
 
 namespace zen::test {
 namespace {

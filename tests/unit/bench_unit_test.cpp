@@ -5,8 +5,8 @@
 #include <cmath>
 #include <random>
 
-#include "tools/bench/latency_histogram.hpp"
-#include "tools/bench/workload.hpp"
+#include "commands/bench/latency_histogram.hpp"
+#include "commands/bench/workload.hpp"
 
 namespace zen {
 namespace {

@@ -1,0 +1,9 @@
+#include "base/text.hpp"
+
+#include <cstring>
+
+namespace zen {
+
+std::string errno_text(int error) { return "[Errno " + std::to_string(error) + "] " + std::strerror(error); }
+
+}  // namespace zen
