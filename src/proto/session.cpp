@@ -9,6 +9,13 @@ namespace {
 
 bool is_leading_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
 
+// How many bytes of whitespace open data: what the protocol skips before a question.
+std::size_t leading_space(std::string_view data) {
+    std::size_t skip = 0;
+    while (skip < data.size() && is_leading_space(data[skip])) ++skip;
+    return skip;
+}
+
 }  // namespace
 
 Session::Session(const AphorismTable& table, SessionLimits limits)
@@ -23,9 +30,7 @@ Session::Session(const LiveTable& live, SessionLimits limits)
 std::size_t Session::answer_questions(std::string_view data) {
     const std::size_t total = data.size();
     while (!output_full()) {
-        std::size_t skip = 0;
-        while (skip < data.size() && is_leading_space(data[skip])) ++skip;
-        if (skip > 0) {
+        if (const std::size_t skip = leading_space(data); skip > 0) {
             data.remove_prefix(skip);
             scanned_ = 0;
         }
@@ -35,9 +40,8 @@ std::size_t Session::answer_questions(std::string_view data) {
         const std::size_t from = std::min(scanned_, window);
         const void* mark = std::memchr(data.data() + from, '?', window - from);
         if (mark == nullptr) {
-            if (data.size() > limits_.max_question) {
-                output_.append(question_too_long_answer);
-                status_ = Status::too_long;
+            if (too_long(data.size())) {
+                refuse_too_long();
                 return total;
             }
             scanned_ = data.size();
@@ -86,19 +90,21 @@ void Session::receive_unframed(std::string_view data) {
         return;
     }
     if (input_.empty()) {
-        std::size_t skip = 0;
-        while (skip < data.size() && is_leading_space(data[skip])) ++skip;
-        data.remove_prefix(skip);
+        data.remove_prefix(leading_space(data));
         if (data.empty()) return;
     }
     input_.append(data);
     scanned_ = input_.size();
-    if (input_.size() > limits_.max_question) {
+    if (too_long(input_.size())) {
         input_.clear();
         scanned_ = 0;
-        output_.append(question_too_long_answer);
-        status_ = Status::too_long;
+        refuse_too_long();
     }
+}
+
+void Session::refuse_too_long() {
+    output_.append(question_too_long_answer);
+    status_ = Status::too_long;
 }
 
 void Session::receive_eof() {

@@ -68,6 +68,10 @@ public:
 
 private:
     bool output_full() const { return output_.size() - output_sent_ >= limits_.max_pending; }
+    // The rules every path shares (receive and receive_unframed): a question of this many bytes
+    // with no '?' yet breaks max_question, which answers the error and ends the conversation.
+    bool too_long(std::size_t question_bytes) const { return question_bytes > limits_.max_question; }
+    void refuse_too_long();
     // Answers what it can from the front of data; returns how many bytes it used.
     std::size_t answer_questions(std::string_view data);
     void process_buffered_input();

@@ -180,21 +180,80 @@ RestartOnUsr2::~RestartOnUsr2() {
     thread_.join();
 }
 
+namespace {
+
+// Everything the new process needs, made before fork(): between fork() and exec() only
+// async-signal-safe calls are allowed in a threaded process.
+struct Launch {
+    std::vector<std::string> environment;
+    std::vector<char*> envp;
+    std::vector<char*> argv;
+    char* listen_pid_value = nullptr;  // LISTEN_PID's digits, written by the child
+};
+
+Launch prepare_launch(int listener, const std::string& notify_socket) {
+    Launch launch;
+    for (char** entry = environ; *entry != nullptr; ++entry) {
+        if (!names_a_listen_variable(*entry)) launch.environment.emplace_back(*entry);
+    }
+    launch.environment.push_back("NOTIFY_SOCKET=" + notify_socket);
+    std::size_t listen_pid_index = 0;
+    if (listener >= 0) {
+        launch.environment.emplace_back("LISTEN_FDS=1");
+        listen_pid_index = launch.environment.size();
+        launch.environment.emplace_back("LISTEN_PID=" + std::string(24, '\0'));
+    }
+    for (std::string& entry : launch.environment) launch.envp.push_back(entry.data());
+    launch.envp.push_back(nullptr);
+    for (std::string& argument : arguments) launch.argv.push_back(argument.data());
+    launch.argv.push_back(nullptr);
+    if (listen_pid_index != 0) {
+        launch.listen_pid_value = launch.environment[listen_pid_index].data() + std::strlen("LISTEN_PID=");
+    }
+    return launch;
+}
+
+// In the child, between fork() and exec(): the listener onto fd 3, every other descriptor closed.
+[[noreturn]] void exec_successor(int listener, const Launch& launch) {
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);  // a blocked mask would survive exec()
+    if (listener >= 0) {
+        if (listener == SD_LISTEN_FDS_START) {
+            ::fcntl(listener, F_SETFD, 0);
+        } else if (::dup2(listener, SD_LISTEN_FDS_START) < 0) {
+            ::_exit(127);
+        }
+        write_pid(launch.listen_pid_value, ::getpid());
+    }
+    // Only the socket passes: a descriptor some library opened without O_CLOEXEC (Asio's
+    // accepted connections) would otherwise keep a client's connection open in the new process.
+    ::syscall(SYS_close_range, listener >= 0 ? SD_LISTEN_FDS_START + 1 : SD_LISTEN_FDS_START, ~0U, 0);
+    ::execve(executable.c_str(), launch.argv.data(), launch.envp.data());
+    ::_exit(127);
+}
+
+}  // namespace
+
+// Why a hand-over cannot start now, or "" when it can.
+std::string RestartOnUsr2::refusal() const {
+    if (stop_requested() || quit_requested() || successor_.load() != 0) {
+        return "the server is already stopping, no new process started";
+    }
+    if (executable.empty()) return "the zen executable was not found at start-up";
+    if (listener_fd_ < 0 && context_.options.port == 0) {
+        return "--arch reuseport binds the port again in the new process, so it needs a fixed --port, not 0";
+    }
+    return {};
+}
+
 void RestartOnUsr2::restart() {
     Log& log = context_.log;
     const auto refuse = [&](const std::string& why) {
         log.server(LogLevel::warning, "restart_failed", "SIGUSR2: " + why + "; still serving");
     };
-    if (stop_requested() || quit_requested() || successor_.load() != 0) {
-        refuse("the server is already stopping, no new process started");
-        return;
-    }
-    if (executable.empty()) {
-        refuse("the zen executable was not found at start-up");
-        return;
-    }
-    if (listener_fd_ < 0 && context_.options.port == 0) {
-        refuse("--arch reuseport binds the port again in the new process, so it needs a fixed --port, not 0");
+    if (const std::string why = refusal(); !why.empty()) {
+        refuse(why);
         return;
     }
     if (listener_fd_ < 0 && !kernel_migrates_queued_connections()) {
@@ -207,97 +266,55 @@ void RestartOnUsr2::restart() {
         refuse(notify.error());
         return;
     }
-
-    // Everything the child needs is made before fork(): between fork() and exec() only
-    // async-signal-safe calls are allowed in a threaded process.
-    std::vector<std::string> environment;
-    for (char** entry = environ; *entry != nullptr; ++entry) {
-        if (!names_a_listen_variable(*entry)) environment.emplace_back(*entry);
-    }
-    environment.push_back("NOTIFY_SOCKET=" + notify->second);
-    std::size_t listen_pid_index = 0;
-    if (listener_fd_ >= 0) {
-        environment.emplace_back("LISTEN_FDS=1");
-        listen_pid_index = environment.size();
-        environment.emplace_back("LISTEN_PID=" + std::string(24, '\0'));
-    }
-    std::vector<char*> envp;
-    for (std::string& entry : environment) envp.push_back(entry.data());
-    envp.push_back(nullptr);
-    std::vector<char*> argv;
-    for (std::string& argument : arguments) argv.push_back(argument.data());
-    argv.push_back(nullptr);
-    char* const listen_pid_value =
-        listen_pid_index != 0 ? environment[listen_pid_index].data() + std::strlen("LISTEN_PID=") : nullptr;
-    const int listener = listener_fd_;
-    const char* const path = executable.c_str();
-
+    const Launch launch = prepare_launch(listener_fd_, notify->second);
     log.server(LogLevel::info, "restart",
                "SIGUSR2: starting " + executable + " to take over" +
-                   (listener >= 0 ? " the listening socket" : " beside this one (SO_REUSEPORT)"));
+                   (listener_fd_ >= 0 ? " the listening socket" : " beside this one (SO_REUSEPORT)"));
     const pid_t child = ::fork();
     if (child < 0) {
         refuse("cannot start a new process: " + errno_text(errno));
         return;
     }
-    if (child == 0) {
-        sigset_t none;
-        sigemptyset(&none);
-        ::sigprocmask(SIG_SETMASK, &none, nullptr);  // a blocked mask would survive exec()
-        if (listener >= 0) {
-            if (listener == SD_LISTEN_FDS_START) {
-                ::fcntl(listener, F_SETFD, 0);
-            } else if (::dup2(listener, SD_LISTEN_FDS_START) < 0) {
-                ::_exit(127);
-            }
-            write_pid(listen_pid_value, ::getpid());
-        }
-        // Only the socket passes: a descriptor some library opened without O_CLOEXEC (Asio's
-        // accepted connections) would otherwise keep a client's connection open in the new process.
-        ::syscall(SYS_close_range, listener >= 0 ? SD_LISTEN_FDS_START + 1 : SD_LISTEN_FDS_START, ~0U, 0);
-        ::execve(path, argv.data(), envp.data());
-        ::_exit(127);
-    }
-
-    Fd child_exit(static_cast<int>(::syscall(SYS_pidfd_open, child, 0)));
-    const auto deadline = Clock::now() + restart_ready_timeout;
-    const auto give_up = [&](const std::string& why) {
-        ::kill(child, SIGKILL);
-        ::waitpid(child, nullptr, 0);
+    if (child == 0) exec_successor(listener_fd_, launch);
+    if (const std::string why = wait_until_ready(child, notify->first.get()); !why.empty()) {
         refuse("the new process (pid " + std::to_string(child) + ") " + why);
-    };
-    for (;;) {
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
-        if (left <= 0) {
-            give_up("was not ready within " + std::to_string(restart_ready_timeout.count()) + " s: stopped it");
-            return;
-        }
-        // Without a pidfd (kernels before 5.3) a dead child is noticed by waitpid every 100 ms.
-        pollfd fds[3] = {{notify->first.get(), POLLIN, 0}, {wake_.get(), POLLIN, 0}, {child_exit.get(), POLLIN, 0}};
-        const int ready = ::poll(fds, child_exit.valid() ? 3 : 2, static_cast<int>(std::min<long long>(left, 100)));
-        if (ready < 0 && errno != EINTR) {
-            give_up("could not be watched (" + errno_text(errno) + "): stopped it");
-            return;
-        }
-        if (fds[1].revents != 0) {
-            give_up("was still starting when this server ended: stopped it");
-            return;
-        }
-        if ((fds[0].revents & POLLIN) != 0 && ready_message_from(notify->first.get(), child)) break;
-        int status = 0;
-        const pid_t reaped = ::waitpid(child, &status, WNOHANG);
-        if (reaped == child || (reaped < 0 && errno == ECHILD)) {
-            // ECHILD: prefork's parent reaped it first; either way it is gone.
-            refuse("the new process (pid " + std::to_string(child) + ") " +
-                   (reaped == child ? describe_status(status) : std::string("ended")) + " before it was ready");
-            return;
-        }
+        return;
     }
     successor_.store(child);
     log.server(LogLevel::info, "restart",
                "The new process (pid " + std::to_string(child) +
                    ") is ready: it serves from now on; this one answers what has arrived and stops");
     request_stop(SIGUSR2);
+}
+
+// Waits for the child's READY=1 on the notification socket; returns "" once it came, or what
+// went wrong (the child is then stopped, or already gone).
+std::string RestartOnUsr2::wait_until_ready(pid_t child, int notify_fd) {
+    Fd child_exit(static_cast<int>(::syscall(SYS_pidfd_open, child, 0)));
+    const auto deadline = Clock::now() + restart_ready_timeout;
+    const auto give_up = [&](const std::string& why) {
+        ::kill(child, SIGKILL);
+        ::waitpid(child, nullptr, 0);
+        return why;
+    };
+    for (;;) {
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+        if (left <= 0) {
+            return give_up("was not ready within " + std::to_string(restart_ready_timeout.count()) + " s: stopped it");
+        }
+        // Without a pidfd (kernels before 5.3) a dead child is noticed by waitpid every 100 ms.
+        pollfd fds[3] = {{notify_fd, POLLIN, 0}, {wake_.get(), POLLIN, 0}, {child_exit.get(), POLLIN, 0}};
+        const int ready = ::poll(fds, child_exit.valid() ? 3 : 2, static_cast<int>(std::min<long long>(left, 100)));
+        if (ready < 0 && errno != EINTR) return give_up("could not be watched (" + errno_text(errno) + "): stopped it");
+        if (fds[1].revents != 0) return give_up("was still starting when this server ended: stopped it");
+        if ((fds[0].revents & POLLIN) != 0 && ready_message_from(notify_fd, child)) return {};
+        int status = 0;
+        const pid_t reaped = ::waitpid(child, &status, WNOHANG);
+        if (reaped == child || (reaped < 0 && errno == ECHILD)) {
+            // ECHILD: prefork's parent reaped it first; either way it is gone.
+            return (reaped == child ? describe_status(status) : std::string("ended")) + " before it was ready";
+        }
+    }
 }
 
 }  // namespace zen

@@ -46,6 +46,8 @@ public:
 
 private:
     void restart();
+    std::string refusal() const;
+    std::string wait_until_ready(pid_t child, int notify_fd);
 
     const ServerContext& context_;
     const int listener_fd_;

@@ -172,16 +172,89 @@ int accept_loop(Listener& listener, const ServerContext& context) {
 
 // --- the conversation -----------------------------------------------------------------------
 
+namespace {
+
+// One conversation's socket work on its thread: each call blocks at most until the connection's
+// next deadline, and reports what happened to the connection. The clock is read once after every
+// call that may have waited, and nowhere else.
+class BlockingConversation {
+public:
+    BlockingConversation(Connection& connection, int fd)
+        : connection_(connection), fd_(fd), receive_timeout_(fd, SO_RCVTIMEO), send_timeout_(fd, SO_SNDTIMEO) {}
+
+    // Sends some of out; returns the time after the call.
+    TimePoint send(std::string_view out, TimePoint now);
+    // Reads once (without waiting while the server is stopping); returns the time after the call.
+    TimePoint receive(TimePoint now);
+
+private:
+    Connection& connection_;
+    int fd_;
+    SocketTimeout receive_timeout_;
+    SocketTimeout send_timeout_;
+    char buffer_[16 * 1024];
+};
+
+TimePoint BlockingConversation::send(std::string_view out, TimePoint now) {
+    // Until a send has found the socket full, none waits: no timeout is needed for it.
+    int flags = MSG_NOSIGNAL;
+    if (send_timeout_.is_set()) {
+        send_timeout_.bound(connection_.deadline(), now);
+    } else {
+        flags |= MSG_DONTWAIT;
+    }
+    const ssize_t n = ::send(fd_, out.data(), out.size(), flags);
+    const int error = errno;
+    now = Clock::now();
+    if (n >= 0) {
+        connection_.sent(static_cast<std::size_t>(n), now);
+        if (static_cast<std::size_t>(n) < out.size() && !send_timeout_.is_set()) {
+            send_timeout_.bound(connection_.deadline(), now);
+        }
+    } else if (would_block(error)) {
+        if (send_timeout_.is_set()) send_timeout_.ran_out();
+        send_timeout_.bound(connection_.deadline(), now);
+    } else if (error != EINTR) {
+        connection_.failed(errno_text(error), now);
+    }
+    return now;
+}
+
+TimePoint BlockingConversation::receive(TimePoint now) {
+    ssize_t n;
+    const bool without_waiting = connection_.reads_without_waiting();
+    if (without_waiting) {
+        n = ::recv(fd_, buffer_, sizeof buffer_, MSG_DONTWAIT);
+    } else {
+        receive_timeout_.bound(connection_.deadline(), now);
+        n = ::recv(fd_, buffer_, sizeof buffer_, 0);
+    }
+    const int error = errno;
+    now = Clock::now();
+    if (n > 0) {
+        connection_.received({buffer_, static_cast<std::size_t>(n)}, now);
+    } else if (n == 0) {
+        connection_.received_eof(now);
+    } else if (would_block(error)) {
+        if (without_waiting) {
+            connection_.nothing_to_read(now);
+        } else {
+            receive_timeout_.ran_out();  // the deadline's tick comes at the top
+        }
+    } else if (error != EINTR) {
+        connection_.failed(errno_text(error), now);
+    }
+    return now;
+}
+
+}  // namespace
+
 void converse(AcceptedClient client, const ServerContext& context) {
     Connection connection(context, client.peer, Clock::now());
     const int fd = client.fd.get();
     WakeOnStop wake;
-    SocketTimeout receive_timeout(fd, SO_RCVTIMEO);
-    SocketTimeout send_timeout(fd, SO_SNDTIMEO);
+    BlockingConversation conversation(connection, fd);
     bool shut_down_writing = false;
-    char buffer[16 * 1024];
-
-    // The clock is read once after every call that may have waited, and nowhere else.
     TimePoint now = Clock::now();
     for (;;) {
         if (!connection.stopping() && stop_requested()) {
@@ -196,60 +269,14 @@ void converse(AcceptedClient client, const ServerContext& context) {
             ::shutdown(fd, SHUT_WR);
             shut_down_writing = true;
         }
-
         if (const std::string_view out = connection.output(); !out.empty()) {
-            // Until a send has found the socket full, none waits: no timeout is needed for it.
-            int flags = MSG_NOSIGNAL;
-            if (send_timeout.is_set()) {
-                send_timeout.bound(connection.deadline(), now);
-            } else {
-                flags |= MSG_DONTWAIT;
-            }
-            const ssize_t n = ::send(fd, out.data(), out.size(), flags);
-            const int error = errno;
-            now = Clock::now();
-            if (n >= 0) {
-                connection.sent(static_cast<std::size_t>(n), now);
-                if (static_cast<std::size_t>(n) < out.size() && !send_timeout.is_set()) {
-                    send_timeout.bound(connection.deadline(), now);
-                }
-            } else if (would_block(error)) {
-                if (send_timeout.is_set()) send_timeout.ran_out();
-                send_timeout.bound(connection.deadline(), now);
-            } else if (error != EINTR) {
-                connection.failed(errno_text(error), now);
-            }
-            continue;
-        }
-
-        if (!connection.wants_read()) {
+            now = conversation.send(out, now);
+        } else if (connection.wants_read()) {
+            now = conversation.receive(now);
+        } else {
             // Nothing to send yet and nothing to read: answers held until their time.
             std::this_thread::sleep_until(std::min(connection.deadline(), now + std::chrono::seconds(1)));
             now = Clock::now();
-            continue;
-        }
-        ssize_t n;
-        const bool without_waiting = connection.reads_without_waiting();
-        if (without_waiting) {
-            n = ::recv(fd, buffer, sizeof buffer, MSG_DONTWAIT);
-        } else {
-            receive_timeout.bound(connection.deadline(), now);
-            n = ::recv(fd, buffer, sizeof buffer, 0);
-        }
-        const int error = errno;
-        now = Clock::now();
-        if (n > 0) {
-            connection.received({buffer, static_cast<std::size_t>(n)}, now);
-        } else if (n == 0) {
-            connection.received_eof(now);
-        } else if (would_block(error)) {
-            if (without_waiting) {
-                connection.nothing_to_read(now);
-            } else {
-                receive_timeout.ran_out();  // the deadline's tick comes at the top
-            }
-        } else if (error != EINTR) {
-            connection.failed(errno_text(error), now);
         }
     }
 }

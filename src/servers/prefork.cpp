@@ -141,27 +141,19 @@ bool any_alive(const std::vector<WorkerSlot>& slots) {
     return std::any_of(slots.begin(), slots.end(), [](const WorkerSlot& s) { return s.pid > 0; });
 }
 
-}  // namespace
-
-int serve_prefork(Listener& listener, const ServerContext& context) {
-    std::vector<WorkerSlot> slots(static_cast<std::size_t>(context.options.workers > 0 ? context.options.workers : 4));
-    // Counted before the first fork(): a reload while workers start reaches them too (one
-    // started after it is signalled needlessly and just reloads again).
-    std::uint64_t reloads_passed_on = reloads_done();
-    bool started = true;
-    for (std::size_t i = 0; i < slots.size() && started; ++i) started = start_worker(slots[i], i, listener, context);
-    if (!started || !announce_serving(listener, context)) {
-        // A pool that cannot be filled at start-up is a failed start, not a server in backoff.
-        signal_workers(slots, SIGTERM);
-        while (any_alive(slots)) {
-            ::poll(nullptr, 0, 10);
-            reap_workers(slots, context, false);
-        }
-        return 1;
+// Stops every worker and waits for them all: those that cannot be started at start-up.
+void stop_all(std::vector<WorkerSlot>& slots, const ServerContext& context) {
+    signal_workers(slots, SIGTERM);
+    while (any_alive(slots)) {
+        ::poll(nullptr, 0, 10);
+        reap_workers(slots, context, false);
     }
+}
 
-    // Serve: keep the pool full until a stop or quit.
-    bool quitting = false;
+// Keeps the pool full until a stop or a quit (SIGQUIT, --exit-idle); passes reloads on. Returns
+// true for a quit, false for a stop.
+bool keep_the_pool_full(std::vector<WorkerSlot>& slots, Listener& listener, const ServerContext& context,
+                        std::uint64_t reloads_passed_on) {
     while (!stop_requested()) {
         pollfd fds[2] = {{stop_fd(), POLLIN, 0}, {quit_fd(), POLLIN, 0}};
         ::poll(fds, 2, 100);
@@ -171,23 +163,22 @@ int serve_prefork(Listener& listener, const ServerContext& context) {
         }
         reap_workers(slots, context, !quit_requested());
         if (stop_requested()) break;
-        if (quit_requested()) {
-            quitting = true;
-            break;
-        }
+        if (quit_requested()) return true;
         if (idle_exit_due(context, {listener.fd.get()}, Clock::now())) {
             quit_for_idleness(context);
-            quitting = true;
-            break;
+            return true;
         }
         const auto now = Clock::now();
         for (std::size_t i = 0; i < slots.size(); ++i) {
             if (slots[i].pid < 0 && now >= slots[i].next_start) start_worker(slots[i], i, listener, context);
         }
     }
+    return false;
+}
 
-    // Wind down. A quit lets conversations finish; a stop (even one arriving mid-quit) drains
-    // with a deadline, after which the workers left are killed.
+// A quit lets conversations finish; a stop (even one arriving mid-quit) drains with a deadline,
+// after which the workers left are killed. Returns the exit code.
+int wind_down(std::vector<WorkerSlot>& slots, bool quitting, const ServerContext& context) {
     signal_workers(slots, quitting && !stop_requested() ? SIGQUIT : SIGTERM);
     bool forwarded_stop = stop_requested();
     while (any_alive(slots)) {
@@ -210,6 +201,24 @@ int serve_prefork(Listener& listener, const ServerContext& context) {
         reap_workers(slots, context, false);
     }
     return 0;
+}
+
+}  // namespace
+
+int serve_prefork(Listener& listener, const ServerContext& context) {
+    std::vector<WorkerSlot> slots(static_cast<std::size_t>(context.options.workers > 0 ? context.options.workers : 4));
+    // Counted before the first fork(): a reload while workers start reaches them too (one
+    // started after it is signalled needlessly and just reloads again).
+    const std::uint64_t reloads_passed_on = reloads_done();
+    bool started = true;
+    for (std::size_t i = 0; i < slots.size() && started; ++i) started = start_worker(slots[i], i, listener, context);
+    if (!started || !announce_serving(listener, context)) {
+        // A pool that cannot be filled at start-up is a failed start, not a server in backoff.
+        stop_all(slots, context);
+        return 1;
+    }
+    const bool quitting = keep_the_pool_full(slots, listener, context, reloads_passed_on);
+    return wind_down(slots, quitting, context);
 }
 
 }  // namespace zen
