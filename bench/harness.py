@@ -20,8 +20,11 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_ZEN = os.path.join(ROOT, "build", "zen")
-ARCHITECTURES = ["single", "threaded", "per-client", "prefork", "poll", "epoll", "reuseport",
-                 "callbacks", "chat", "coroutines", "uring"]
+sys.path.insert(0, os.path.join(ROOT, "tests", "support"))
+from architectures import names as registered_architectures  # noqa: E402
+
+# The registry's list (src/servers/architectures.def), in its order.
+ARCHITECTURES = registered_architectures()
 PEERS = ["redis-server", "memcached"]
 # Fixed pools big enough to hold 50 connections at once; `single` keeps its nature (one client at a time).
 POOLS = {"threaded": ["--workers", "64"], "prefork": ["--workers", "64"]}

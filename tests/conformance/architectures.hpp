@@ -1,9 +1,12 @@
-// The one list the conformance suite runs against: every --arch (and, later, launch mode).
+// The lists the suites run against, derived from the registry's one list
+// (src/servers/architectures.def): a new architecture is in every suite without a line here.
 // An architecture is done when every test in conformance_test.cpp passes for it.
 #pragma once
 
+#include <algorithm>
 #include <ostream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace zen::test {
@@ -16,20 +19,57 @@ struct ServerVariant {
 // gtest prints a parameter with this instead of dumping its bytes.
 inline void PrintTo(const ServerVariant& variant, std::ostream* out) { *out << variant.name; }
 
-inline const std::vector<ServerVariant> conformance_variants = {
-    {"single", {"--arch", "single"}},
-    {"threaded", {"--arch", "threaded"}},
-    {"per_client", {"--arch", "per-client"}},
-    {"prefork", {"--arch", "prefork"}},
-    {"poll", {"--arch", "poll"}},
-    {"epoll", {"--arch", "epoll"}},
-    {"callbacks", {"--arch", "callbacks"}},
-    {"chat", {"--arch", "chat"}},
-    {"coroutines", {"--arch", "coroutines"}},
-    {"reuseport", {"--arch", "reuseport", "--workers", "2"}},
-    {"uring", {"--arch", "uring"}},
-    // The path a kernel without multishot accept (5.19) and receive (6.0) takes by itself.
+// One line of the registry.
+struct RegisteredArchitecture {
+    std::string_view name;
+    bool blocking;       // a thread blocks per client (else an event loop)
+    bool own_listeners;  // binds SO_REUSEPORT listeners of its own: adopts none
+};
+
+inline const std::vector<RegisteredArchitecture> registered_architectures = {
+#define ZEN_ARCHITECTURE(name, kind, own_listeners, function, model) \
+    {name, std::string_view(#kind) == "blocking", own_listeners},
+#include "servers/architectures.def"
+#undef ZEN_ARCHITECTURE
+};
+
+// An architecture as the suites start it: reuseport with two loops (whatever the CPUs here).
+inline ServerVariant variant_of(const RegisteredArchitecture& architecture) {
+    ServerVariant variant{std::string(architecture.name), {"--arch", std::string(architecture.name)}};
+    std::replace(variant.name.begin(), variant.name.end(), '-', '_');
+    if (architecture.name == "reuseport") variant.args.insert(variant.args.end(), {"--workers", "2"});
+    return variant;
+}
+
+// The suites' variants beyond one per architecture: uring on the path a kernel without multishot
+// accept (5.19) and receive (6.0) takes by itself.
+inline const std::vector<ServerVariant> further_variants = {
     {"uring_oneshot", {"--arch", "uring", "--no-multishot"}},
 };
+
+// Every architecture that `keep` admits, then the further variants of those.
+template <class Keep>
+std::vector<ServerVariant> variants_where(Keep keep) {
+    std::vector<ServerVariant> variants;
+    for (const RegisteredArchitecture& architecture : registered_architectures) {
+        if (keep(architecture)) variants.push_back(variant_of(architecture));
+    }
+    for (const ServerVariant& further : further_variants) {
+        const std::string& arch = further.args[1];
+        const auto base = std::find_if(registered_architectures.begin(), registered_architectures.end(),
+                                       [&](const RegisteredArchitecture& a) { return a.name == arch; });
+        if (base != registered_architectures.end() && keep(*base)) variants.push_back(further);
+    }
+    return variants;
+}
+
+// Every architecture, and its further variants.
+inline const std::vector<ServerVariant> conformance_variants = variants_where([](const auto&) { return true; });
+// The event-driven ones: one thread serves many clients.
+inline const std::vector<ServerVariant> event_variants =
+    variants_where([](const RegisteredArchitecture& a) { return !a.blocking; });
+// Those that adopt a listener passed to them (systemd, inetd wait, a hand-over).
+inline const std::vector<ServerVariant> adopting_variants =
+    variants_where([](const RegisteredArchitecture& a) { return !a.own_listeners; });
 
 }  // namespace zen::test

@@ -20,12 +20,13 @@ import subprocess
 import sys
 import time
 
-ARCHITECTURES = ["single", "threaded", "per-client", "prefork", "poll", "epoll", "reuseport", "callbacks", "chat",
-                 "coroutines", "uring"]
 SYS_PIDFD_GETFD = 438
 libc = ctypes.CDLL(None, use_errno=True)
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "support"))
 from netcheck import check, connect, failures, free_port  # noqa: E402
+from architectures import names  # noqa: E402
+
+ARCHITECTURES = names()  # the registry's (src/servers/architectures.def)
 
 
 def descendants(pid):

@@ -6,6 +6,7 @@
 
 #include <thread>
 
+#include "conformance/architectures.hpp"
 #include "support/harness.hpp"
 
 namespace zen::test {
@@ -15,12 +16,7 @@ using Clock = std::chrono::steady_clock;
 
 constexpr std::string_view beautiful = "Beautiful is better than?";
 
-struct EventVariant {
-    std::string name;
-    std::vector<std::string> args;
-};
-
-void PrintTo(const EventVariant& variant, std::ostream* out) { *out << variant.name; }
+using EventVariant = ServerVariant;
 
 class EventArchitecture : public ::testing::TestWithParam<EventVariant> {
 protected:
@@ -123,15 +119,7 @@ TEST_P(EventArchitecture, DelayStallsTheLoopForEveryClient) {
     EXPECT_EQ(first.receive_bytes(5, 10s).data, "Ugly.");
 }
 
-INSTANTIATE_TEST_SUITE_P(Event, EventArchitecture,
-                         ::testing::Values(EventVariant{"poll", {"--arch", "poll"}},
-                                           EventVariant{"epoll", {"--arch", "epoll"}},
-                                           EventVariant{"callbacks", {"--arch", "callbacks"}},
-                                           EventVariant{"chat", {"--arch", "chat"}},
-                                           EventVariant{"coroutines", {"--arch", "coroutines"}},
-                                           EventVariant{"reuseport", {"--arch", "reuseport"}},
-                                           EventVariant{"uring", {"--arch", "uring"}},
-                                           EventVariant{"uring_oneshot", {"--arch", "uring", "--no-multishot"}}),
+INSTANTIATE_TEST_SUITE_P(Event, EventArchitecture, ::testing::ValuesIn(event_variants),
                          [](const ::testing::TestParamInfo<EventVariant>& info) { return info.param.name; });
 
 }  // namespace

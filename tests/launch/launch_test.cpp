@@ -13,6 +13,7 @@
 #include <sstream>
 #include <thread>
 
+#include "conformance/architectures.hpp"
 #include "support/harness.hpp"
 
 namespace zen::test {
@@ -42,11 +43,11 @@ std::unique_ptr<Process> activate(std::uint16_t port, std::vector<std::string> a
     return process;
 }
 
-class AcceptNo : public ::testing::TestWithParam<std::string> {};
+class AcceptNo : public ::testing::TestWithParam<ServerVariant> {};
 
 TEST_P(AcceptNo, AdoptsThePassedListener) {
     const std::uint16_t port = free_loopback_port();
-    auto server = activate(port, {}, {"--arch", GetParam()});
+    auto server = activate(port, {}, GetParam().args);
     Connection client = Connection::open("127.0.0.1", port);
     EXPECT_TRUE(answered_within(client, "Beautiful is better than?", "Ugly.", 10s)) << server->output();
     EXPECT_TRUE(server->wait_for_output("Listening at ('127.0.0.1', " + std::to_string(port) + ")")) << server->output();
@@ -54,10 +55,8 @@ TEST_P(AcceptNo, AdoptsThePassedListener) {
     EXPECT_EQ(server->stop(SIGTERM), 0) << server->output();
 }
 
-INSTANTIATE_TEST_SUITE_P(Launch, AcceptNo,
-                         ::testing::Values("single", "threaded", "prefork", "poll", "epoll", "callbacks",
-                                           "coroutines", "uring"),
-                         [](const ::testing::TestParamInfo<std::string>& info) { return info.param; });
+INSTANTIATE_TEST_SUITE_P(Launch, AcceptNo, ::testing::ValuesIn(adopting_variants),
+                         [](const ::testing::TestParamInfo<ServerVariant>& info) { return info.param.name; });
 
 TEST(Launch, AcceptYesServesEachConnectionInItsOwnProcess) {
     const std::uint16_t port = free_loopback_port();

@@ -30,11 +30,12 @@ import urllib.parse
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-ARCHITECTURES = ["single", "threaded", "per-client", "prefork", "poll", "epoll", "reuseport",
-                 "callbacks", "chat", "coroutines", "uring"]
 QUESTION = b"Beautiful is better than?"
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "support"))
 from netcheck import check, failures, free_port  # noqa: E402
+from architectures import names  # noqa: E402
+
+ARCHITECTURES = names()  # the registry's (src/servers/architectures.def)
 
 
 class Zen:

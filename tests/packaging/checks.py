@@ -7,8 +7,10 @@ import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-ARCHITECTURES = ["single", "threaded", "per-client", "prefork", "poll", "callbacks", "chat",
-                 "coroutines", "epoll", "reuseport", "uring"]
+sys.path.insert(0, os.path.join(ROOT, "tests", "support"))
+from architectures import names  # noqa: E402
+
+ARCHITECTURES = names()  # the registry's (src/servers/architectures.def)
 SUBCOMMANDS = ["serve", "client", "bench", "streamer", "blocks"]
 MAN_PAGES = ["zen"] + [f"zen-{name}" for name in SUBCOMMANDS]
 failures = []

@@ -13,8 +13,10 @@ import sys
 import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-ARCHITECTURES = ["single", "threaded", "per-client", "prefork", "poll", "epoll", "reuseport",
-                 "callbacks", "chat", "coroutines", "uring"]
+sys.path.insert(0, os.path.join(ROOT, "tests", "support"))
+from architectures import names  # noqa: E402
+
+ARCHITECTURES = names()  # the registry's (src/servers/architectures.def)
 failures = []
 
 
