@@ -33,11 +33,12 @@ inline const std::vector<RegisteredArchitecture> registered_architectures = {
 #undef ZEN_ARCHITECTURE
 };
 
-// An architecture as the suites start it: reuseport with two loops (whatever the CPUs here).
-inline ServerVariant variant_of(const RegisteredArchitecture& architecture) {
+// An architecture as the suites start it: reuseport with two loops (whatever the CPUs here),
+// unless a suite sets --workers in its own tests (plain).
+inline ServerVariant variant_of(const RegisteredArchitecture& architecture, bool plain = false) {
     ServerVariant variant{std::string(architecture.name), {"--arch", std::string(architecture.name)}};
     std::replace(variant.name.begin(), variant.name.end(), '-', '_');
-    if (architecture.name == "reuseport") variant.args.insert(variant.args.end(), {"--workers", "2"});
+    if (architecture.name == "reuseport" && !plain) variant.args.insert(variant.args.end(), {"--workers", "2"});
     return variant;
 }
 
@@ -49,10 +50,10 @@ inline const std::vector<ServerVariant> further_variants = {
 
 // Every architecture that `keep` admits, then the further variants of those.
 template <class Keep>
-std::vector<ServerVariant> variants_where(Keep keep) {
+std::vector<ServerVariant> variants_where(Keep keep, bool plain = false) {
     std::vector<ServerVariant> variants;
     for (const RegisteredArchitecture& architecture : registered_architectures) {
-        if (keep(architecture)) variants.push_back(variant_of(architecture));
+        if (keep(architecture)) variants.push_back(variant_of(architecture, plain));
     }
     for (const ServerVariant& further : further_variants) {
         const std::string& arch = further.args[1];
@@ -65,9 +66,9 @@ std::vector<ServerVariant> variants_where(Keep keep) {
 
 // Every architecture, and its further variants.
 inline const std::vector<ServerVariant> conformance_variants = variants_where([](const auto&) { return true; });
-// The event-driven ones: one thread serves many clients.
+// The event-driven ones (one thread serves many clients), plain: their suite sets --workers.
 inline const std::vector<ServerVariant> event_variants =
-    variants_where([](const RegisteredArchitecture& a) { return !a.blocking; });
+    variants_where([](const RegisteredArchitecture& a) { return !a.blocking; }, true);
 // Those that adopt a listener passed to them (systemd, inetd wait, a hand-over).
 inline const std::vector<ServerVariant> adopting_variants =
     variants_where([](const RegisteredArchitecture& a) { return !a.own_listeners; });
