@@ -1,9 +1,9 @@
 // zen: subcommand dispatch. Each subcommand lives in its own module.
 #include <CLI/CLI.hpp>
-#include <algorithm>
-#include <iostream>
+#include <optional>
 
 #include "base/build_info.hpp"
+#include "base/cli.hpp"
 #include "runtime/restart.hpp"
 #include "commands/serve.hpp"
 #include "commands/bench/bench_command.hpp"
@@ -36,29 +36,8 @@ int main(int argc, char** argv) {
     CLI::App* blocks = zen::add_blocks_command(app, blocks_options);
     CLI::App* bench = zen::add_bench_command(app, bench_options);
 
-    try {
-        app.parse(argc, argv);
-    } catch (const CLI::CallForHelp& e) {
-        return app.exit(e);
-    } catch (const CLI::CallForAllHelp& e) {
-        return app.exit(e);
-    } catch (const CLI::CallForVersion& e) {
-        return app.exit(e);
-    } catch (const CLI::ParseError& e) {
-        std::string where = "zen";
-        for (const CLI::App* sub : app.get_subcommands()) where += " " + sub->get_name();
-        std::string message = e.what();
-        std::replace(message.begin(), message.end(), '\n', ' ');
-        if (app.get_subcommands().empty()) {
-            if (argc > 1 && argv[1][0] != '-') {
-                message = std::string("unknown subcommand '") + argv[1] + "': choose serve, client, bench, streamer or blocks";
-            } else if (e.get_name() == "RequiredError") {
-                message = "a subcommand is required: serve, client, bench, streamer or blocks";
-            }
-        }
-        std::cerr << where << ": " << message << " (see " << where << " --help)\n";
-        return 2;
-    }
+    // Help and version exit 0; a usage error is one line in zen's words and exit 2 (base/cli.hpp).
+    if (const std::optional<int> status = zen::parse_command_line(app, argc, argv)) return *status;
 
     if (serve->parsed()) return zen::run_serve(serve_options);
     if (client->parsed()) return zen::run_client(client_options);

@@ -1,8 +1,13 @@
 #include "base/cli.hpp"
 
+#include <sys/stat.h>
+
+#include <algorithm>
 #include <cmath>
 #include <iomanip>
 #include <sstream>
+
+#include "base/suggest.hpp"
 
 namespace zen {
 
@@ -14,6 +19,33 @@ std::string seconds_text(std::chrono::milliseconds value) {
     return text.str();
 }
 
+std::string number_text(long double value) {
+    std::ostringstream text;
+    text << std::setprecision(15) << value;
+    return text.str();
+}
+
+// Decimal digits only, leading zeros dropped: CLI11 would read "010" as octal 8 and "0x10" as 16.
+std::optional<std::string> decimal_digits(const std::string& text) {
+    if (text.empty() || text.find_first_not_of("0123456789") != std::string::npos) return std::nullopt;
+    const std::size_t first = text.find_first_not_of('0');
+    std::string digits = first == std::string::npos ? "0" : text.substr(first);
+    if (digits.size() > 20) return std::nullopt;  // beyond every range here
+    return digits;
+}
+
+std::optional<long double> any_number(const std::string& text) {
+    std::size_t used = 0;
+    long double value = 0;
+    try {
+        value = std::stold(text, &used);
+    } catch (const std::exception&) {
+        return std::nullopt;
+    }
+    if (used != text.size() || !std::isfinite(value)) return std::nullopt;
+    return value;
+}
+
 }  // namespace
 
 CLI::Validator port_number(int lowest) {
@@ -21,11 +53,12 @@ CLI::Validator port_number(int lowest) {
         [lowest](std::string& text) -> std::string {
             const std::string expected =
                 "expected a port number from " + std::to_string(lowest) + " to 65535, got '" + text + "'";
-            if (text.empty() || text.size() > 5 || text.find_first_not_of("0123456789") != std::string::npos) {
-                return expected;
-            }
-            const int port = std::stoi(text);
-            return port < lowest || port > 65535 ? expected : std::string();
+            const std::optional<std::string> digits = decimal_digits(text);
+            if (!digits || digits->size() > 5) return expected;
+            const int port = std::stoi(*digits);
+            if (port < lowest || port > 65535) return expected;
+            text = *digits;  // as CLI11 reads it: "080" would be octal
+            return {};
         },
         "PORT");
 }
@@ -63,6 +96,44 @@ CLI::Option* add_seconds_option(CLI::App& app, const std::string& name, std::chr
                 return {};
             },
             "SECONDS"));
+}
+
+CLI::Validator number_check(long double lowest, long double highest, bool whole) {
+    return CLI::Validator(
+        [lowest, highest, whole](std::string& text) -> std::string {
+            const std::optional<std::string> digits = whole ? decimal_digits(text) : std::optional<std::string>(text);
+            const std::optional<long double> value = digits ? any_number(*digits) : std::nullopt;
+            if (!value || *value < lowest || *value > highest) {
+                return "expected a number from " + number_text(lowest) + " to " + number_text(highest) + ", got '" +
+                       text + "'";
+            }
+            text = *digits;
+            return {};
+        },
+        "NUMBER");
+}
+
+CLI::Validator one_of(std::vector<std::string> choices) {
+    const std::string expected = (choices.size() == 2 ? "expected " : "expected one of ") + word_list(choices, "or");
+    std::string shown = "{";
+    for (const std::string& choice : choices) shown += (shown.size() > 1 ? "," : "") + choice;
+    return CLI::Validator(
+        [choices, expected](std::string& text) -> std::string {
+            if (std::find(choices.begin(), choices.end(), text) != choices.end()) return {};
+            return expected + ", got '" + text + "'";
+        },
+        shown + "}");
+}
+
+CLI::Validator existing_file() {
+    return CLI::Validator(
+        [](std::string& text) -> std::string {
+            struct stat status {};
+            if (::stat(text.c_str(), &status) != 0) return "expected an existing file, got '" + text + "'";
+            if (S_ISDIR(status.st_mode)) return "expected a file, not a directory, got '" + text + "'";
+            return {};
+        },
+        "FILE");
 }
 
 }  // namespace zen

@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 #include <iostream>
 
+#include "base/cli.hpp"
 #include "net/io.hpp"
 #include "proto/bytes_repr.hpp"
 
@@ -86,7 +87,7 @@ CLI::App* add_blocks_command(CLI::App& zen, BlocksOptions& options) {
     app->add_option("--max-block", options.max_block,
                     "the largest block the server accepts, in bytes; a larger one is refused before "
                     "anything is allocated for it")
-        ->check(CLI::Range(std::size_t{1}, std::size_t{0xffffffff}))
+        ->check(number_range(std::size_t{1}, std::size_t{0xffffffff}))
         ->capture_default_str();
     return app;
 }

@@ -22,8 +22,13 @@ std::string architecture_help() {
 CLI::Validator cidr_check() {
     return CLI::Validator(
         [](std::string& text) -> std::string {
-            auto cidr = Cidr::parse(text);
-            return cidr ? std::string() : cidr.error();
+            if (Cidr::parse(text)) return {};
+            const std::size_t slash = text.find('/');
+            if (slash != std::string::npos && Cidr::parse(text.substr(0, slash))) {
+                const std::string width = text.find(':') == std::string::npos ? "32" : "128";
+                return "expected a prefix length from 0 to " + width + " after the '/', got '" + text + "'";
+            }
+            return "expected an IP address or CIDR block (e.g. 127.0.0.2/32, ::1/128, all), got '" + text + "'";
         },
         "CIDR");
 }
@@ -55,27 +60,27 @@ CLI::App* add_serve_command(CLI::App& zen, ServeOptions& options) {
     std::vector<std::string> names;
     for (const Architecture& architecture : architectures()) names.emplace_back(architecture.name);
     serve->add_option("--arch", options.arch, architecture_help())
-        ->check(CLI::IsMember(names))
+        ->check(one_of(names))
         ->capture_default_str();
 
     serve->add_option("--backlog", options.backlog, "length of the kernel's queue of connections not yet accepted")
-        ->check(CLI::Range(1, 65535))
+        ->check(number_range(1, 65535))
         ->capture_default_str();
     serve->add_option("--aphorisms", options.aphorisms_path,
                       "load the question/answer table from FILE (one \"QUESTION? ANSWER.\" a line)")
         ->type_name("FILE");
     serve->add_option("--max-question", options.limits.max_question,
                       "longest question in bytes; a longer one gets 'Error: question too long.' and a close")
-        ->check(CLI::Range(std::size_t{1}, max_limit_bytes))
+        ->check(number_range(std::size_t{1}, max_limit_bytes))
         ->capture_default_str();
     serve->add_option("--max-connections", options.max_connections,
                       "open connections at most; the next client gets 'Error: server busy.' and a close "
                       "(0: no limit but the open-file limit)")
-        ->check(CLI::Range(0, 1 << 24))
+        ->check(number_range(0, 1 << 24))
         ->capture_default_str();
     serve->add_option("--max-pending", options.limits.max_pending,
                       "answer bytes queued for a client before the server stops reading from it")
-        ->check(CLI::Range(std::size_t{1}, max_limit_bytes))
+        ->check(number_range(std::size_t{1}, max_limit_bytes))
         ->capture_default_str();
     add_seconds_option(*serve, "--idle-timeout", options.idle_timeout,
                        "close a connection silent this long (0: never)", 0);
@@ -86,7 +91,7 @@ CLI::App* add_serve_command(CLI::App& zen, ServeOptions& options) {
     serve->add_option("--workers", options.workers,
                       "threads (threaded), processes (prefork) or event loops (reuseport); "
                       "default 4, reuseport one per CPU it may run on (taskset, cpusets)")
-        ->check(CLI::Range(1, 1024));
+        ->check(number_range(1, 1024));
     serve->add_flag("--no-multishot", options.no_multishot,
                     "uring only: one-shot accepts and receives instead of multishot ones, the path kernels before "
                     "5.19 (accept) and 6.0 (receive) take by themselves; to test that path or sidestep a kernel bug");
@@ -136,10 +141,10 @@ CLI::App* add_serve_command(CLI::App& zen, ServeOptions& options) {
     serve->add_option("--hosts-allow", options.access.hosts_allow,
                       "hosts_access(5) allow table, checked with libwrap as tcpd does")
         ->type_name("FILE")
-        ->check(CLI::ExistingFile);
+        ->check(existing_file());
     serve->add_option("--hosts-deny", options.access.hosts_deny, "hosts_access(5) deny table")
         ->type_name("FILE")
-        ->check(CLI::ExistingFile);
+        ->check(existing_file());
     serve->add_option("--daemon-name", options.access.daemon_name, "the daemon name the hosts tables match")
         ->capture_default_str();
     serve->add_option("--metrics", options.metrics,
@@ -163,7 +168,7 @@ CLI::App* add_serve_command(CLI::App& zen, ServeOptions& options) {
                 options.log.format = format == "json" ? LogFormat::json : LogFormat::text;
             },
             "text (the book's lines) or json (one object a line)")
-        ->check(CLI::IsMember({"text", "json"}))
+        ->check(one_of({"text", "json"}))
         ->default_str("text");
     serve->footer(
         "Signals: SIGTERM/SIGINT answer what has arrived, close and exit within --drain-timeout; SIGQUIT stops "
