@@ -161,102 +161,144 @@ std::string MetricsEndpoint::render(const ConnectionTracker& tracker) const {
     return render_exposition(tracker, facts);
 }
 
-void MetricsEndpoint::serve(const ConnectionTracker& tracker) {
-    std::unique_lock lock(fork_mutex);
-    std::vector<Scraper> scrapers;
-    scrapers.reserve(max_scrapers);
-    std::vector<pollfd> polled;
-    std::array<char, 4096> buffer;
+// serve()'s scrapers and poll set, on the endpoint's thread; every method but poll() runs with
+// fork_mutex held.
+class MetricsEndpoint::ScrapeLoop {
+public:
+    ScrapeLoop(MetricsEndpoint& endpoint, const ConnectionTracker& tracker) : endpoint_(endpoint), tracker_(tracker) {
+        scrapers_.reserve(max_scrapers);
+    }
 
-    const auto close_scraper = [&](Scraper& scraper) {
+    // Fills the poll set: the wake event, the listener, then each scraper in order; the timeout
+    // (ms, -1 for none) is the nearest scraper's deadline.
+    int poll_set() {
+        polled_.clear();
+        polled_.push_back({endpoint_.wake_.get(), POLLIN, 0});
+        polled_.push_back({endpoint_.listener_.fd.get(), POLLIN, 0});
+        TimePoint next = never;
+        for (const Scraper& scraper : scrapers_) {
+            const bool sending = scraper.responded && !scraper.finished;
+            polled_.push_back({scraper.fd.get(), static_cast<short>(sending ? POLLOUT : POLLIN), 0});
+            next = std::min(next, scraper.deadline);
+        }
+        if (next == never) return -1;
+        const auto left = std::chrono::ceil<std::chrono::milliseconds>(next - Clock::now()).count();
+        return static_cast<int>(std::clamp<long long>(left, 0, 60'000));
+    }
+    int poll(int timeout_ms) { return ::poll(polled_.data(), polled_.size(), timeout_ms); }
+    bool woken() const { return (polled_[0].revents & POLLIN) != 0; }
+
+    // What poll() found ready, then the scrapers done with dropped.
+    void serve_ready(TimePoint now) {
+        if ((polled_[1].revents & POLLIN) != 0) accept_scrapers(now);
+        for (std::size_t i = 0; i < scrapers_.size(); ++i) {
+            const short events = i + 2 < polled_.size() ? polled_[i + 2].revents : 0;  // new ones: none yet
+            serve_scraper(scrapers_[i], events, now);
+        }
+        std::erase_if(scrapers_, [](const Scraper& scraper) { return scraper.over; });
+    }
+
+    void close_all() {
+        for (Scraper& scraper : scrapers_) close_scraper(scraper);
+    }
+
+private:
+    void accept_scrapers(TimePoint now) {
+        for (int accepted = 0; accepted < 16; ++accepted) {
+            AcceptOutcome outcome = accept_client(endpoint_.listener_);
+            if (outcome.status == AcceptStatus::accepted) {
+                // Past the limit a scraper is closed at once: the ones already here go on.
+                if (scrapers_.size() >= max_scrapers) continue;
+                remember_fd(outcome.client.fd.get());
+                Scraper& scraper = scrapers_.emplace_back();
+                scraper.fd = std::move(outcome.client.fd);
+                scraper.deadline = now + scrape_timeout;
+                continue;
+            }
+            if (outcome.status != AcceptStatus::client_gone) break;
+        }
+    }
+
+    void serve_scraper(Scraper& scraper, short events, TimePoint now) {
+        if (events != 0 && !scraper.responded) {
+            if (!read_request(scraper)) return;
+        } else if (events != 0 && scraper.finished) {
+            if (!discard_input(scraper)) return;
+        }
+        if (scraper.responded && !scraper.finished && !send_response(scraper, now)) return;
+        if (now >= scraper.deadline) close_scraper(scraper);
+    }
+
+    // Each of these is false once it closed the scraper.
+    bool read_request(Scraper& scraper) {
+        const ssize_t n = ::recv(scraper.fd.get(), buffer_.data(), buffer_.size(), 0);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+            close_scraper(scraper);  // gone before asking for anything whole
+            return false;
+        }
+        if (n > 0) scraper.request.append(buffer_.data(), static_cast<std::size_t>(n));
+        const ScrapeRequest request = read_scrape_request(scraper.request, max_request_bytes);
+        if (request.status != ScrapeRequest::Status::incomplete) respond(scraper, request);
+        return true;
+    }
+    // Whatever else the client sends is dropped until it closes: closing with input unread
+    // would reset the connection and could destroy the response.
+    bool discard_input(Scraper& scraper) {
+        const ssize_t n = ::recv(scraper.fd.get(), buffer_.data(), buffer_.size(), 0);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+            close_scraper(scraper);
+            return false;
+        }
+        return true;
+    }
+    bool send_response(Scraper& scraper, TimePoint now) {
+        const std::string_view left = std::string_view(scraper.response).substr(scraper.response_sent);
+        const ssize_t n = ::send(scraper.fd.get(), left.data(), left.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n < 0 && errno != EAGAIN && errno != EINTR) {
+            close_scraper(scraper);
+            return false;
+        }
+        if (n > 0) scraper.response_sent += static_cast<std::size_t>(n);
+        if (scraper.response_sent == scraper.response.size()) {
+            ::shutdown(scraper.fd.get(), SHUT_WR);
+            scraper.finished = true;
+            scraper.deadline = std::min(scraper.deadline, now + std::chrono::seconds(1));
+        }
+        return true;
+    }
+
+    void respond(Scraper& scraper, const ScrapeRequest& request) {
+        const ScrapeResponse response =
+            respond_to_scrape(request, accepting(), [&] { return endpoint_.render(tracker_); });
+        scraper.response = http_response_bytes(response);
+        scraper.responded = true;
+    }
+    void close_scraper(Scraper& scraper) {
         forget_fd(scraper.fd.get());
         scraper.fd.reset();
         scraper.over = true;
-    };
-    const auto respond = [&](Scraper& scraper, const ScrapeRequest& request) {
-        const ScrapeResponse response = respond_to_scrape(request, accepting(), [&] { return render(tracker); });
-        scraper.response = http_response_bytes(response);
-        scraper.responded = true;
-    };
+    }
 
+    MetricsEndpoint& endpoint_;
+    const ConnectionTracker& tracker_;
+    std::vector<Scraper> scrapers_;  // at most max_scrapers, reserved: accepting never moves them
+    std::vector<pollfd> polled_;
+    std::array<char, 4096> buffer_;
+};
+
+void MetricsEndpoint::serve(const ConnectionTracker& tracker) {
+    std::unique_lock lock(fork_mutex);
+    ScrapeLoop loop(*this, tracker);
     for (;;) {
-        polled.clear();
-        polled.push_back({wake_.get(), POLLIN, 0});
-        polled.push_back({listener_.fd.get(), POLLIN, 0});
-        TimePoint next = never;
-        for (const Scraper& scraper : scrapers) {
-            const bool sending = scraper.responded && !scraper.finished;
-            polled.push_back({scraper.fd.get(), static_cast<short>(sending ? POLLOUT : POLLIN), 0});
-            next = std::min(next, scraper.deadline);
-        }
-        int timeout_ms = -1;
-        if (next != never) {
-            const auto left = std::chrono::ceil<std::chrono::milliseconds>(next - Clock::now()).count();
-            timeout_ms = static_cast<int>(std::clamp<long long>(left, 0, 60'000));
-        }
+        const int timeout_ms = loop.poll_set();
         lock.unlock();
-        const int ready = ::poll(polled.data(), polled.size(), timeout_ms);
+        const int ready = loop.poll(timeout_ms);
         lock.lock();
         if (ready < 0 && errno != EINTR) return;
-        if ((polled[0].revents & POLLIN) != 0) break;
-        const TimePoint now = Clock::now();
-
-        if ((polled[1].revents & POLLIN) != 0) {
-            for (int accepted = 0; accepted < 16; ++accepted) {
-                AcceptOutcome outcome = accept_client(listener_);
-                if (outcome.status == AcceptStatus::accepted) {
-                    // Past the limit a scraper is closed at once: the ones already here go on.
-                    if (scrapers.size() >= max_scrapers) continue;
-                    remember_fd(outcome.client.fd.get());
-                    Scraper& scraper = scrapers.emplace_back();
-                    scraper.fd = std::move(outcome.client.fd);
-                    scraper.deadline = now + scrape_timeout;
-                    continue;
-                }
-                if (outcome.status != AcceptStatus::client_gone) break;
-            }
-        }
-
-        for (std::size_t i = 0; i < scrapers.size(); ++i) {
-            Scraper& scraper = scrapers[i];
-            const short events = i + 2 < polled.size() ? polled[i + 2].revents : 0;  // new ones: none yet
-            if (events != 0 && !scraper.responded) {
-                const ssize_t n = ::recv(scraper.fd.get(), buffer.data(), buffer.size(), 0);
-                if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
-                    close_scraper(scraper);  // gone before asking for anything whole
-                    continue;
-                }
-                if (n > 0) scraper.request.append(buffer.data(), static_cast<std::size_t>(n));
-                const ScrapeRequest request = read_scrape_request(scraper.request, max_request_bytes);
-                if (request.status != ScrapeRequest::Status::incomplete) respond(scraper, request);
-            } else if (events != 0 && scraper.finished) {
-                // Whatever else the client sends is dropped until it closes: closing with input
-                // unread would reset the connection and could destroy the response.
-                const ssize_t n = ::recv(scraper.fd.get(), buffer.data(), buffer.size(), 0);
-                if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
-                    close_scraper(scraper);
-                    continue;
-                }
-            }
-            if (scraper.responded && !scraper.finished) {
-                const std::string_view left = std::string_view(scraper.response).substr(scraper.response_sent);
-                const ssize_t n = ::send(scraper.fd.get(), left.data(), left.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-                if (n < 0 && errno != EAGAIN && errno != EINTR) {
-                    close_scraper(scraper);
-                    continue;
-                }
-                if (n > 0) scraper.response_sent += static_cast<std::size_t>(n);
-                if (scraper.response_sent == scraper.response.size()) {
-                    ::shutdown(scraper.fd.get(), SHUT_WR);
-                    scraper.finished = true;
-                    scraper.deadline = std::min(scraper.deadline, now + std::chrono::seconds(1));
-                }
-            }
-            if (now >= scraper.deadline) close_scraper(scraper);
-        }
-        std::erase_if(scrapers, [](const Scraper& scraper) { return scraper.over; });
+        if (loop.woken()) break;
+        loop.serve_ready(Clock::now());
     }
-    for (Scraper& scraper : scrapers) close_scraper(scraper);
+    loop.close_all();
     forget_fd(listener_.fd.get());
     forget_fd(wake_.get());
 }

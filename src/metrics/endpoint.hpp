@@ -48,6 +48,8 @@ public:
     void start(const ConnectionTracker& tracker);
 
 private:
+    class ScrapeLoop;  // serve()'s scrapers and poll set, in endpoint.cpp
+
     MetricsEndpoint(Listener listener, std::string arch);
     void serve(const ConnectionTracker& tracker);
     std::string render(const ConnectionTracker& tracker) const;

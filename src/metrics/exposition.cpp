@@ -56,10 +56,7 @@ std::string seconds_text(std::int64_t ns) {
     return number;
 }
 
-}  // namespace
-
-std::string render_exposition(const ConnectionTracker& tracker, const ProcessFacts& facts) {
-    Exposition out;
+void connection_families(Exposition& out, const ConnectionTracker& tracker) {
     const auto counter = [&](std::string_view name, std::string_view help, Counter which) {
         out.family(name, "counter", help);
         out.sample(name, "", tracker.value(which));
@@ -93,7 +90,9 @@ std::string render_exposition(const ConnectionTracker& tracker, const ProcessFac
             Counter::health_checks);
     counter("zen_received_bytes_total", "Bytes read from clients.", Counter::bytes_received);
     counter("zen_sent_bytes_total", "Bytes of answers handed to the kernel.", Counter::bytes_sent);
+}
 
+void answer_duration_family(Exposition& out, const ConnectionTracker& tracker) {
     const std::string_view histogram = "zen_answer_duration_seconds";
     out.family(histogram, "histogram",
                "The server's own time per answer: from the read that completed the question to the send that "
@@ -106,7 +105,9 @@ std::string render_exposition(const ConnectionTracker& tracker, const ProcessFac
     }
     out.sample("zen_answer_duration_seconds_sum", "", static_cast<double>(tracker.answer_ns_sum()) / 1e9);
     out.sample("zen_answer_duration_seconds_count", "", cumulative);  // +Inf's, so the two always agree
+}
 
+void build_and_process_families(Exposition& out, const ProcessFacts& facts) {
     out.family("zen_build_info", "gauge", "Always 1: the labels say which zen this is.");
     out.sample("zen_build_info",
                "version=\"" + label_value(facts.version) + "\",commit=\"" + label_value(facts.commit) + "\",arch=\"" +
@@ -122,6 +123,15 @@ std::string render_exposition(const ConnectionTracker& tracker, const ProcessFac
     out.sample("process_open_fds", "", facts.open_fds);
     out.family("process_max_fds", "gauge", "The main process's limit of open file descriptors.");
     out.sample("process_max_fds", "", facts.max_fds);
+}
+
+}  // namespace
+
+std::string render_exposition(const ConnectionTracker& tracker, const ProcessFacts& facts) {
+    Exposition out;
+    connection_families(out, tracker);
+    answer_duration_family(out, tracker);
+    build_and_process_families(out, facts);
     return out.take();
 }
 

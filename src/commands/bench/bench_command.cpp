@@ -1,13 +1,11 @@
 #include "commands/bench/bench_command.hpp"
 
-#include <pthread.h>
 #include <signal.h>
 #include <sched.h>
 #include <sys/resource.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
-#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -21,7 +19,6 @@
 #include <thread>
 
 #include "base/build_info.hpp"
-#include "base/cli.hpp"
 #include "base/resources.hpp"
 #include "net/address.hpp"
 #include "net/connector.hpp"
@@ -108,115 +105,174 @@ std::optional<double> server_cpu(const std::vector<int>& pids) {
     return total;
 }
 
-Cycle run_cycle(const BenchOptions& options, const SocketAddress& target, const Workload& workload, int connections,
-                bool live) {
-    Cycle cycle;
-    cycle.connections = connections;
-    cycle.threads = std::min(options.threads, connections);
-    const std::int64_t start = monotonic_ns();
-    const std::int64_t measure_start = start + options.warmup.count() * nanoseconds_per_ms;
-    const std::int64_t end = measure_start + options.duration.count() * nanoseconds_per_ms;
+// One cycle at one connection count: the load threads, the warm-up, the measured window with its
+// live line, the wait for answers in flight, and the merged tally. Lives on the main thread's
+// stack; the load threads hold `this` until drain() joins them, so it is neither copied nor moved.
+class CycleRun {
+public:
+    CycleRun(const BenchOptions& options, const SocketAddress& target, const Workload& workload, int connections,
+             bool live)
+        : options_(options), target_(target), workload_(workload), live_(live), start_(monotonic_ns()),
+          measure_start_(start_ + options.warmup.count() * nanoseconds_per_ms),
+          end_(measure_start_ + options.duration.count() * nanoseconds_per_ms),
+          running_(std::min(options.threads, connections)) {
+        cycle_.connections = connections;
+        cycle_.threads = running_.load();
+    }
+    CycleRun(const CycleRun&) = delete;
+    CycleRun& operator=(const CycleRun&) = delete;
 
-    RunControl control;
-    std::atomic<int> running{cycle.threads};
-    std::vector<std::unique_ptr<LoadThread>> loads;
-    int connections_before = 0;
-    for (int t = 0; t < cycle.threads; ++t) {
-        const int share = connections / cycle.threads + (t < connections % cycle.threads ? 1 : 0);
+    Cycle run() {
+        start_threads();
+        wait_for_warmup();
+        if (!cycle_.interrupted_by) measure();
+        drain();
+        return collect();
+    }
+
+private:
+    LoadPlan plan_for(int thread, int share, int connections_before) const {
+        const int connections = cycle_.connections;
         LoadPlan plan;
-        plan.target = target;
-        plan.workload = &workload;
-        plan.depth = options.depth;
-        plan.rate = options.rate * share / connections;
-        plan.phase = static_cast<double>(t) / cycle.threads;
-        plan.start_ns = start;
-        plan.measure_start_ns = measure_start;
-        plan.end_ns = end;
-        plan.timeout_ns = options.timeout.count() * nanoseconds_per_ms;
-        plan.control = &control;
-        plan.reconnect_every = options.reconnect_every;
-        plan.connect_rate = options.connect_rate * share / connections;
-        if (options.count > 0) {
+        plan.target = target_;
+        plan.workload = &workload_;
+        plan.depth = options_.depth;
+        plan.rate = options_.rate * share / connections;
+        plan.phase = static_cast<double>(thread) / cycle_.threads;
+        plan.start_ns = start_;
+        plan.measure_start_ns = measure_start_;
+        plan.end_ns = end_;
+        plan.timeout_ns = options_.timeout.count() * nanoseconds_per_ms;
+        plan.control = &control_;
+        plan.reconnect_every = options_.reconnect_every;
+        plan.connect_rate = options_.connect_rate * share / connections;
+        if (options_.count > 0) {
             // The thread's share of -n, in proportion to its connections; the shares add up to -n.
-            const auto upto = [&](int conns) { return options.count * static_cast<std::uint64_t>(conns) / connections; };
+            const auto upto = [&](int conns) {
+                return options_.count * static_cast<std::uint64_t>(conns) / connections;
+            };
             plan.budget = upto(connections_before + share) - upto(connections_before);
         }
-        connections_before += share;
-        loads.push_back(std::make_unique<LoadThread>(plan, share));
+        return plan;
     }
-    std::vector<std::thread> threads;
-    for (auto& load : loads)
-        threads.emplace_back([&load, &running] {
-            load->run();
-            running.fetch_sub(1);
-        });
 
-    const auto answered = [&loads] {
-        std::uint64_t total = 0;
-        for (const auto& load : loads) total += load->answered_so_far();
-        return total;
-    };
-    const auto errors = [&loads] {
-        std::uint64_t total = 0;
-        for (const auto& load : loads) total += load->errors_so_far();
-        return total;
-    };
+    // Every plan is made before the first thread starts, so they all share one start time.
+    void start_threads() {
+        int connections_before = 0;
+        for (int t = 0; t < cycle_.threads; ++t) {
+            const int share = cycle_.connections / cycle_.threads + (t < cycle_.connections % cycle_.threads ? 1 : 0);
+            loads_.push_back(std::make_unique<LoadThread>(plan_for(t, share, connections_before), share));
+            connections_before += share;
+        }
+        for (auto& load : loads_)
+            threads_.emplace_back([load = load.get(), this] {
+                load->run();
+                running_.fetch_sub(1);
+            });
+    }
 
-    const auto interrupt = [&](int signal) {
-        cycle.interrupted_by = signal;
-        control.stop_ns.store(monotonic_ns());
-    };
+    void wait_for_warmup() {
+        if (const int signal = wait_until(measure_start_)) interrupt(signal);
+    }
+
+    // The window: the CPU either side of it, and a wake-up a second for the live line.
+    void measure() {
+        const double client_cpu_before = own_cpu_seconds();
+        const std::optional<double> server_cpu_before = server_cpu(options_.server_pids);
+        tick_each_second();
+        if (!cycle_.interrupted_by)
+            if (const int signal = wait_until(end_)) interrupt(signal);
+        cycle_.client_cpu_seconds = own_cpu_seconds() - client_cpu_before;
+        if (const std::optional<double> after = server_cpu(options_.server_pids); after && server_cpu_before)
+            cycle_.server_cpu_seconds = *after - *server_cpu_before;
+    }
+
+    void tick_each_second() {
+        std::uint64_t answered_before = answered();
+        for (std::int64_t tick = start_ + 1'000'000'000; tick < end_ && running_.load() > 0; tick += 1'000'000'000) {
+            if (const int signal = wait_until(tick)) {
+                interrupt(signal);
+                return;
+            }
+            if (running_.load() == 0) return;
+            if (!live_) continue;
+            const std::uint64_t now_answered = answered();
+            print_progress(tick, now_answered - answered_before);
+            answered_before = now_answered;
+        }
+    }
+
+    void print_progress(std::int64_t tick, std::uint64_t answers_in_second) const {
+        std::cerr << "\r\033[K  " << fixed(static_cast<double>(tick - start_) / 1e9, 0) << " s"
+                  << (tick <= measure_start_ ? " (warm-up)" : "") << "  " << grouped(answers_in_second)
+                  << " answers/s  " << grouped(errors()) << " errors" << std::flush;
+    }
+
+    // Answers still in flight get up to --timeout; a (further) signal stops waiting for them.
+    void drain() {
+        while (running_.load() > 0) {
+            if (const int signal = sleep_until(monotonic_ns() + 10 * nanoseconds_per_ms)) {
+                if (!cycle_.interrupted_by) interrupt(signal);
+                control_.abandon.store(true);
+            }
+        }
+        for (auto& thread : threads_) thread.join();
+        if (live_) std::cerr << "\r\033[K" << std::flush;
+    }
+
+    // Each thread's window ends at the plan's end, at the signal, or when its -n share is done.
+    Cycle collect() {
+        std::int64_t window_end = measure_start_;
+        for (const auto& load : loads_) window_end = std::max(window_end, std::min(load->window_end_ns(), end_));
+        cycle_.seconds = static_cast<double>(window_end - measure_start_) / 1e9;
+        for (const auto& load : loads_) cycle_.tally.merge(load->tally());
+        return std::move(cycle_);
+    }
+
     // Until the deadline, a signal (its number) or every thread done (-n reached, 0).
-    const auto wait_until = [&running](std::int64_t deadline) {
-        while (running.load() > 0) {
+    int wait_until(std::int64_t deadline) const {
+        while (running_.load() > 0) {
             const std::int64_t now = monotonic_ns();
             if (now >= deadline) return 0;
             if (const int signal = sleep_until(std::min(deadline, now + 20 * nanoseconds_per_ms))) return signal;
         }
         return 0;
-    };
-    double client_cpu_before = 0;
-    std::optional<double> server_cpu_before;
-    if (const int signal = wait_until(measure_start)) interrupt(signal);
-    if (!cycle.interrupted_by) {
-        client_cpu_before = own_cpu_seconds();
-        server_cpu_before = server_cpu(options.server_pids);
-        std::uint64_t answered_before = answered();
-        for (std::int64_t tick = start + 1'000'000'000; tick < end && running.load() > 0; tick += 1'000'000'000) {
-            if (const int signal = wait_until(tick)) {
-                interrupt(signal);
-                break;
-            }
-            if (running.load() == 0) break;
-            if (!live) continue;
-            const std::uint64_t now_answered = answered();
-            std::cerr << "\r\033[K  " << fixed(static_cast<double>(tick - start) / 1e9, 0) << " s"
-                      << (tick <= measure_start ? " (warm-up)" : "") << "  " << grouped(now_answered - answered_before)
-                      << " answers/s  " << grouped(errors()) << " errors" << std::flush;
-            answered_before = now_answered;
-        }
-        if (!cycle.interrupted_by)
-            if (const int signal = wait_until(end)) interrupt(signal);
-        cycle.client_cpu_seconds = own_cpu_seconds() - client_cpu_before;
-        if (const std::optional<double> after = server_cpu(options.server_pids); after && server_cpu_before)
-            cycle.server_cpu_seconds = *after - *server_cpu_before;
     }
-    // Answers still in flight get up to --timeout; a (further) signal stops waiting for them.
-    while (running.load() > 0) {
-        if (const int signal = sleep_until(monotonic_ns() + 10 * nanoseconds_per_ms)) {
-            if (!cycle.interrupted_by) interrupt(signal);
-            control.abandon.store(true);
-        }
-    }
-    for (auto& thread : threads) thread.join();
-    if (live) std::cerr << "\r\033[K" << std::flush;
 
-    // Each thread's window ends at the plan's end, at the signal, or when its -n share is done.
-    std::int64_t window_end = measure_start;
-    for (const auto& load : loads) window_end = std::max(window_end, std::min(load->window_end_ns(), end));
-    cycle.seconds = static_cast<double>(window_end - measure_start) / 1e9;
-    for (const auto& load : loads) cycle.tally.merge(load->tally());
-    return cycle;
+    void interrupt(int signal) {
+        cycle_.interrupted_by = signal;
+        control_.stop_ns.store(monotonic_ns());
+    }
+
+    // Totals including the warm-up, read while the threads run.
+    std::uint64_t answered() const {
+        std::uint64_t total = 0;
+        for (const auto& load : loads_) total += load->answered_so_far();
+        return total;
+    }
+    std::uint64_t errors() const {
+        std::uint64_t total = 0;
+        for (const auto& load : loads_) total += load->errors_so_far();
+        return total;
+    }
+
+    const BenchOptions& options_;
+    const SocketAddress& target_;
+    const Workload& workload_;
+    const bool live_;  // the progress line on stderr, a terminal's
+    const std::int64_t start_;
+    const std::int64_t measure_start_;
+    const std::int64_t end_;
+    Cycle cycle_;
+    RunControl control_;        // written here, read by every load thread
+    std::atomic<int> running_;  // load threads not yet done; each counts itself out
+    std::vector<std::unique_ptr<LoadThread>> loads_;
+    std::vector<std::thread> threads_;
+};
+
+Cycle run_cycle(const BenchOptions& options, const SocketAddress& target, const Workload& workload, int connections,
+                bool live) {
+    return CycleRun(options, target, workload, connections, live).run();
 }
 
 Json series_json(const SecondSeries& series) {
@@ -255,7 +311,13 @@ std::string allowed_cpus() {
         if (!CPU_ISSET(cpu, &set)) continue;
         int last = cpu;
         while (last + 1 < CPU_SETSIZE && CPU_ISSET(last + 1, &set)) ++last;
-        text += (text.empty() ? "" : ",") + std::to_string(cpu) + (last > cpu ? "-" + std::to_string(last) : "");
+        // Appended piece by piece: GCC 12's -Wrestrict misreads `"-" + std::to_string(...)` inlined here.
+        if (!text.empty()) text += ',';
+        text += std::to_string(cpu);
+        if (last > cpu) {
+            text += '-';
+            text += std::to_string(last);
+        }
         cpu = last;
     }
     return text;
@@ -501,35 +563,40 @@ bool write_csv(const std::string& path, const std::vector<Json>& cycles) {
     return static_cast<bool>(file.flush());
 }
 
-}  // namespace
-
-int run_bench(const BenchOptions& options) {
-    // Before any thread starts, so that every thread inherits the mask and the main thread alone
-    // takes the signals, through sigtimedwait.
-    const sigset_t signals = stop_signals();
-    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-    Workload workload = zen_workload();
+// The Zen table, or the --question/--answer pairs; nothing (said on stderr) if they cannot be framed.
+std::optional<Workload> chosen_workload(const BenchOptions& options) {
     if (!options.questions.empty() || !options.answers.empty()) {
         auto custom = custom_workload(options.questions, options.answers, options.suffix);
         if (!custom) {
             fail(custom.error());
-            return 2;
+            return std::nullopt;
         }
-        workload = std::move(*custom);
-    } else if (!options.suffix.empty()) {
-        fail("--suffix applies to --question/--answer pairs; the Zen table ends answers with '.'");
-        return 2;
+        return std::move(*custom);
     }
+    if (!options.suffix.empty()) {
+        fail("--suffix applies to --question/--answer pairs; the Zen table ends answers with '.'");
+        return std::nullopt;
+    }
+    return zen_workload();
+}
+
+// The host resolves and every --server-pid can be measured; false (said on stderr) if not.
+bool names_resolve(const BenchOptions& options) {
     if (auto addresses = resolve(options.host, options.port, false); !addresses) {
         fail(addresses.error());
-        return 2;
+        return false;
     }
     for (int pid : options.server_pids) {
         if (auto cpu = process_tree_cpu_seconds(pid); !cpu) {
             fail("--server-pid " + std::to_string(pid) + ": " + cpu.error());
-            return 2;
+            return false;
         }
     }
+    return true;
+}
+
+// Raises the limit of open files as far as it goes; false (said on stderr) if that is still too few.
+bool enough_open_files(const BenchOptions& options) {
     raise_open_file_limit();
     // A descriptor per connection, an epoll set per thread, and a few to spare (stdio, the probe).
     const int most_connections = options.sweep.empty() ? options.connections
@@ -539,62 +606,100 @@ int run_bench(const BenchOptions& options) {
         fail(std::to_string(most_connections) + " connections need " + grouped(needed) +
              " open files, and the limit is " + grouped(files.rlim_cur) +
              " even raised to the hard limit: raise it (ulimit -Hn, LimitNOFILE=) or use fewer connections");
-        return 1;
+        return false;
     }
-    // One connection first, so a wrong address fails at once with the reason.
+    return true;
+}
+
+// One connection first, so a wrong address fails at once with the reason; the address it reached.
+std::optional<SocketAddress> probe_target(const BenchOptions& options) {
     auto probe = connect_to(options.host, options.port, options.timeout);
     if (!probe) {
         fail(probe.error());
-        return 1;
+        return std::nullopt;
     }
-    const SocketAddress target = probe->peer;
-    probe->fd.reset();
+    return probe->peer;
+}
 
+struct Runs {
+    std::vector<Cycle> cycles;
+    std::vector<Json> records;  // cycle_json of each, in the same order
+};
+
+// A cycle per --sweep level (or the one -c), the text report of a single one as it ends; a
+// signal ends the sweep with the cycle it cut short.
+Runs run_levels(const BenchOptions& options, const SocketAddress& target, const Workload& workload) {
     const std::vector<int> levels = options.sweep.empty() ? std::vector<int>{options.connections} : options.sweep;
     const bool live = !options.json && isatty(STDERR_FILENO);
-    const std::string where = format_address(target);
-    if (!options.json) std::cout << describe_load(options, where) << std::endl;
-
-    std::vector<Cycle> cycles;
-    std::vector<Json> cycle_records;
+    Runs runs;
     for (int connections : levels) {
-        cycles.push_back(run_cycle(options, target, workload, connections, live));
-        cycle_records.push_back(cycle_json(options, cycles.back()));
-        if (!options.json && options.sweep.empty()) print_cycle(options, cycles.back());
-        if (cycles.back().interrupted_by) break;
+        runs.cycles.push_back(run_cycle(options, target, workload, connections, live));
+        runs.records.push_back(cycle_json(options, runs.cycles.back()));
+        if (!options.json && options.sweep.empty()) print_cycle(options, runs.cycles.back());
+        if (runs.cycles.back().interrupted_by) break;
     }
-    if (!options.json && !options.sweep.empty()) print_sweep_table(cycles, !options.server_pids.empty());
-    if (options.json) {
-        Json report;
-        report["target"] = where;
-        report["warmup_s"] = static_cast<double>(options.warmup.count()) / 1000.0;
-        report["timeout_s"] = static_cast<double>(options.timeout.count()) / 1000.0;
-        report["interrupted"] =
-            cycles.back().interrupted_by ? Json(signal_name(cycles.back().interrupted_by)) : Json(nullptr);
-        report["manifest"] = manifest_json(options);
-        if (options.sweep.empty()) {
-            report.update(cycle_records.front());
-        } else {
-            report["cycles"] = cycle_records;
-        }
-        std::cout << report.dump() << std::endl;
+    return runs;
+}
+
+Json report_json(const BenchOptions& options, const std::string& where, const Runs& runs) {
+    Json report;
+    report["target"] = where;
+    report["warmup_s"] = static_cast<double>(options.warmup.count()) / 1000.0;
+    report["timeout_s"] = static_cast<double>(options.timeout.count()) / 1000.0;
+    const int interrupted_by = runs.cycles.back().interrupted_by;
+    report["interrupted"] = interrupted_by ? Json(signal_name(interrupted_by)) : Json(nullptr);
+    report["manifest"] = manifest_json(options);
+    if (options.sweep.empty()) {
+        report.update(runs.records.front());
+    } else {
+        report["cycles"] = runs.records;
     }
+    return report;
+}
+
+// --hdr-file and --csv; false (said on stderr) at the first that cannot be written.
+bool write_files(const BenchOptions& options, const Runs& runs) {
     if (!options.hdr_path.empty()) {
-        for (const Cycle& cycle : cycles) {
+        for (const Cycle& cycle : runs.cycles) {
             if (!write_hgrm_files(options.hdr_path, cycle, !options.sweep.empty())) {
                 fail("cannot write " + options.hdr_path);
-                return 1;
+                return false;
             }
         }
     }
-    if (!options.csv_path.empty() && !write_csv(options.csv_path, cycle_records)) {
+    if (!options.csv_path.empty() && !write_csv(options.csv_path, runs.records)) {
         fail("cannot write " + options.csv_path);
-        return 1;
+        return false;
     }
-    const bool clean = std::all_of(cycles.begin(), cycles.end(), [](const Cycle& c) {
-        return c.tally.error_total() == 0 && c.tally.requests > 0;
-    });
-    return clean ? 0 : 1;
+    return true;
+}
+
+bool all_clean(const std::vector<Cycle>& cycles) {
+    return std::all_of(cycles.begin(), cycles.end(),
+                       [](const Cycle& c) { return c.tally.error_total() == 0 && c.tally.requests > 0; });
+}
+
+}  // namespace
+
+int run_bench(const BenchOptions& options) {
+    // Before any thread starts, so that every thread inherits the mask and the main thread alone
+    // takes the signals, through sigtimedwait.
+    const sigset_t signals = stop_signals();
+    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+    // A usage error (2) before the environment's (1).
+    const std::optional<Workload> workload = chosen_workload(options);
+    if (!workload || !names_resolve(options)) return 2;
+    if (!enough_open_files(options)) return 1;
+    const std::optional<SocketAddress> target = probe_target(options);
+    if (!target) return 1;
+
+    const std::string where = format_address(*target);
+    if (!options.json) std::cout << describe_load(options, where) << std::endl;
+    const Runs runs = run_levels(options, *target, *workload);
+    if (!options.json && !options.sweep.empty()) print_sweep_table(runs.cycles, !options.server_pids.empty());
+    if (options.json) std::cout << report_json(options, where, runs).dump() << std::endl;
+    if (!write_files(options, runs)) return 1;
+    return all_clean(runs.cycles) ? 0 : 1;
 }
 
 }  // namespace zen

@@ -26,6 +26,20 @@ std::uint64_t event_token(std::uint32_t index, std::uint32_t generation) {
     return (std::uint64_t{generation} << 32) | index;
 }
 
+// Kernels before 5.11 have no epoll_pwait2: after its first ENOSYS, epoll_wait's millisecond
+// timeouts, rounded up so the loop never spins.
+int wait_for_events(int epoll, epoll_event* events, std::int64_t wait_ns, bool& have_epoll_pwait2) {
+    const timespec timeout{static_cast<time_t>(wait_ns / 1'000'000'000), static_cast<long>(wait_ns % 1'000'000'000)};
+    int ready = -1;
+    if (have_epoll_pwait2) {
+        ready = epoll_pwait2(epoll, events, events_per_wait, &timeout, nullptr);
+        have_epoll_pwait2 = !(ready < 0 && errno == ENOSYS);
+    }
+    if (!have_epoll_pwait2)
+        ready = epoll_wait(epoll, events, events_per_wait, static_cast<int>((wait_ns + millisecond - 1) / millisecond));
+    return ready;
+}
+
 }  // namespace
 
 std::int64_t monotonic_ns() {
@@ -441,6 +455,17 @@ void LoadThread::run() {
     // The default 50 us of timer slack would show up in every open-loop latency.
     prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
     std::int64_t now = monotonic_ns();
+    open_connections(now);
+    next_check_ns_ = now + deadline_check_period;
+    for (;;) {
+        now = monotonic_ns();
+        if (follow_control() || catch_up(now)) break;
+        wait_and_dispatch(now);
+    }
+    settle(now);
+}
+
+void LoadThread::open_connections(std::int64_t now) {
     for (std::uint32_t index = 0; index < connections_.size(); ++index) {
         if (plan_.connect_rate > 0 && index > 0) {
             // The ramp: check_deadlines opens each when its turn comes.
@@ -450,55 +475,54 @@ void LoadThread::run() {
             start_connecting(index, now);
         }
     }
-    next_check_ns_ = now + deadline_check_period;
-    epoll_event events[events_per_wait];
-    for (;;) {
-        now = monotonic_ns();
-        if (plan_.control != nullptr) {
-            plan_.end_ns = std::min(plan_.end_ns, plan_.control->stop_ns.load(std::memory_order_relaxed));
-            if (plan_.control->abandon.load(std::memory_order_relaxed)) break;
-        }
-        schedule_due_questions(now);
-        if (!window_closed_ && now >= plan_.measure_start_ns && budget_spent()) plan_.end_ns = now;
-        if (now >= plan_.end_ns && !window_closed_) close_window();
-        if (now >= next_check_ns_) {
-            check_deadlines(now);
-            next_check_ns_ = now + deadline_check_period;
-        }
-        for (std::size_t i = 0; i < dirty_.size(); ++i) flush(dirty_[i], now);
-        dirty_.clear();
-        publish();
-        if (finished(now)) break;
+}
 
-        std::int64_t wake = std::min(next_check_ns_, now >= plan_.end_ns ? plan_.end_ns + plan_.timeout_ns
-                                                                         : plan_.end_ns);
-        if (plan_.rate != 0) {
-            const double interval = 1e9 / plan_.rate;
-            const auto due = plan_.start_ns + static_cast<std::int64_t>(
-                                                  (static_cast<double>(scheduled_) + plan_.phase) * interval);
-            if (due < plan_.end_ns) wake = std::min(wake, due);
-        }
-        const std::int64_t wait = std::max<std::int64_t>(0, wake - now);
-        const timespec timeout{static_cast<time_t>(wait / 1'000'000'000), static_cast<long>(wait % 1'000'000'000)};
-        int ready = -1;
-        if (have_epoll_pwait2_) {
-            ready = epoll_pwait2(epoll_.get(), events, events_per_wait, &timeout, nullptr);
-            have_epoll_pwait2_ = !(ready < 0 && errno == ENOSYS);
-        }
-        if (!have_epoll_pwait2_) {
-            // Kernels before 5.11: millisecond timeouts, rounded up so the loop never spins.
-            ready = epoll_wait(epoll_.get(), events, events_per_wait,
-                               static_cast<int>((wait + millisecond - 1) / millisecond));
-        }
-        if (ready <= 0) continue;
-        now = monotonic_ns();
-        for (int i = 0; i < ready; ++i) {
-            const auto index = static_cast<std::uint32_t>(events[i].data.u64 & 0xffffffffu);
-            const auto generation = static_cast<std::uint32_t>(events[i].data.u64 >> 32);
-            if (index < connections_.size() && connections_[index].generation == generation)
-                on_event(index, events[i].events, now);
-        }
+bool LoadThread::follow_control() {
+    if (plan_.control == nullptr) return false;
+    plan_.end_ns = std::min(plan_.end_ns, plan_.control->stop_ns.load(std::memory_order_relaxed));
+    return plan_.control->abandon.load(std::memory_order_relaxed);
+}
+
+bool LoadThread::catch_up(std::int64_t now) {
+    schedule_due_questions(now);
+    if (!window_closed_ && now >= plan_.measure_start_ns && budget_spent()) plan_.end_ns = now;
+    if (now >= plan_.end_ns && !window_closed_) close_window();
+    if (now >= next_check_ns_) {
+        check_deadlines(now);
+        next_check_ns_ = now + deadline_check_period;
     }
+    for (std::size_t i = 0; i < dirty_.size(); ++i) flush(dirty_[i], now);
+    dirty_.clear();
+    publish();
+    return finished(now);
+}
+
+std::int64_t LoadThread::next_wake(std::int64_t now) const {
+    std::int64_t wake = std::min(next_check_ns_, now >= plan_.end_ns ? plan_.end_ns + plan_.timeout_ns : plan_.end_ns);
+    if (plan_.rate != 0) {
+        const double interval = 1e9 / plan_.rate;
+        const auto due =
+            plan_.start_ns + static_cast<std::int64_t>((static_cast<double>(scheduled_) + plan_.phase) * interval);
+        if (due < plan_.end_ns) wake = std::min(wake, due);
+    }
+    return wake;
+}
+
+void LoadThread::wait_and_dispatch(std::int64_t now) {
+    epoll_event events[events_per_wait];  // on the stack: nothing allocated per wake-up
+    const int ready = wait_for_events(epoll_.get(), events, std::max<std::int64_t>(0, next_wake(now) - now),
+                                      have_epoll_pwait2_);
+    if (ready <= 0) return;
+    now = monotonic_ns();
+    for (int i = 0; i < ready; ++i) {
+        const auto index = static_cast<std::uint32_t>(events[i].data.u64 & 0xffffffffu);
+        const auto generation = static_cast<std::uint32_t>(events[i].data.u64 >> 32);
+        if (index < connections_.size() && connections_[index].generation == generation)
+            on_event(index, events[i].events, now);
+    }
+}
+
+void LoadThread::settle(std::int64_t now) {
     if (!window_closed_) close_window();
     // Whatever is still unanswered at the hard end was lost to the timeout, unless a second
     // signal cut the wait short: then it is only unanswered.

@@ -160,6 +160,14 @@ private:
     std::size_t second_of(std::int64_t now) const;
     void close_window();
     bool budget_spent() const;
+    // run()'s steps, each turn of its loop: follow the main thread's control, do what is due by
+    // now, sleep in epoll until the next thing is due and take the events.
+    void open_connections(std::int64_t now);  // all at once, or the first and the ramp's times
+    bool follow_control();                    // true once a second signal abandons the run
+    bool catch_up(std::int64_t now);          // true once the run is finished
+    std::int64_t next_wake(std::int64_t now) const;
+    void wait_and_dispatch(std::int64_t now);
+    void settle(std::int64_t now);  // after the loop: what is left unanswered, lost or abandoned
 
     LoadPlan plan_;
     Fd epoll_;

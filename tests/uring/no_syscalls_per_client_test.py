@@ -2,7 +2,7 @@
 """`--arch uring` moves every byte through the ring (issue 18): no system call of its own per
 client on the serving path, the drain included, but the one getpeername() io_uring cannot do.
 
-    syscalls_test.py ZEN
+    no_syscalls_per_client_test.py ZEN
 
 The server runs under `strace -f`; the test puts through it short conversations, pipelined ones
 that half-close, and clients still connected (one with a question on its way) when SIGTERM

@@ -3,7 +3,7 @@
 must do. At depth 1 every answer is one send of its own and at least one receive; pipelined,
 one send carries many answers, so there are fewer calls per answer than at depth 1.
 
-Usage: syscalls_test.py ZEN_BINARY
+Usage: syscalls_per_answer_test.py ZEN_BINARY
 """
 
 import json
