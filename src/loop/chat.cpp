@@ -3,39 +3,36 @@
 namespace zen::loop {
 
 void AsyncChat::data_received(std::string_view data) {
-    // A terminator may straddle two reads: matched_ counts how much of it ended the last one.
+    if (held_.empty()) {
+        split(data);
+        return;
+    }
+    // The tail of the last read could have begun a terminator: it is looked at again with what
+    // follows, so a terminator that overlaps itself ("aab" after "aa") is found across reads too.
+    std::string joined = std::move(held_);
+    held_.clear();
+    joined.append(data);
+    split(joined);
+}
+
+void AsyncChat::split(std::string_view data) {
     while (!data.empty() && !transport_->closed()) {
         if (terminator_.empty()) {
             collect_incoming_data(data);
             return;
         }
-        if (matched_ > 0) {
-            const std::size_t more = std::min(terminator_.size() - matched_, data.size());
-            if (data.substr(0, more) == std::string_view(terminator_).substr(matched_, more)) {
-                matched_ += more;
-                data.remove_prefix(more);
-                if (matched_ == terminator_.size()) {
-                    matched_ = 0;
-                    found_terminator();
-                }
-                continue;
-            }
-            // Not a terminator after all: those bytes were data.
-            collect_incoming_data(std::string_view(terminator_).substr(0, matched_));
-            matched_ = 0;
-        }
         const std::size_t at = data.find(terminator_);
         if (at != std::string_view::npos) {
             if (at > 0) collect_incoming_data(data.substr(0, at));
             data.remove_prefix(at + terminator_.size());
-            found_terminator();
+            found_terminator();  // may change the terminator: the loop reads it afresh
             continue;
         }
-        // Keep back a tail that could be the start of a terminator.
+        // Keep back the longest tail that could be the start of a terminator.
         std::size_t keep = std::min(terminator_.size() - 1, data.size());
         while (keep > 0 && data.substr(data.size() - keep) != std::string_view(terminator_).substr(0, keep)) --keep;
         if (data.size() > keep) collect_incoming_data(data.substr(0, data.size() - keep));
-        matched_ = keep;
+        held_.assign(data.substr(data.size() - keep));
         return;
     }
 }

@@ -30,9 +30,12 @@ protected:
     Transport& transport() { return *transport_; }
 
 private:
+    // Splits data at the terminator; a tail that could begin one is kept in held_.
+    void split(std::string_view data);
+
     Transport* transport_ = nullptr;
     std::string terminator_ = "\n";
-    std::size_t matched_ = 0;  // leading bytes of the terminator seen at the end of earlier data
+    std::string held_;  // the end of earlier data, shorter than the terminator, that may begin one
 };
 
 }  // namespace zen::loop
