@@ -87,7 +87,7 @@ CLI::App* add_blocks_command(CLI::App& zen, BlocksOptions& options) {
     app->add_option("--max-block", options.max_block,
                     "the largest block the server accepts, in bytes; a larger one is refused before "
                     "anything is allocated for it")
-        ->check(number_range(std::size_t{1}, std::size_t{0xffffffff}))
+        ->transform(number_range(std::size_t{1}, std::size_t{0xffffffff}))
         ->capture_default_str();
     return app;
 }

@@ -52,7 +52,7 @@ Result<std::string> receive_answer(int fd) {
 CLI::App* add_client_command(CLI::App& zen, ClientOptions& options) {
     CLI::App* client = zen.add_subcommand("client", "Ask a Zen server three questions (the book's client.py)");
     client->add_option("host", options.host, "server address: an IP address or a name")->capture_default_str();
-    client->add_option("-p,--port", options.port, "TCP port")->check(port_number(1))->capture_default_str();
+    client->add_option("-p,--port", options.port, "TCP port")->transform(port_number(1))->capture_default_str();
     client->add_flag("-e", options.cause_error, "cause an error: send a truncated question and hang up");
     add_seconds_option(*client, "--timeout", options.timeout, "give up on connecting or on an answer after this long",
                        0.001);

@@ -18,7 +18,7 @@ void add_demo_options(CLI::App& app, DemoOptions& options) {
     app.add_option("host", options.host, "IP address or hostname ('' for every interface)")->capture_default_str();
     app.add_flag("-c", options.client, "run as the client");
     app.add_option("-p,--port", options.port, "TCP port (for the server, 0 picks a free one)")
-        ->check(port_number(0))
+        ->transform(port_number(0))
         ->capture_default_str();
     add_seconds_option(app, "--timeout", options.timeout, "give up when the peer is silent this long (at each read)",
                        0.001);

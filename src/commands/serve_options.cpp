@@ -54,7 +54,7 @@ CLI::App* add_serve_command(CLI::App& zen, ServeOptions& options) {
                       "(IPv6 and IPv4)")
         ->capture_default_str();
     serve->add_option("-p,--port", options.port, "TCP port (0 picks a free one)")
-        ->check(port_number(0))
+        ->transform(port_number(0))
         ->capture_default_str();
 
     std::vector<std::string> names;
@@ -64,23 +64,23 @@ CLI::App* add_serve_command(CLI::App& zen, ServeOptions& options) {
         ->capture_default_str();
 
     serve->add_option("--backlog", options.backlog, "length of the kernel's queue of connections not yet accepted")
-        ->check(number_range(1, 65535))
+        ->transform(number_range(1, 65535))
         ->capture_default_str();
     serve->add_option("--aphorisms", options.aphorisms_path,
                       "load the question/answer table from FILE (one \"QUESTION? ANSWER.\" a line)")
         ->type_name("FILE");
     serve->add_option("--max-question", options.limits.max_question,
                       "longest question in bytes; a longer one gets 'Error: question too long.' and a close")
-        ->check(number_range(std::size_t{1}, max_limit_bytes))
+        ->transform(number_range(std::size_t{1}, max_limit_bytes))
         ->capture_default_str();
     serve->add_option("--max-connections", options.max_connections,
                       "open connections at most; the next client gets 'Error: server busy.' and a close "
                       "(0: no limit but the open-file limit)")
-        ->check(number_range(0, 1 << 24))
+        ->transform(number_range(0, 1 << 24))
         ->capture_default_str();
     serve->add_option("--max-pending", options.limits.max_pending,
                       "answer bytes queued for a client before the server stops reading from it")
-        ->check(number_range(std::size_t{1}, max_limit_bytes))
+        ->transform(number_range(std::size_t{1}, max_limit_bytes))
         ->capture_default_str();
     add_seconds_option(*serve, "--idle-timeout", options.idle_timeout,
                        "close a connection silent this long (0: never)", 0);
@@ -91,7 +91,7 @@ CLI::App* add_serve_command(CLI::App& zen, ServeOptions& options) {
     serve->add_option("--workers", options.workers,
                       "threads (threaded), processes (prefork) or event loops (reuseport); "
                       "default 4, reuseport one per CPU it may run on (taskset, cpusets)")
-        ->check(number_range(1, 1024));
+        ->transform(number_range(1, 1024));
     serve->add_flag("--no-multishot", options.no_multishot,
                     "uring only: one-shot accepts and receives instead of multishot ones, the path kernels before "
                     "5.19 (accept) and 6.0 (receive) take by themselves; to test that path or sidestep a kernel bug");

@@ -68,7 +68,7 @@ CLI::App* add_streamer_command(CLI::App& zen, StreamerOptions& options) {
     CLI::App* app = zen.add_subcommand("streamer", "Chapter 5: a message framed by end of file (streamer.py)");
     add_demo_options(*app, options.demo);
     app->add_option("--max-message", options.max_message, "the longest message the server keeps, in bytes")
-        ->check(number_range(std::size_t{1}, std::size_t{1} << 32))
+        ->transform(number_range(std::size_t{1}, std::size_t{1} << 32))
         ->capture_default_str();
     return app;
 }

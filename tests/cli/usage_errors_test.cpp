@@ -171,5 +171,12 @@ TEST(UsageError, HelpAndVersionStillExitZero) {
     }
 }
 
+// Numbers are decimal: CLI11 alone reads "010" as octal 8 (the check saw 10, the option got 8).
+TEST(UsageError, LeadingZerosAreDecimal) {
+    const RunResult result = run_zen({"client", "-p", "010", "--timeout", "0.5"}, 10s);
+    EXPECT_EQ(result.exit_code, 1) << result.err;
+    EXPECT_NE(result.err.find("('127.0.0.1', 10)"), std::string::npos) << result.err;
+}
+
 }  // namespace
 }  // namespace zen::test

@@ -14,31 +14,31 @@ CLI::App* add_bench_command(CLI::App& zen, BenchOptions& options) {
     bench->footer("SIGINT or SIGTERM ends the window early and prints the partial result (exit status as for a "
                   "whole run); a second one stops waiting for answers still in flight.");
     bench->add_option("host", options.host, "server address: an IP address or a name")->capture_default_str();
-    bench->add_option("-p,--port", options.port, "TCP port")->check(port_number(1))->capture_default_str();
+    bench->add_option("-p,--port", options.port, "TCP port")->transform(port_number(1))->capture_default_str();
     bench->add_option("-c,--connections", options.connections, "connections held open")
-        ->check(number_range(1, 1'000'000))
+        ->transform(number_range(1, 1'000'000))
         ->capture_default_str();
     bench->add_option("-t,--threads", options.threads, "load threads, each with its own event loop")
-        ->check(number_range(1, 256))
+        ->transform(number_range(1, 256))
         ->capture_default_str();
     add_seconds_option(*bench, "-d,--duration", options.duration, "how long to measure (with -n: at most)", 0.01);
     bench->add_option("-n,--count", options.count,
                       "ask this many questions in all after the warm-up, then end once each is answered or lost "
                       "(-d still bounds the run)")
-        ->check(number_range(std::uint64_t{1}, std::uint64_t{1'000'000'000'000}));
+        ->transform(number_range(std::uint64_t{1}, std::uint64_t{1'000'000'000'000}));
     add_seconds_option(*bench, "-w,--warmup", options.warmup, "load before measuring; its answers are not counted",
                        0);
     bench->add_option("-P,--pipeline", options.depth, "questions in flight per connection")
-        ->check(number_range(1, 65'536))
+        ->transform(number_range(1, 65'536))
         ->capture_default_str();
     bench->add_option("--connect-rate", options.connect_rate,
                       "open the connections at this many per second at the start instead of all at once (a ramp; "
                       "cover it with -w)")
-        ->check(number_range(1.0, 1e9));
+        ->transform(number_range(1.0, 1e9));
     bench->add_option("--reconnect", options.reconnect_every,
                       "close each connection and open a new one every N questions, to load the accept path "
                       "(the book's client asks 3)")
-        ->check(number_range(std::uint64_t{1}, std::uint64_t{1'000'000'000}));
+        ->transform(number_range(std::uint64_t{1}, std::uint64_t{1'000'000'000}));
     bench->add_option("-r,--rate", options.rate,
                       "open loop: this many questions per second in all, latency counted from when each was due; "
                       "the schedule stops at the end of -d and the report says whether the server kept up "
@@ -73,10 +73,10 @@ CLI::App* add_bench_command(CLI::App& zen, BenchOptions& options) {
     bench->add_option("--sweep", options.sweep,
                       "run one cycle per connection count, e.g. 1,2,3,5,7,10,13,16,20 (overrides -c)")
         ->delimiter(',')
-        ->check(number_range(1, 1'000'000));
+        ->transform(number_range(1, 1'000'000));
     bench->add_option("--server-pid", options.server_pids,
                       "report this process's CPU time per answer, its threads and children included (repeatable)")
-        ->check(number_range(1, 1 << 30));
+        ->transform(number_range(1, 1 << 30));
     return bench;
 }
 
