@@ -23,6 +23,7 @@
 #include "runtime/operator.hpp"
 #include "runtime/restart.hpp"
 #include "runtime/startup.hpp"
+#include "runtime/tracing.hpp"
 #include "servers/blocking.hpp"
 #include "servers/registry.hpp"
 
@@ -56,6 +57,17 @@ Result<Ok> check_log_file(const std::string& path) {
     const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY | O_NONBLOCK, 0644);
     if (fd < 0) return Error{"--log-file " + path + ": cannot open for appending: " + errno_text(errno)};
     ::close(fd);
+    return Ok{};
+}
+
+// --trace's file must be writable when the server stops: a folder that does not exist is a usage
+// error now, not a lost trace later.
+Result<Ok> check_trace_file(const std::string& path) {
+    const std::string probe = expand_trace_path(path, static_cast<long>(::getpid())) + ".tmp";
+    const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY | O_NONBLOCK, 0644);
+    if (fd < 0) return Error{"--trace " + path + ": cannot write there: " + errno_text(errno)};
+    ::close(fd);
+    ::unlink(probe.c_str());
     return Ok{};
 }
 
@@ -108,6 +120,7 @@ struct Startup {
     std::optional<Listener> listener;          // to serve: bound, or adopted from inetd or systemd
     std::optional<AcceptedClient> connection;  // or one client (inetd nowait, systemd Accept=yes)
     ConnectionTracker* tracker = nullptr;
+    std::unique_ptr<TraceRecorder> trace;  // --trace
 };
 
 // --inetd and --inetd-wait: fds 0-2 are the client, so the log goes to syslog unless --log-file;
@@ -252,6 +265,22 @@ Step open_sockets(const ServeOptions& options, const StartupReport& report, Star
         return 1;
     }
     startup.tracker = *tracker;
+    if (!options.trace.empty()) {
+        if (auto usable = check_trace_file(options.trace); !usable) {
+            report(usable.error());
+            return 2;
+        }
+        // Before any fork(): prefork's children record into the same shared region.
+        Log* log = startup.log.get();
+        auto trace = TraceRecorder::create(options.trace_max_events, [log](const std::string& line) {
+            log->server(LogLevel::warning, "trace_full", line);
+        });
+        if (!trace) {
+            report(trace.error());
+            return 1;
+        }
+        startup.trace = std::move(trace).value();
+    }
     if (!options.user.empty()) {
         if (auto dropped = drop_privileges(options.user); !dropped) {
             report(dropped.error());
@@ -265,9 +294,11 @@ Step open_sockets(const ServeOptions& options, const StartupReport& report, Star
 int run_architecture(const ServerContext& context, Startup& startup, const RestartOnUsr2* restarter,
                      const StartupReport& report) {
     const ServeOptions& options = context.options;
+    trace_process_name(context, "zen serve --arch " + std::string(startup.architecture->name));
     if (startup.connection) {
         // inetd nowait / systemd Accept=yes: one client, then exit.
         serve_one(std::move(*startup.connection), context);
+        write_trace(context, "at exit");
         return 0;
     }
     Log& log = *startup.log;
@@ -291,13 +322,14 @@ int run_architecture(const ServerContext& context, Startup& startup, const Resta
         log_why_stopped(context);
     }
     log_counters(context, "at exit");
+    write_trace(context, "at exit");
     return code;
 }
 
 // The operator's threads, then the serving: SIGUSR2's restarter, SIGUSR1/SIGHUP, the metrics.
 int serve(const ServeOptions& options, Startup& startup, const StartupReport& report) {
     LiveTable live_table(std::move(startup.table));
-    const ServerContext context{{options, live_table, *startup.log, *startup.tracker}, options};
+    const ServerContext context{{options, live_table, *startup.log, *startup.tracker, startup.trace.get()}, options};
     // The signal threads, before any other thread: each blocks its signals in this thread, so the
     // threads started after leave them to it. The restarter comes first: its thread blocks every
     // signal, and OperatorSignals' thread inherits SIGUSR2 blocked from this one.

@@ -157,6 +157,16 @@ CLI::App* add_serve_command(CLI::App& zen, ServeOptions& options) {
                       "append the log to FILE instead of stdout (opened before the socket is bound: "
                       "one that cannot be is exit 2)")->type_name("FILE");
     serve->add_flag("--syslog", options.log.syslog, "send the log to syslog instead of stdout");
+    auto* trace = serve->add_option("--trace", options.trace,
+                                    "record what the server does (each connection, answer, timeout, backpressure, "
+                                    "drain) and write it to FILE at exit and on SIGUSR1, in the Trace Event Format "
+                                    "that Perfetto and chrome://tracing open; %p in FILE is the pid")
+                      ->type_name("FILE");
+    serve->add_option("--trace-max-events", options.trace_max_events,
+                      "stop recording (with one log line) after this many events; 128 bytes each at most")
+        ->transform(number_range(std::size_t{1}, TraceRecorder::largest_max_events))
+        ->capture_default_str()
+        ->needs(trace);
     serve->add_flag("-q,--quiet", options.log.quiet, "do not log each connection");
     serve->add_flag("--log-timestamps", options.log.timestamps,
                     "begin each text log line with its UTC time, ISO 8601 with milliseconds "

@@ -27,6 +27,7 @@ void log_accepted(const ConnectionContext& context, const std::string& peer) {
 
 void log_refused(const ConnectionContext& context, const std::string& peer, std::string_view why, Counter counter) {
     context.tracker.count(counter);
+    if (context.trace != nullptr) context.trace->instant("refused", 0, "why", why);
     context.log.connection(LogLevel::warning, "refused", peer,
                            [&] { return "Client " + peer + " refused: " + std::string(why); });
 }
@@ -77,33 +78,44 @@ void log_client_error(const ConnectionContext& context, const std::string& peer,
     warn(context, peer, error);
 }
 
+std::string timeout_text(const ConnectionRules& rules, Timeout timeout) {
+    switch (timeout) {
+        case Timeout::proxy_header:
+            return "no PROXY header within " + duration_text(rules.proxy.header_timeout);
+        case Timeout::question:
+            return "question not finished within " + duration_text(rules.question_timeout);
+        case Timeout::idle:
+            return "idle for " + duration_text(rules.idle_timeout);
+        case Timeout::send:
+            return "not reading its answers for " + duration_text(send_limit(rules));
+        case Timeout::drain:
+            return "not reading its answers; closed as the server stops";
+    }
+    return {};
+}
+
 void log_timeout(const ConnectionContext& context, const std::string& peer, Timeout timeout) {
     const ConnectionRules& rules = context.rules;
     switch (timeout) {
         case Timeout::proxy_header:
             context.tracker.count(Counter::timeout_proxy_header);
-            context.log.connection(LogLevel::warning, "refused", peer, [&] {
-                return "Client " + peer + " refused: no PROXY header within " +
-                       duration_text(rules.proxy.header_timeout);
-            });
+            context.log.connection(LogLevel::warning, "refused", peer,
+                                   [&] { return "Client " + peer + " refused: " + timeout_text(rules, timeout); });
             return;
         case Timeout::question:
             context.tracker.count(Counter::timeout_question);
-            warn(context, peer, "question not finished within " + duration_text(rules.question_timeout));
-            return;
+            break;
         case Timeout::idle:
             context.tracker.count(Counter::timeout_idle);
-            warn(context, peer, "idle for " + duration_text(rules.idle_timeout));
-            return;
+            break;
         case Timeout::send:
             context.tracker.count(Counter::timeout_send);
-            warn(context, peer, "not reading its answers for " + duration_text(send_limit(rules)));
-            return;
+            break;
         case Timeout::drain:
             context.tracker.count(Counter::timeout_drain);
-            warn(context, peer, "not reading its answers; closed as the server stops");
-            return;
+            break;
     }
+    warn(context, peer, timeout_text(rules, timeout));
 }
 
 void log_closed_on_stop(const ConnectionContext& context, const std::string& peer) {

@@ -41,6 +41,8 @@ enum class Timeout {
     drain,           // the server stopped and the drain time ran out with answers still waiting
 };
 void log_timeout(const ConnectionContext& context, const std::string& peer, Timeout timeout);
+// The log's words for a timeout ("idle for 300 s"), also a traced connection's close reason.
+std::string timeout_text(const ConnectionRules& rules, Timeout timeout);
 
 // The drain closed a conversation that had every answer it asked for ("... closed: server
 // stopping", logged as the book would).

@@ -41,12 +41,37 @@ Connection::Connection(const ConnectionContext& context, const SocketAddress& pe
     context_.tracker.opened();
     counted_open_ = true;
     phase_ = intake_.reading_header() ? Phase::header : Phase::conversing;
+    if (context_.trace != nullptr) {
+        traced_ = std::make_unique<Traced>();
+        traced_->id = context_.trace->next_id();
+        if (phase_ == Phase::conversing) open_span();
+    }
     deadline_ = next_deadline();
 }
 
 Connection::~Connection() {
+    if (traced_ && traced_->span_open) {
+        context_.trace->end_async("connection", "connection", traced_->id, "reason",
+                                  traced_->close_reason != nullptr ? traced_->close_reason : "closed");
+    }
     if (counted_draining_) context_.tracker.draining(-1);
     if (counted_open_) context_.tracker.closed(last_seen_);
+}
+
+void Connection::open_span() {
+    traced_->span_open = true;
+    context_.trace->begin_async("connection", "connection", traced_->id, "peer", intake_.peer());
+}
+
+void Connection::timed_out(Timeout timeout) {
+    log_timeout(context_, intake_.peer(), timeout);
+    if (!traced_) {
+        end(Fate::drop);
+        return;
+    }
+    const std::string words = timeout_text(context_.rules, timeout);
+    context_.trace->instant("timeout", traced_->id, "timeout", words);
+    end(Fate::drop, words);
 }
 
 // --- what happened --------------------------------------------------------------------------
@@ -68,6 +93,7 @@ void Connection::received(std::string_view bytes, TimePoint now) {
                 break;
         }
         phase_ = Phase::conversing;
+        if (traced_) open_span();
         const std::string after_header = intake_.take_remainder();
         converse(after_header, false, now);
         return;
@@ -110,7 +136,7 @@ void Connection::received_eof(TimePoint now) {
     switch (phase_) {
         case Phase::header:
             log_header_cut_short(context_, intake_.peer(), received_total_ > 0);
-            end(Fate::drop);
+            end(Fate::drop, "closed before its PROXY header was complete");
             return;
         case Phase::conversing:
             session_.receive_eof();
@@ -143,7 +169,7 @@ void Connection::sent(std::size_t n, TimePoint now) {
     context_.tracker.count(Counter::bytes_sent, n);
     if (phase_ == Phase::turning_away) {
         busy_sent_ += n;
-        if (busy_sent_ >= server_busy_answer.size()) linger(now, now + close_linger);
+        if (busy_sent_ >= server_busy_answer.size()) linger(now, now + close_linger, "server busy");
         return;
     }
     if (phase_ != Phase::conversing || n == 0) return;
@@ -166,6 +192,9 @@ void Connection::failed(std::string_view error, TimePoint now) {
     if (phase_ == Phase::header || phase_ == Phase::conversing) {
         const bool sent_anything = phase_ == Phase::header ? received_total_ > 0 : conversed_ > 0;
         log_client_error(context_, intake_.peer(), error, sent_anything);
+        if (traced_) context_.trace->instant("error", traced_->id, "error", error);
+        end(Fate::drop, error);
+        return;
     }
     end(Fate::drop);  // lingering or turning away, its end is logged already
 }
@@ -175,6 +204,7 @@ void Connection::stop(TimePoint now, TimePoint drain_deadline) {
     last_seen_ = now;
     if (stopping() || phase_ == Phase::over) return;
     stop_deadline_ = drain_deadline;
+    if (traced_) context_.trace->instant("drain", traced_->id);
     if (counted_open_) {
         counted_draining_ = true;
         context_.tracker.draining(+1);
@@ -200,7 +230,7 @@ void Connection::tick(TimePoint now) {
                 end(Fate::drop);  // no question can have arrived before the header
             } else if (now >= intake_.header_deadline()) {
                 intake_.header_timed_out(context_);
-                end(Fate::drop);
+                end(Fate::drop, "no PROXY header in time");
             }
             return;
         case Phase::conversing:
@@ -208,17 +238,14 @@ void Connection::tick(TimePoint now) {
     }
     if (stopping()) {
         if (now >= stop_deadline_) {
-            log_timeout(context_, intake_.peer(), Timeout::drain);
-            end(Fate::drop);
+            timed_out(Timeout::drain);
             return;
         }
     } else if (now >= question_deadline_) {
-        log_timeout(context_, intake_.peer(), Timeout::question);
-        end(Fate::drop);
+        timed_out(Timeout::question);
         return;
     } else if (now >= quiet_deadline()) {
-        log_timeout(context_, intake_.peer(), answers_waiting() ? Timeout::send : Timeout::idle);
-        end(Fate::drop);
+        timed_out(answers_waiting() ? Timeout::send : Timeout::idle);
         return;
     }
     settle(now);  // --wait answers whose time has come
@@ -234,8 +261,17 @@ void Connection::settle(TimePoint now) {
         const std::uint64_t answers = answered - answers_counted_;
         answers_counted_ = answered;
         context_.tracker.count(Counter::answered, answers);
+        // Traced from before --delay's sleep: the answer's time includes its blocking work.
+        const TimePoint traced = traced_ ? TraceRecorder::now() : TimePoint{};
         pacer_.answered(answers, sent_total_ + session_.pending_output().size(), now);
-        answers_made(answers, sent_total_ + session_.pending_output().size(), now);
+        answers_made(answers, sent_total_ + session_.pending_output().size(), now, traced);
+    }
+    if (traced_) {
+        const bool held = session_.status() == Session::Status::open && !peer_eof_ && !session_.wants_input();
+        if (held != traced_->backpressured) {
+            traced_->backpressured = held;
+            context_.trace->instant(held ? "backpressure on" : "backpressure off", traced_->id);
+        }
     }
     const std::size_t pending = session_.pending_output().size();
     releasable_ = pacer_.holds_answers() ? pacer_.releasable(sent_total_, pending, now) : pending;
@@ -244,16 +280,18 @@ void Connection::settle(TimePoint now) {
     if (session_.done()) {
         log_session_end(context_, intake_.peer(), session_, conversed_ > 0);
         if (session_.status() == Session::Status::too_long) {
-            linger(now, now + close_linger);
+            linger(now, now + close_linger, "error: question too long");
         } else {
-            end(Fate::close);
+            end(Fate::close, session_.status() == Session::Status::partial_at_eof
+                                 ? "sent part of a question but then closed"
+                                 : "has closed");
         }
         return;
     }
     // Stopping: what had arrived is answered, and every answer (held ones too) has left.
     if (stopping() && drained_ && session_.pending_output().empty()) {
         log_closed_on_stop(context_, intake_.peer());
-        linger(now, stop_deadline_);
+        linger(now, stop_deadline_, "closed: server stopping");
         return;
     }
     if (!session_.has_partial_question()) {
@@ -263,7 +301,8 @@ void Connection::settle(TimePoint now) {
     }
 }
 
-void Connection::linger(TimePoint now, TimePoint limit) {
+void Connection::linger(TimePoint now, TimePoint limit, const char* reason) {
+    if (traced_) traced_->close_reason = reason;
     limit = std::min({limit, stop_deadline_, now + close_linger});
     if (peer_eof_ || now >= limit) {
         end(Fate::close);
@@ -275,29 +314,51 @@ void Connection::linger(TimePoint now, TimePoint limit) {
     linger_until_ = limit;
 }
 
-void Connection::end(Fate fate) {
+void Connection::end(Fate fate, std::string_view reason) {
     phase_ = Phase::over;
     fate_ = fate;
     releasable_ = 0;
+    // The driver closes the socket as soon as it sees the fate: the span ends here, with the
+    // reason's text while it is at hand.
+    if (traced_ && traced_->span_open) {
+        traced_->span_open = false;
+        if (reason.empty()) reason = traced_->close_reason != nullptr ? traced_->close_reason : "closed";
+        context_.trace->end_async("connection", "connection", traced_->id, "reason", reason);
+    }
 }
 
-void Connection::answers_made(std::uint64_t answers, std::uint64_t end, TimePoint now) {
+void Connection::answers_made(std::uint64_t answers, std::uint64_t end, TimePoint now, TimePoint traced) {
     if (batch_count_ == max_batches) {
         AnswerBatch& last = batches_[(first_batch_ + batch_count_ - 1) % max_batches];
         last.end = end;
         last.answers += answers;
         return;
     }
-    batches_[(first_batch_ + batch_count_) % max_batches] = AnswerBatch{end, answers, now};
+    const std::size_t slot = (first_batch_ + batch_count_) % max_batches;
+    batches_[slot] = AnswerBatch{end, answers, now};
+    if (traced_) traced_->batch_start[slot] = traced;
     ++batch_count_;
 }
 
 void Connection::answers_sent(TimePoint now) {
+    const TimePoint traced_end = traced_ ? traced_->output_at : TimePoint{};
     while (batch_count_ > 0 && batches_[first_batch_].end <= sent_total_) {
         const AnswerBatch& batch = batches_[first_batch_];
         context_.tracker.answer_took(now - batch.made, batch.answers);
+        if (traced_) trace_answers(batch, traced_end);
         first_batch_ = static_cast<std::uint8_t>((first_batch_ + 1) % max_batches);
         --batch_count_;
+    }
+}
+
+// One X event per answer of a batch whose last byte has just left; the batches still waiting
+// hold the later questions' answers.
+void Connection::trace_answers(const AnswerBatch& batch, TimePoint end) {
+    std::uint64_t later = 0;
+    for (std::uint8_t i = 1; i < batch_count_; ++i) later += batches_[(first_batch_ + i) % max_batches].answers;
+    const std::uint64_t first = answers_counted_ - later - batch.answers + 1;
+    for (std::uint64_t k = 0; k < batch.answers; ++k) {
+        context_.trace->complete("answer", traced_->batch_start[first_batch_], end, traced_->id, first + k);
     }
 }
 
@@ -310,6 +371,7 @@ TimePoint Connection::quiet_deadline() const {
 std::string_view Connection::output() const {
     if (phase_ == Phase::turning_away) return server_busy_answer.substr(std::min(busy_sent_, server_busy_answer.size()));
     if (phase_ != Phase::conversing) return {};
+    if (traced_ && releasable_ > 0) traced_->output_at = TraceRecorder::now();
     return session_.pending_output().substr(0, releasable_);
 }
 

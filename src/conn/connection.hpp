@@ -19,11 +19,13 @@
 
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 
 #include "base/clock.hpp"
 #include "conn/answer_pacer.hpp"
+#include "conn/client_log.hpp"
 #include "conn/intake.hpp"
 #include "conn/rules.hpp"
 #include "net/address.hpp"
@@ -93,12 +95,19 @@ private:
     void converse(std::string_view bytes, bool unframed, TimePoint now);
     // After every input: counts new answers, releases due ones, and decides how it ends.
     void settle(TimePoint now);
-    void linger(TimePoint now, TimePoint limit);
-    void end(Fate fate);
+    // `reason`: the log's words for the end, for a traced connection's span (a linger keeps its
+    // reason until the close).
+    void linger(TimePoint now, TimePoint limit, const char* reason);
+    void end(Fate fate, std::string_view reason = {});
+    // --trace: the connection's span opens once it is accepted (after any PROXY header).
+    void open_span();
+    void timed_out(Timeout timeout);
     // Answers made at `now` whose last byte ends the output stream at sent offset `end`.
-    void answers_made(std::uint64_t answers, std::uint64_t end, TimePoint now);
+    void answers_made(std::uint64_t answers, std::uint64_t end, TimePoint now, TimePoint traced);
     // Output up to sent_total_ has left: every answer it completes is timed.
     void answers_sent(TimePoint now);
+    struct AnswerBatch;
+    void trace_answers(const AnswerBatch& batch, TimePoint end);
     bool answers_waiting() const { return releasable_ > 0; }
     TimePoint quiet_deadline() const;
 
@@ -112,6 +121,9 @@ private:
     bool peer_eof_ = false;      // the client will send nothing more
     bool drained_ = false;       // stopping, and what had arrived is read
     bool counted_draining_ = false;   // counted in the tracker's draining connections
+    // The batches' ring below: here, beside the flags, where they fill what would be padding.
+    std::uint8_t first_batch_ = 0;
+    std::uint8_t batch_count_ = 0;
     std::uint64_t received_total_ = 0;  // bytes read, PROXY header included
     std::uint64_t conversed_ = 0;       // bytes of the conversation (after any header): 0 is a health check
     std::size_t releasable_ = 0;      // leading bytes of the session's output that may go now
@@ -131,8 +143,19 @@ private:
     // reads' answers in flight at once.
     static constexpr std::uint8_t max_batches = 4;
     std::array<AnswerBatch, max_batches> batches_{};
-    std::uint8_t first_batch_ = 0;
-    std::uint8_t batch_count_ = 0;
+    // --trace only, so an untraced connection pays one pointer: its id in the trace, whether its
+    // span is open, the reason a lingering close will give, whether backpressure holds reading
+    // off, when output() last handed out answer bytes (the send that follows begins then, so an
+    // answer's event ends before the client can have read it), and when each batch's read came.
+    struct Traced {
+        std::uint64_t id = 0;
+        const char* close_reason = nullptr;
+        bool span_open = false;
+        bool backpressured = false;
+        TimePoint output_at{};
+        std::array<TimePoint, max_batches> batch_start{};
+    };
+    std::unique_ptr<Traced> traced_;
     TimePoint last_seen_;             // the latest time any input carried
     TimePoint last_activity_;         // the latest byte in or out
     TimePoint question_deadline_ = never;

@@ -6,6 +6,7 @@
 #include <chrono>
 
 #include "base/log.hpp"
+#include "base/trace.hpp"
 #include "net/access.hpp"
 #include "net/proxy_protocol.hpp"
 #include "proto/aphorisms.hpp"
@@ -35,6 +36,7 @@ struct ConnectionContext {
     LiveTable& table;  // read at each question; replaced whole on SIGHUP
     Log& log;
     ConnectionTracker& tracker;  // shared by every thread and worker process of the server
+    TraceRecorder* trace = nullptr;  // --trace: what each connection did, on one clock; else null
 };
 
 }  // namespace zen

@@ -8,6 +8,7 @@
 
 #include "conn/connection_tracker.hpp"
 #include "net/signals.hpp"
+#include "runtime/tracing.hpp"
 
 namespace zen {
 
@@ -103,6 +104,7 @@ OperatorSignals::OperatorSignals(const ServerContext& context, std::string who)
                 reload(context_, who_);
             } else {
                 log_counters(context_, "SIGUSR1");
+                if (who_.empty()) write_trace(context_, "SIGUSR1");  // prefork's parent writes its children's too
             }
         }
     });

@@ -28,6 +28,8 @@ struct ServeOptions : ConnectionRules {
     std::string user;  // drop to this user once the socket is ready
     std::string metrics;  // --metrics HOST:PORT; empty: no endpoint
     bool no_multishot = false;  // uring: one-shot accepts and receives, as kernels before 5.19/6.0 must
+    std::string trace;          // --trace FILE: written at exit and on SIGUSR1; empty: no recording
+    std::size_t trace_max_events = TraceRecorder::default_max_events;
     LogOptions log;
 };
 

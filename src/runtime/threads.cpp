@@ -7,6 +7,7 @@
 
 #include "net/signals.hpp"
 #include "runtime/startup.hpp"
+#include "runtime/tracing.hpp"
 
 namespace zen {
 
@@ -15,7 +16,8 @@ int serve_on_threads(int count, std::string_view what, const std::function<int(i
     ThreadGroup threads;
     std::atomic<int> failures{0};
     for (int i = 0; i < count; ++i) {
-        auto started = threads.start([&failures, &body, i] {
+        auto started = threads.start([&failures, &body, &context, what, i] {
+            trace_thread_name(context, std::string(what) + " " + std::to_string(i + 1));
             if (body(i) != 0) failures.fetch_add(1);
         });
         if (!started) {

@@ -35,6 +35,7 @@
 #include "net/io.hpp"
 #include "net/signals.hpp"
 #include "runtime/accepting.hpp"
+#include "runtime/tracing.hpp"
 
 namespace zen {
 
@@ -286,6 +287,7 @@ BlockingStopWatchdog::BlockingStopWatchdog(const ServerContext& context)
 
 void serve_one(AcceptedClient client, const ServerContext& context) {
     const BlockingStopWatchdog watchdog(context);
+    trace_thread_name(context, "conversation");
     set_blocking(client.fd.get());
     converse(std::move(client), context);
 }

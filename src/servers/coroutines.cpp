@@ -35,6 +35,7 @@
 #include "conn/connection.hpp"
 #include "net/io.hpp"
 #include "net/signals.hpp"
+#include "runtime/tracing.hpp"
 #include "runtime/accepting.hpp"
 #include "runtime/startup.hpp"
 #include "runtime/stopping.hpp"
@@ -283,6 +284,7 @@ int serve_coroutines(Listener& listener, const ServerContext& context) {
     const HardStopWatchdog watchdog(context);
     try {
         CoroutineServer server(listener, context);
+        trace_thread_name(context, "event loop");
         if (!announce_serving(listener, context)) return 1;
         return server.run();
     } catch (const std::system_error& e) {  // out of descriptors, say: an error, never an abort

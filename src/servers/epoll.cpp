@@ -33,6 +33,7 @@
 #include "loop/timer_queue.hpp"
 #include "net/io.hpp"
 #include "net/signals.hpp"
+#include "runtime/tracing.hpp"
 #include "runtime/accepting.hpp"
 #include "runtime/startup.hpp"
 #include "runtime/stopping.hpp"
@@ -343,6 +344,7 @@ int serve_epoll(Listener& listener, const ServerContext& context) {
     const std::vector<int> listeners{listener.fd.get()};
     const auto loop = make_epoll_loop(listener, listeners, context);
     if (!loop) return 1;
+    trace_thread_name(context, "event loop");
     if (!announce_serving(listener, context)) return 1;
     return loop->run();
 }

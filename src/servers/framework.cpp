@@ -2,6 +2,7 @@
 
 #include "net/io.hpp"
 #include "net/signals.hpp"
+#include "runtime/tracing.hpp"
 #include "runtime/accepting.hpp"
 #include "runtime/startup.hpp"
 #include "runtime/stopping.hpp"
@@ -127,6 +128,7 @@ int serve_protocols(Listener& listener, const ServerContext& context, loop::Serv
         loop.call_at(idle_exit_wake(context, now), watch_for_idleness);  // exact: no polling
     };
     if (context.options.exit_idle.count() > 0 && context.decides_idle_exit) watch_for_idleness();
+    trace_thread_name(context, "event loop");
     if (!announce_serving(listener, context)) return 1;
     if (!loop.run()) {
         context.log.server(LogLevel::error, "loop_error", "The event loop failed: " + errno_text(errno));

@@ -18,6 +18,7 @@
 #include "runtime/accepting.hpp"
 #include "runtime/startup.hpp"
 #include "runtime/threads.hpp"
+#include "runtime/tracing.hpp"
 #include "servers/registry.hpp"
 
 namespace zen {
@@ -26,9 +27,11 @@ int serve_per_client(Listener& listener, const ServerContext& context) {
     const BlockingStopWatchdog watchdog(context);
     ThreadGroup conversations;
     int code = 0;
+    trace_thread_name(context, "listener");
     if (!announce_serving(listener, context)) return 1;
     while (wait_for_client(listener, context) == ListenerWake::connection) {
         AcceptOutcome accepted = accept_client(listener, true);
+        const TimePoint accepted_at = context.trace != nullptr ? TraceRecorder::now() : TimePoint{};
         if (accepted.status != AcceptStatus::accepted) {
             if (handle_accept_problem(accepted, context)) continue;
             code = 1;
@@ -37,7 +40,12 @@ int serve_per_client(Listener& listener, const ServerContext& context) {
         const std::string peer = format_address(accepted.client.peer);
         // std::function needs a copyable callable: share the client with the thread.
         auto client = std::make_shared<AcceptedClient>(std::move(accepted.client));
-        auto started = conversations.start([client, &context] { converse(std::move(*client), context); });
+        const std::uint64_t flow = trace_flow_leaves(context, accepted_at);
+        auto started = conversations.start([client, &context, flow] {
+            trace_thread_name(context, "conversation");
+            trace_flow_arrives(context, flow);
+            converse(std::move(*client), context);
+        });
         if (!started) {
             log_refused(context, peer, "cannot start a thread: " + started.error(), Counter::refused_busy);
         }

@@ -27,6 +27,7 @@
 #include "net/io.hpp"
 #include "loop/timer_queue.hpp"
 #include "net/signals.hpp"
+#include "runtime/tracing.hpp"
 #include "runtime/accepting.hpp"
 #include "runtime/startup.hpp"
 #include "runtime/stopping.hpp"
@@ -226,6 +227,7 @@ int PollLoop::run() {
 int serve_poll(Listener& listener, const ServerContext& context) {
     const HardStopWatchdog watchdog(context);
     PollLoop loop(listener, context);
+    trace_thread_name(context, "event loop");
     if (!announce_serving(listener, context)) return 1;
     return loop.run();
 }

@@ -33,6 +33,7 @@
 #include "net/io.hpp"
 #include "net/signals.hpp"
 #include "servers/blocking.hpp"
+#include "runtime/tracing.hpp"
 #include "runtime/operator.hpp"
 #include "runtime/startup.hpp"
 #include "runtime/stopping.hpp"
@@ -63,7 +64,7 @@ std::string describe_exit(int status) {
     return "ended";
 }
 
-[[noreturn]] void run_worker(Listener& listener, const ServerContext& parent_context, pid_t parent) {
+[[noreturn]] void run_worker(Listener& listener, const ServerContext& parent_context, pid_t parent, std::size_t index) {
     ::prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (::getppid() != parent) ::_exit(0);  // the parent died before prctl took effect
     int code = 1;
@@ -71,6 +72,9 @@ std::string describe_exit(int status) {
         block_stop_signals(false);
         ServerContext context = parent_context;
         context.decides_idle_exit = false;  // the parent sees every worker's connections
+        const std::string name = "prefork child " + std::to_string(index + 1);
+        trace_process_name(context, name);  // the parent writes the trace, children's events too
+        trace_thread_name(context, name);
         const OperatorSignals operator_signals(context, "Worker pid " + std::to_string(::getpid()) + ": ");
         BlockingStopWatchdog watchdog(context);
         code = accept_loop(listener, context);
@@ -83,7 +87,7 @@ bool start_worker(WorkerSlot& slot, std::size_t index, Listener& listener, const
     block_stop_signals(true);  // a signal between fork() and the child's new pipes would reach us
     const pid_t parent = ::getpid();
     const pid_t pid = ::fork();
-    if (pid == 0) run_worker(listener, context, parent);
+    if (pid == 0) run_worker(listener, context, parent, index);
     block_stop_signals(false);
     if (pid < 0) {
         startup_failed(context, "worker_error", "cannot start worker " + std::to_string(index + 1) + ": " + errno_text(errno));
@@ -210,6 +214,7 @@ int serve_prefork(Listener& listener, const ServerContext& context) {
     // Counted before the first fork(): a reload while workers start reaches them too (one
     // started after it is signalled needlessly and just reloads again).
     const std::uint64_t reloads_passed_on = reloads_done();
+    trace_thread_name(context, "parent");
     bool started = true;
     for (std::size_t i = 0; i < slots.size() && started; ++i) started = start_worker(slots[i], i, listener, context);
     if (!started || !announce_serving(listener, context)) {

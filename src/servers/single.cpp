@@ -16,12 +16,14 @@
 // accepting and let the current conversation finish.
 #include "servers/blocking.hpp"
 #include "runtime/startup.hpp"
+#include "runtime/tracing.hpp"
 #include "servers/registry.hpp"
 
 namespace zen {
 
 int serve_single(Listener& listener, const ServerContext& context) {
     const BlockingStopWatchdog watchdog(context);
+    trace_thread_name(context, "server");
     if (!announce_serving(listener, context)) return 1;
     return accept_loop(listener, context);
 }

@@ -25,7 +25,7 @@ int serve_threaded(Listener& listener, const ServerContext& context) {
     const BlockingStopWatchdog watchdog(context);
     const int count = context.options.workers > 0 ? context.options.workers : 4;
     return serve_on_threads(
-        count, "worker thread", [&](int) { return accept_loop(listener, context); }, listener, context);
+        count, "worker", [&](int) { return accept_loop(listener, context); }, listener, context);
 }
 
 }  // namespace zen

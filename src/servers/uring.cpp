@@ -53,6 +53,7 @@
 #include "net/io.hpp"
 #include "net/signals.hpp"
 #include "conn/connection.hpp"
+#include "runtime/tracing.hpp"
 #include "runtime/accepting.hpp"
 #include "runtime/startup.hpp"
 #include "runtime/stopping.hpp"
@@ -535,6 +536,7 @@ int UringServer::run() {
     entry = sqe();
     io_uring_prep_poll_add(entry, quit_fd(), POLLIN);
     io_uring_sqe_set_data64(entry, make_data(Kind::quit_poll, 0, 0));
+    trace_thread_name(context_, "io_uring ring");
     if (!announce_serving(listener_, context_)) return 1;
 
     for (;;) {

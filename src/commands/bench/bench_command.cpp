@@ -1,5 +1,6 @@
 #include "commands/bench/bench_command.hpp"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sched.h>
 #include <sys/resource.h>
@@ -20,6 +21,8 @@
 
 #include "base/build_info.hpp"
 #include "base/resources.hpp"
+#include "base/text.hpp"
+#include "base/trace.hpp"
 #include "net/address.hpp"
 #include "net/connector.hpp"
 #include "net/signals.hpp"
@@ -111,8 +114,8 @@ std::optional<double> server_cpu(const std::vector<int>& pids) {
 class CycleRun {
 public:
     CycleRun(const BenchOptions& options, const SocketAddress& target, const Workload& workload, int connections,
-             bool live)
-        : options_(options), target_(target), workload_(workload), live_(live), start_(monotonic_ns()),
+             bool live, TraceRecorder* trace)
+        : options_(options), target_(target), workload_(workload), live_(live), trace_(trace), start_(monotonic_ns()),
           measure_start_(start_ + options.warmup.count() * nanoseconds_per_ms),
           end_(measure_start_ + options.duration.count() * nanoseconds_per_ms),
           running_(std::min(options.threads, connections)) {
@@ -146,6 +149,8 @@ private:
         plan.control = &control_;
         plan.reconnect_every = options_.reconnect_every;
         plan.connect_rate = options_.connect_rate * share / connections;
+        plan.trace = trace_;
+        plan.thread_number = thread + 1;
         if (options_.count > 0) {
             // The thread's share of -n, in proportion to its connections; the shares add up to -n.
             const auto upto = [&](int conns) {
@@ -260,6 +265,7 @@ private:
     const SocketAddress& target_;
     const Workload& workload_;
     const bool live_;  // the progress line on stderr, a terminal's
+    TraceRecorder* trace_;
     const std::int64_t start_;
     const std::int64_t measure_start_;
     const std::int64_t end_;
@@ -271,8 +277,8 @@ private:
 };
 
 Cycle run_cycle(const BenchOptions& options, const SocketAddress& target, const Workload& workload, int connections,
-                bool live) {
-    return CycleRun(options, target, workload, connections, live).run();
+                bool live, TraceRecorder* trace) {
+    return CycleRun(options, target, workload, connections, live, trace).run();
 }
 
 Json series_json(const SecondSeries& series) {
@@ -628,12 +634,13 @@ struct Runs {
 
 // A cycle per --sweep level (or the one -c), the text report of a single one as it ends; a
 // signal ends the sweep with the cycle it cut short.
-Runs run_levels(const BenchOptions& options, const SocketAddress& target, const Workload& workload) {
+Runs run_levels(const BenchOptions& options, const SocketAddress& target, const Workload& workload,
+                TraceRecorder* trace) {
     const std::vector<int> levels = options.sweep.empty() ? std::vector<int>{options.connections} : options.sweep;
     const bool live = !options.json && isatty(STDERR_FILENO);
     Runs runs;
     for (int connections : levels) {
-        runs.cycles.push_back(run_cycle(options, target, workload, connections, live));
+        runs.cycles.push_back(run_cycle(options, target, workload, connections, live, trace));
         runs.records.push_back(cycle_json(options, runs.cycles.back()));
         if (!options.json && options.sweep.empty()) print_cycle(options, runs.cycles.back());
         if (runs.cycles.back().interrupted_by) break;
@@ -655,6 +662,30 @@ Json report_json(const BenchOptions& options, const std::string& where, const Ru
         report["cycles"] = runs.records;
     }
     return report;
+}
+
+// --trace's recorder, its file checked writable before any load; null (said on stderr) if not.
+std::unique_ptr<TraceRecorder> open_trace(const BenchOptions& options) {
+    const std::string path = expand_trace_path(options.trace_path, static_cast<long>(::getpid()));
+    const std::string probe = path + ".tmp";
+    const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY | O_NONBLOCK, 0644);
+    if (fd < 0) {
+        fail("--trace " + options.trace_path + ": cannot write there: " + errno_text(errno));
+        return nullptr;
+    }
+    ::close(fd);
+    ::unlink(probe.c_str());
+    auto made = TraceRecorder::create(options.trace_max_events, [](const std::string& line) {
+        std::cerr << "zen bench: " << line << std::endl;
+    });
+    if (!made) {
+        fail(made.error());
+        return nullptr;
+    }
+    std::unique_ptr<TraceRecorder> trace = std::move(made).value();
+    trace->name_process("zen bench");
+    trace->name_thread("main");
+    return trace;
 }
 
 // --hdr-file and --csv; false (said on stderr) at the first that cannot be written.
@@ -693,12 +724,25 @@ int run_bench(const BenchOptions& options) {
     const std::optional<SocketAddress> target = probe_target(options);
     if (!target) return 1;
 
+    std::unique_ptr<TraceRecorder> trace;
+    if (!options.trace_path.empty()) {
+        auto made = open_trace(options);
+        if (!made) return 1;
+        trace = std::move(made);
+    }
+
     const std::string where = format_address(*target);
     if (!options.json) std::cout << describe_load(options, where) << std::endl;
-    const Runs runs = run_levels(options, *target, *workload);
+    const Runs runs = run_levels(options, *target, *workload, trace.get());
     if (!options.json && !options.sweep.empty()) print_sweep_table(runs.cycles, !options.server_pids.empty());
     if (options.json) std::cout << report_json(options, where, runs).dump() << std::endl;
     if (!write_files(options, runs)) return 1;
+    if (trace) {
+        if (auto written = trace->write(options.trace_path); !written) {
+            fail(written.error());
+            return 1;
+        }
+    }
     return all_clean(runs.cycles) ? 0 : 1;
 }
 

@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "base/trace.hpp"
+
 namespace CLI {
 class App;
 }
@@ -36,6 +38,8 @@ struct BenchOptions {
     bool json = false;
     std::string csv_path;
     std::string hdr_path;  // --hdr-file: the .hgrm spectrum
+    std::string trace_path;  // --trace: every connect and question as Trace Event Format
+    std::size_t trace_max_events = TraceRecorder::default_max_events;
     std::vector<int> sweep;
     std::vector<int> server_pids;
 };

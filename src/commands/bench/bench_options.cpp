@@ -4,6 +4,7 @@
 #include <string>
 
 #include "base/cli.hpp"
+#include "base/trace.hpp"
 #include "commands/bench/bench_command.hpp"
 
 namespace zen {
@@ -70,6 +71,16 @@ CLI::App* add_bench_command(CLI::App& zen, BenchOptions& options) {
     bench->add_option("--hdr-file", options.hdr_path,
                       "also write the latency spectrum in HdrHistogram's .hgrm format to this file (milliseconds, "
                       "corrected for coordinated omission) and the uncorrected one beside it (PATH.uncorrected.hgrm)");
+    auto* trace = bench->add_option("--trace", options.trace_path,
+                                    "also write each connect and each question (sent to answered) to FILE in the Trace "
+                                    "Event Format, on the clock of `zen serve --trace`: the two files merge by "
+                                    "concatenating their events (bench/merge_traces.py)")
+                      ->type_name("FILE");
+    bench->add_option("--trace-max-events", options.trace_max_events,
+                      "stop recording (with one line on stderr) after this many events; 128 bytes each at most")
+        ->transform(number_range(std::size_t{1}, TraceRecorder::largest_max_events))
+        ->capture_default_str()
+        ->needs(trace);
     bench->add_option("--sweep", options.sweep,
                       "run one cycle per connection count, e.g. 1,2,3,5,7,10,13,16,20 (overrides -c)")
         ->delimiter(',')

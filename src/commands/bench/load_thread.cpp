@@ -97,6 +97,22 @@ void LoadThread::watch(Connection& connection, std::uint32_t index, std::uint32_
     epoll_ctl(epoll_.get(), add ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, connection.fd.get(), &event);
 }
 
+namespace {
+
+TimePoint trace_time(std::int64_t ns) { return TimePoint(std::chrono::nanoseconds(ns)); }
+
+}  // namespace
+
+// --trace: a span for this opening, named by the local address the server's trace calls its peer.
+void LoadThread::trace_opening(Connection& connection, std::int64_t now) {
+    connection.trace_id = plan_.trace->next_id();
+    connection.connect_started_ns = now;
+    SocketAddress local;
+    local.length = sizeof local.storage;
+    const std::string name = ::getsockname(connection.fd.get(), local.get(), &local.length) == 0 ? format_address(local) : "";
+    plan_.trace->begin_async("client", "connection", connection.trace_id, "local", name, trace_time(now));
+}
+
 void LoadThread::start_connecting(std::uint32_t index, std::int64_t now) {
     Connection& connection = connections_[index];
     const int fd = socket(plan_.target.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -111,7 +127,11 @@ void LoadThread::start_connecting(std::uint32_t index, std::int64_t now) {
     connection.fd = Fd(fd);
     const int on = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
-    if (connect(fd, plan_.target.get(), plan_.target.length) == 0) {
+    const int connected = connect(fd, plan_.target.get(), plan_.target.length);
+    const int connect_error = errno;
+    if (plan_.trace != nullptr) trace_opening(connection, now);
+    errno = connect_error;
+    if (connected == 0) {
         watch(connection, index, EPOLLIN, true);
         on_open(index, now);
     } else if (errno == EINPROGRESS) {
@@ -127,6 +147,9 @@ void LoadThread::on_open(std::uint32_t index, std::int64_t now) {
     Connection& connection = connections_[index];
     connection.state = State::open;
     connection.watching_writes = false;
+    if (plan_.trace != nullptr) {
+        plan_.trace->complete("connect", trace_time(connection.connect_started_ns), trace_time(now), connection.trace_id);
+    }
     if (now >= plan_.measure_start_ns) {
         ++tally_.opened;
         if (connection.opened_before && !connection.recycled) ++tally_.reconnects;
@@ -144,8 +167,8 @@ void LoadThread::on_open(std::uint32_t index, std::int64_t now) {
 void LoadThread::ask(Connection& connection, std::int64_t due, std::int64_t now) {
     const Exchange& exchange = plan_.workload->exchanges[connection.next_exchange];
     connection.output += exchange.question;
-    connection.in_flight.push_back({due, now, connection.next_exchange});
     ++connection.asked_here;
+    connection.in_flight.push_back({due, now, connection.next_exchange, false, static_cast<std::uint32_t>(connection.asked_here)});
     if (++connection.next_exchange == plan_.workload->exchanges.size()) connection.next_exchange = 0;
 }
 
@@ -160,8 +183,9 @@ void LoadThread::refill(Connection& connection, std::int64_t now) {
         const Question question = connection.retry.front();
         connection.retry.pop_front();
         connection.output += plan_.workload->exchanges[question.exchange].question;
-        connection.in_flight.push_back({question.due_ns, now, question.exchange, true});
         ++connection.asked_here;
+        connection.in_flight.push_back(
+            {question.due_ns, now, question.exchange, true, static_cast<std::uint32_t>(connection.asked_here)});
     }
     if (plan_.rate == 0) {
         if (now >= plan_.end_ns) return;
@@ -243,10 +267,15 @@ void LoadThread::on_answer(std::uint32_t index, std::string_view answer, std::in
     Connection& connection = connections_[index];
     if (connection.in_flight.empty()) {
         count_error(LoadError::mismatch, 1, now);  // an answer nobody asked for
+        if (plan_.trace != nullptr) plan_.trace->instant("error", connection.trace_id, "error", "an answer nobody asked for");
         return;
     }
     const Question question = connection.in_flight.front();
     connection.in_flight.pop_front();
+    if (plan_.trace != nullptr) {
+        plan_.trace->complete("question", trace_time(question.sent_ns), trace_time(now), connection.trace_id,
+                              question.number, plan_.rate > 0 ? trace_time(question.due_ns) : never);
+    }
     if (answer == plan_.workload->exchanges[question.exchange].answer) {
         ++answered_total_;
         connection.backoff_ns = 0;
@@ -258,6 +287,7 @@ void LoadThread::on_answer(std::uint32_t index, std::string_view answer, std::in
             tally_.uncorrected.record(static_cast<std::uint64_t>(now - question.sent_ns));
         }
     } else if (question.due_ns >= plan_.measure_start_ns) {
+        if (plan_.trace != nullptr) plan_.trace->instant("error", connection.trace_id, "error", "mismatch");
         ++errors_total_;
         ++tally_.errors[static_cast<std::size_t>(LoadError::mismatch)];
         tally_.series.error(second_of(now), 1);
@@ -310,10 +340,12 @@ void LoadThread::flush(std::uint32_t index, std::int64_t now) {
 void LoadThread::fail(std::uint32_t index, LoadError kind, std::int64_t now) {
     Connection& connection = connections_[index];
     count_error(kind, connection.in_flight.size(), now);
+    const char* name = load_error_names[static_cast<std::size_t>(kind)];
+    if (plan_.trace != nullptr && connection.trace_id != 0) plan_.trace->instant("error", connection.trace_id, "error", name);
     disconnect(connection,
                kind == LoadError::connect ? std::clamp(connection.backoff_ns * 2, 10 * millisecond, longest_backoff)
                                           : std::clamp(connection.backoff_ns * 2, millisecond, longest_backoff),
-               now);
+               now, name);
 }
 
 void LoadThread::on_server_close(std::uint32_t index, std::int64_t now) {
@@ -335,19 +367,22 @@ void LoadThread::on_server_close(std::uint32_t index, std::int64_t now) {
     if (lost > 0) count_error(LoadError::closed, lost, now);
     connection.in_flight.clear();
     // The usual first backoff: a server closing every connection at once is not hammered.
-    disconnect(connection, std::clamp(connection.backoff_ns * 2, millisecond, longest_backoff), now);
+    disconnect(connection, std::clamp(connection.backoff_ns * 2, millisecond, longest_backoff), now, "server closed");
 }
 
 void LoadThread::recycle(std::uint32_t index, std::int64_t now) {
     Connection& connection = connections_[index];
     const std::int64_t backoff = connection.backoff_ns;
-    disconnect(connection, 0, now);
+    disconnect(connection, 0, now, "--reconnect");
     connection.backoff_ns = backoff;
     connection.recycled = true;
     start_connecting(index, now);
 }
 
-void LoadThread::disconnect(Connection& connection, std::int64_t backoff_ns, std::int64_t now) {
+void LoadThread::disconnect(Connection& connection, std::int64_t backoff_ns, std::int64_t now, const char* reason) {
+    if (plan_.trace != nullptr && connection.trace_id != 0 && connection.fd.valid()) {
+        plan_.trace->end_async("client", "connection", connection.trace_id, "reason", reason, trace_time(now));
+    }
     connection.fd.reset();  // closing also removes it from the epoll set
     ++connection.generation;
     connection.state = State::waiting;
@@ -454,6 +489,7 @@ bool LoadThread::budget_spent() const {
 void LoadThread::run() {
     // The default 50 us of timer slack would show up in every open-loop latency.
     prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
+    if (plan_.trace != nullptr) plan_.trace->name_thread("load thread " + std::to_string(plan_.thread_number));
     std::int64_t now = monotonic_ns();
     open_connections(now);
     next_check_ns_ = now + deadline_check_period;
@@ -540,6 +576,10 @@ void LoadThread::settle(std::int64_t now) {
         if (!connection.in_flight.empty()) count_error(LoadError::timeout, connection.in_flight.size(), now);
         for (const Question& question : connection.retry)
             if (question.due_ns >= plan_.measure_start_ns) count_error(LoadError::timeout, 1, now);
+        if (plan_.trace != nullptr && connection.trace_id != 0 && connection.fd.valid()) {
+            if (!connection.in_flight.empty()) plan_.trace->instant("error", connection.trace_id, "error", "timeout");
+            plan_.trace->end_async("client", "connection", connection.trace_id, "reason", "the run ended", trace_time(now));
+        }
         connection.fd.reset();
     }
     publish();

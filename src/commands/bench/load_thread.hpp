@@ -35,6 +35,7 @@
 #include <string_view>
 #include <vector>
 
+#include "base/trace.hpp"
 #include "net/address.hpp"
 #include "net/fd.hpp"
 #include "commands/bench/latency_histogram.hpp"
@@ -74,6 +75,8 @@ struct LoadPlan {
     std::uint64_t reconnect_every = 0;    // --reconnect: close and reopen after this many questions
     std::uint64_t budget = UINT64_MAX;    // -n: questions to ask in the window; the window ends
                                           // once they are all answered or lost
+    TraceRecorder* trace = nullptr;       // --trace: connects, questions, errors; else null
+    int thread_number = 1;                // names the thread in the trace
 };
 
 struct LoadTally {
@@ -117,6 +120,7 @@ private:
         std::int64_t sent_ns;
         std::uint32_t exchange;
         bool retried = false;  // sent again once already: a second clean close loses it
+        std::uint32_t number = 0;  // on its connection, from 1 (the server's trace counts so too)
     };
     enum class State : std::uint8_t { waiting, connecting, open };
     struct Connection {
@@ -137,6 +141,8 @@ private:
         std::string output;
         std::size_t output_sent = 0;
         std::string partial_answer;
+        std::uint64_t trace_id = 0;        // --trace: this opening's id
+        std::int64_t connect_started_ns = 0;
     };
 
     void start_connecting(std::uint32_t index, std::int64_t now);
@@ -150,7 +156,9 @@ private:
     void fail(std::uint32_t index, LoadError kind, std::int64_t now);
     void on_server_close(std::uint32_t index, std::int64_t now);
     void recycle(std::uint32_t index, std::int64_t now);
-    void disconnect(Connection& connection, std::int64_t backoff_ns, std::int64_t now);
+    // `reason`: the trace's words for the close.
+    void disconnect(Connection& connection, std::int64_t backoff_ns, std::int64_t now, const char* reason);
+    void trace_opening(Connection& connection, std::int64_t now);
     void schedule_due_questions(std::int64_t now);
     void check_deadlines(std::int64_t now);
     bool finished(std::int64_t now) const;
