@@ -15,7 +15,8 @@ Scenes:
   one-at-a-time  five clients, each asking three questions 50 ms apart
   blocking-work  ten clients, one question each, the server with --delay 0.05
   backend-wait   ten clients, one question each, the server with --wait 0.05
-  slow-reader    one client that sends 256 KiB of questions and never reads, beside four
+  slow-reader    one client that sends 256 KiB of questions and never reads (--max-pending 4096),
+                 beside four
   stopping       five clients asking every 100 ms, the server with --wait 0.2, SIGTERM at 0.3 s
 Every process started here is stopped by its pid; every run is bounded in time.
 """
@@ -45,7 +46,8 @@ SCENES = {
                       ["-n", "3", "-r", "20"], 0, None),
     "blocking-work": ("Blocking work: ten clients, --delay 0.05", ["--delay", "0.05"], 10, ["-n", "1"], 0, None),
     "backend-wait": ("Waiting on a backend: ten clients, --wait 0.05", ["--wait", "0.05"], 10, ["-n", "1"], 0, None),
-    "slow-reader": ("A slow reader: one client never reads its answers, four ask three questions", [], 4,
+    "slow-reader": ("A slow reader: one client never reads its answers, four ask three questions",
+                    ["--max-pending", "4096"], 4,
                     ["-n", "3", "-r", "20"], 1, None),
     "stopping": ("Stopping: SIGTERM at 0.3 s while --wait 0.2 holds answers", ["--wait", "0.2"], 5,
                  ["-r", "10", "-d", "1"], 0, 0.3),
@@ -215,7 +217,7 @@ def svg_row(arch, lanes, t0, span_us):
     return "".join(parts), legend
 
 
-def page(results, scenes, archs):
+def page(results, scenes, archs, out_dir=None):
     out = ["<!doctype html><html><head><meta charset='utf-8'><meta name='viewport' "
            "content='width=device-width, initial-scale=1'><title>zen: who waits</title><style>"
            "body{font-family:sans-serif;max-width:960px;margin:1em auto;padding:0 8px}"
@@ -237,6 +239,9 @@ def page(results, scenes, archs):
                    f"<p class='numbers'>the time axis spans {span_us / 1000:.0f} ms</p>")
         for arch in archs:
             svg, legend = svg_row(arch, rows[arch], t0s[arch], span_us)
+            if out_dir is not None:  # each row alone too, for docs/architectures/
+                with open(os.path.join(out_dir, f"{scene}-{arch}.svg"), "w") as f:
+                    f.write(svg + "\n")
             n = numbers(rows[arch])
             wait = "-" if n["longest_wait_ms"] is None else f"{n['longest_wait_ms']:.1f} ms"
             p99 = "-" if n["p99_ms"] is None else f"{n['p99_ms']:.1f} ms"
@@ -274,7 +279,7 @@ def main(argv):
             print(f"{scene:14} {arch:11} lanes {len(results[scene][arch]):2}  answers {n['answers']:5}  "
                   f"longest wait {n['longest_wait_ms'] or 0:7.1f} ms", flush=True)
     with open(os.path.join(args.out, "timeline.html"), "w") as f:
-        f.write(page(results, scenes, archs))
+        f.write(page(results, scenes, archs, args.out))
     print(f"wrote {os.path.join(args.out, 'timeline.html')}")
     return 0
 
