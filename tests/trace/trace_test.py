@@ -13,12 +13,19 @@ Usage: trace_test.py ZEN_BINARY PART, where PART is one of
   cap       --trace-max-events: recording stops with one log line and the file holds at most
             that many events; SIGUSR1 writes the trace so far; a --trace folder that does not
             exist is exit 2 with one line
+  viewer    (trace_test.py ZEN_BINARY viewer WORK) a real viewer: speedscope, pinned in
+            tests/trace/viewer/ and installed from the npm registry into WORK, opens every
+            architecture's merged trace in headless Chromium and names its process and threads;
+            the same trace without its metadata shows no such name (the check can fail)
 Every wait is bounded; every process started here is stopped by its pid.
 """
 
+import functools
+import http.server
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -340,11 +347,87 @@ def part_cap(zen):
           f"--trace-max-events without --trace is a usage error ({done.stderr!r})")
 
 
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def install_speedscope(work):
+    """npm ci of the pinned speedscope into WORK (once: later runs reuse it); its web app's folder."""
+    os.makedirs(work, exist_ok=True)
+    for name in ("package.json", "package-lock.json"):
+        shutil.copy(os.path.join(HERE, "viewer", name), os.path.join(work, name))
+    release = os.path.join(work, "node_modules", "speedscope", "dist", "release")
+    if not os.path.exists(os.path.join(release, "index.html")):
+        done = subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=work,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300)
+        if done.returncode != 0:
+            raise SystemExit("trace_test: npm ci of speedscope failed:\n" + done.stdout)
+    return release
+
+
+def viewer_text(folder, url):
+    """The text of the page headless Chromium built for url, after its scripts ran."""
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        raise SystemExit("trace_test: no chromium on PATH (make peer-deps installs it)")
+    profile = tempfile.mkdtemp(prefix="zen-chromium-", dir=folder)
+    done = subprocess.run([browser] + CHROMIUM_FLAGS + [f"--user-data-dir={profile}", "--virtual-time-budget=10000",
+                                                        "--dump-dom", url],
+                          capture_output=True, text=True, timeout=120)
+    return re.sub(r"<[^>]*>", "\n", done.stdout)
+
+
+def part_viewer(zen, work):
+    release = install_speedscope(work)
+    with tempfile.TemporaryDirectory(prefix="zen-viewer-") as folder:
+        site = os.path.join(folder, "site")
+        shutil.copytree(release, site)
+        class Quiet(http.server.SimpleHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+        handler = functools.partial(Quiet, directory=site)
+        server_http = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=server_http.serve_forever, daemon=True).start()
+        base = f"http://127.0.0.1:{server_http.server_address[1]}"
+        try:
+            for arch in names():
+                extra = ["--workers", "2"] if arch in ("threaded", "prefork", "reuseport") else []
+                with tempfile.TemporaryDirectory(prefix="zen-trace-", dir=folder) as run:
+                    server = Server(zen, run, "--arch", arch, "-q", *extra)
+                    bench(zen, server.port, run, "-c", "2", "-d", "0.2", "-w", "0")
+                    server.stop()
+                    merge_traces.main([server.trace.replace("%p", str(server.process.pid)),
+                                       os.path.join(run, "bench.json"), "-o", os.path.join(site, f"{arch}.json")])
+                text = viewer_text(folder, f"{base}/index.html#profileURL={base}/{arch}.json")
+                # The first profile shown is a process with events: prefork's are its children.
+                named = f"zen serve --arch {arch} (pid" in text or (arch == "prefork" and "prefork child 1 (pid" in text)
+                check(f"{arch}.json - speedscope" in text and named,
+                      f"speedscope opens {arch}'s trace and names its process: {text.split()[:40]}")
+            # The control: the same trace without its metadata events opens, unnamed, so the check
+            # above reads what speedscope made of zen's events. (A file speedscope cannot parse at
+            # all stops it at an alert(), which headless Chromium never dismisses.)
+            with open(os.path.join(site, "epoll.json")) as f:
+                document = json.load(f)
+            document["traceEvents"] = [e for e in document["traceEvents"] if e["ph"] != "M"]
+            with open(os.path.join(site, "unnamed.json"), "w") as f:
+                json.dump(document, f)
+            text = viewer_text(folder, f"{base}/index.html#profileURL={base}/unnamed.json")
+            check("unnamed.json - speedscope" in text and "zen serve --arch" not in text,
+                  f"without zen's metadata speedscope names no zen process: {text.split()[:30]}")
+        finally:
+            server_http.shutdown()
+            server_http.server_close()
+
+
 def main(argv):
-    if len(argv) != 3 or argv[2] not in ("every", "pictures", "cap"):
+    if len(argv) == 4 and argv[2] == "viewer":
+        part_viewer(argv[1], os.path.abspath(argv[3]))
+    elif len(argv) != 3 or argv[2] not in ("every", "pictures", "cap"):
         print(__doc__, file=sys.stderr)
         return 2
-    {"every": part_every, "pictures": part_pictures, "cap": part_cap}[argv[2]](argv[1])
+    else:
+        {"every": part_every, "pictures": part_pictures, "cap": part_cap}[argv[2]](argv[1])
     if failures:
         print(f"trace_test {argv[2]}: {len(failures)} failure(s)")
         return 1
