@@ -192,14 +192,17 @@ def answers_inside_questions(server, client):
     by_peer = {}
     cut_by_the_end = set()  # bench connections still asking when the run ended
     for begin, end, ident, args, end_args in spans(client, "client"):
-        by_peer.setdefault(args.get("local"), []).append(ident)
+        by_peer.setdefault(args.get("local"), []).append((begin, ident))
         if end_args.get("reason") == "the run ended":
             cut_by_the_end.add(ident)
     server_to_client = {}
     for begin, end, ident, args, _ in spans(server):
-        ids = by_peer.get(args.get("peer"), [])
-        if len(ids) == 1:
-            server_to_client[ident] = ids[0]
+        # A busy loopback reuses a local port in TIME_WAIT (tcp_tw_reuse): of the bench's
+        # openings from that address, the server's connection is the latest to begin before it.
+        earlier = [(opened, client_id) for opened, client_id in by_peer.get(args.get("peer"), [])
+                   if opened <= begin + SLACK_US]
+        if earlier:
+            server_to_client[ident] = max(earlier)[1]
     questions = {(q["args"]["connection"], q["args"]["question"]): q for q in events(client, "question", "X")}
     outside, matched, unread = [], 0, set()
     for answer in events(server, "answer", "X"):
