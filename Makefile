@@ -143,7 +143,7 @@ deb: configure packaging-deps
 # ASan's runtime makes calls of its own);
 # the counting allocator and the memory per idle connection (the sanitizers own malloc); the
 # packaging tests (files and packages, no code of zen's to check).
-SANITIZE_EXCLUDE := ^Packaging\.|FourGibibyte|ClientThatNeverReadsLeavesServerMemoryBounded/prefork|LeaveMemoryFlat|OutOfDescriptors|ShortOfDescriptors|^Startup\.descriptors$$|^Report\.|^Profile\.|^Uring\.NoSystemCall|Allocations\.|IdleMemory\.
+SANITIZE_EXCLUDE := ^Packaging\.|^Trace\.cap$$|FourGibibyte|ClientThatNeverReadsLeavesServerMemoryBounded/prefork|LeaveMemoryFlat|OutOfDescriptors|ShortOfDescriptors|^Startup\.descriptors$$|^Report\.|^Profile\.|^Uring\.NoSystemCall|Allocations\.|IdleMemory\.
 TSAN_TESTS       := /threaded|/per_client|/reuseport|^Threaded\.|^PerClient\.|^Bench\.
 # TSan cannot follow a process that forks while it has threads and then starts more: prefork.
 TSAN_EXCLUDE     := $(SANITIZE_EXCLUDE)|Prefork

@@ -163,7 +163,10 @@ def lanes_of(merged):
             questions.setdefault(e["pid"], []).append(e["dur"])
     lanes = {}
     for span in server_spans.values():
-        opened = client_spans.get(span["peer"], [])
+        # Of the openings from the server's peer address (a busy loopback reuses ports), the one
+        # that began last before the server's span.
+        earlier = [c for c in client_spans.get(span["peer"], []) if c[0] <= span["begin"] + 0.002]
+        opened = [max(earlier)] if earlier else []
         if not opened and not span["answers"]:
             continue  # a bench's probe of the port before its load (the server logs a health check)
         owner = opened[0][2] if opened else ("slow reader", span["peer"])
