@@ -184,7 +184,7 @@ CLI::App* add_serve_command(CLI::App& zen, ServeOptions& options) {
         "Signals: SIGTERM/SIGINT answer what has arrived, close and exit within --drain-timeout; SIGQUIT stops "
         "accepting and lets conversations finish; SIGHUP never stops the server: it reopens --log-file (after "
         "logrotate renamed it) and re-reads --aphorisms for each conversation's next question, keeping the old "
-        "table if the new file is bad; SIGUSR1 logs the counters; SIGUSR2 starts a new zen from the same path with "
+        "table if the new file is bad; SIGUSR1 logs the counters (and writes --trace's file); SIGUSR2 starts a new zen from the same path with "
         "the same arguments, hands it the listening socket (LISTEN_FDS) and, once it is ready (READY=1), stops as "
         "on SIGTERM; a new process that fails leaves this one serving.");
     return serve;
