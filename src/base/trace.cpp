@@ -57,7 +57,7 @@ std::int64_t ns_of(TimePoint at) {
 
 void put_text(char* into, std::uint8_t& size, std::string_view text) {
     const std::size_t n = std::min(text.size(), TraceRecorder::text_capacity);
-    std::memcpy(into, text.data(), n);
+    if (n > 0) std::memcpy(into, text.data(), n);  // an empty view's data() may be null
     size = static_cast<std::uint8_t>(n);
 }
 
