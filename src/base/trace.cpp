@@ -204,51 +204,37 @@ void TraceRecorder::complete(const char* name, TimePoint start, TimePoint end, s
     }
 }
 
-void TraceRecorder::instant(const char* name, std::uint64_t connection, const char* key, std::string_view text) {
-    if (Event* event = begin(name, now())) {
-        event->id = connection;
+void TraceRecorder::tagged(char phase, const char* name, TimePoint at, const char* category, std::uint64_t id,
+                           const char* key, std::string_view text) {
+    if (Event* event = begin(name, at)) {
+        event->category = category;
+        event->id = id;
         event->key = key;
         put_text(event->text, event->text_size, text);
-        commit(event, 'i');
+        commit(event, phase);
     }
+}
+
+void TraceRecorder::instant(const char* name, std::uint64_t connection, const char* key, std::string_view text) {
+    tagged('i', name, now(), nullptr, connection, key, text);
 }
 
 void TraceRecorder::begin_async(const char* category, const char* name, std::uint64_t id, const char* key,
                                 std::string_view text, TimePoint at) {
-    if (Event* event = begin(name, at)) {
-        event->category = category;
-        event->id = id;
-        event->key = key;
-        put_text(event->text, event->text_size, text);
-        commit(event, 'b');
-    }
+    tagged('b', name, at, category, id, key, text);
 }
 
 void TraceRecorder::end_async(const char* category, const char* name, std::uint64_t id, const char* key,
                               std::string_view text, TimePoint at) {
-    if (Event* event = begin(name, at)) {
-        event->category = category;
-        event->id = id;
-        event->key = key;
-        put_text(event->text, event->text_size, text);
-        commit(event, 'e');
-    }
+    tagged('e', name, at, category, id, key, text);
 }
 
 void TraceRecorder::flow_start(const char* name, std::uint64_t id, TimePoint at) {
-    if (Event* event = begin(name, at)) {
-        event->category = "flow";
-        event->id = id;
-        commit(event, 's');
-    }
+    tagged('s', name, at, "flow", id, nullptr, {});
 }
 
 void TraceRecorder::flow_end(const char* name, std::uint64_t id, TimePoint at) {
-    if (Event* event = begin(name, at)) {
-        event->category = "flow";
-        event->id = id;
-        commit(event, 'f');
-    }
+    tagged('f', name, at, "flow", id, nullptr, {});
 }
 
 std::size_t TraceRecorder::recorded() const {

@@ -86,6 +86,9 @@ private:
     Event* claim();  // the next free event of this thread's chunk, or null once stopped
     Event* begin(const char* name, TimePoint at);
     static void commit(Event* event, char phase);
+    // Every phase but X and M: a name, a time, and what keys it (category, id) or says it (text).
+    void tagged(char phase, const char* name, TimePoint at, const char* category, std::uint64_t id, const char* key,
+                std::string_view text);
     void write_to(std::FILE* out) const;
 
     void* region_;

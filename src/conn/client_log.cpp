@@ -43,26 +43,28 @@ void log_header_cut_short(const ConnectionContext& context, const std::string& p
                            [&] { return "Client socket to " + peer + " closed before its PROXY header was complete"; });
 }
 
-void log_session_end(const ConnectionContext& context, const std::string& peer, const Session& session,
-                     bool sent_anything) {
+const char* log_session_end(const ConnectionContext& context, const std::string& peer, const Session& session,
+                            bool sent_anything) {
     switch (session.status()) {
         case Session::Status::open:
-        case Session::Status::finished:
+        case Session::Status::finished: {
+            static constexpr const char* words = "has closed";
             if (!sent_anything) context.tracker.count(Counter::health_checks);
-            context.log.connection(LogLevel::info, "closed", peer,
-                                   [&] { return "Client socket to " + peer + " has closed"; });
-            return;
+            context.log.connection(LogLevel::info, "closed", peer, [&] { return "Client socket to " + peer + " " + words; });
+            return words;
+        }
         case Session::Status::partial_at_eof:
             context.log.connection(LogLevel::info, "closed_mid_question", peer, [&] {
                 return "Client " + peer + " sent " + bytes_repr(session.unanswered_bytes()) + " but then closed";
             });
-            return;
+            return "sent part of a question but then closed";
         case Session::Status::too_long:
             context.tracker.count(Counter::error_question_too_long);
             warn(context, peer,
                  "question too long (over " + std::to_string(context.rules.limits.max_question) + " bytes)");
-            return;
+            return "error: question too long";
     }
+    return "closed";
 }
 
 void log_client_error(const ConnectionContext& context, const std::string& peer, std::string_view error,
@@ -118,9 +120,10 @@ void log_timeout(const ConnectionContext& context, const std::string& peer, Time
     warn(context, peer, timeout_text(rules, timeout));
 }
 
-void log_closed_on_stop(const ConnectionContext& context, const std::string& peer) {
-    context.log.connection(LogLevel::info, "closed_on_stop", peer,
-                           [&] { return "Client socket to " + peer + " closed: server stopping"; });
+const char* log_closed_on_stop(const ConnectionContext& context, const std::string& peer) {
+    static constexpr const char* words = "closed: server stopping";
+    context.log.connection(LogLevel::info, "closed_on_stop", peer, [&] { return "Client socket to " + peer + " " + words; });
+    return words;
 }
 
 }  // namespace zen

@@ -22,11 +22,13 @@ void log_proxied(const ConnectionContext& context, const std::string& peer, cons
 // "Client socket to ... closed before its PROXY header was complete"; with no byte at all, a
 // health check.
 void log_header_cut_short(const ConnectionContext& context, const std::string& peer, bool sent_anything);
+// The two below return the log's words for the end ("has closed", "closed: server stopping"),
+// static text: a traced connection's span closes with them.
 // How a conversation ended by itself: "has closed", "sent b'...' but then closed", or "error:
 // question too long (over N bytes)" (a protocol error). A close before any byte came is a load
 // balancer's health check: logged as the book's close and counted as a health check.
-void log_session_end(const ConnectionContext& context, const std::string& peer, const Session& session,
-                     bool sent_anything);
+const char* log_session_end(const ConnectionContext& context, const std::string& peer, const Session& session,
+                            bool sent_anything);
 // An I/O error ended it ("error: [Errno 104] Connection reset by peer"): counted as a reset. A
 // client that sent nothing and reset is a health check (haproxy closes its checks so), no error.
 void log_client_error(const ConnectionContext& context, const std::string& peer, std::string_view error,
@@ -46,6 +48,6 @@ std::string timeout_text(const ConnectionRules& rules, Timeout timeout);
 
 // The drain closed a conversation that had every answer it asked for ("... closed: server
 // stopping", logged as the book would).
-void log_closed_on_stop(const ConnectionContext& context, const std::string& peer);
+const char* log_closed_on_stop(const ConnectionContext& context, const std::string& peer);
 
 }  // namespace zen

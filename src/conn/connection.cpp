@@ -50,12 +50,16 @@ Connection::Connection(const ConnectionContext& context, const SocketAddress& pe
 }
 
 Connection::~Connection() {
-    if (traced_ && traced_->span_open) {
-        context_.trace->end_async("connection", "connection", traced_->id, "reason",
-                                  traced_->close_reason != nullptr ? traced_->close_reason : "closed");
-    }
+    close_span({});  // a lingering connection's, with the reason it began lingering for
     if (counted_draining_) context_.tracker.draining(-1);
     if (counted_open_) context_.tracker.closed(last_seen_);
+}
+
+void Connection::close_span(std::string_view reason) {
+    if (!traced_ || !traced_->span_open) return;
+    traced_->span_open = false;
+    if (reason.empty()) reason = traced_->close_reason != nullptr ? traced_->close_reason : "closed";
+    context_.trace->end_async("connection", "connection", traced_->id, "reason", reason);
 }
 
 void Connection::open_span() {
@@ -136,7 +140,7 @@ void Connection::received_eof(TimePoint now) {
     switch (phase_) {
         case Phase::header:
             log_header_cut_short(context_, intake_.peer(), received_total_ > 0);
-            end(Fate::drop, "closed before its PROXY header was complete");
+            end(Fate::drop);  // no span yet: it opens once the header is read
             return;
         case Phase::conversing:
             session_.receive_eof();
@@ -169,7 +173,7 @@ void Connection::sent(std::size_t n, TimePoint now) {
     context_.tracker.count(Counter::bytes_sent, n);
     if (phase_ == Phase::turning_away) {
         busy_sent_ += n;
-        if (busy_sent_ >= server_busy_answer.size()) linger(now, now + close_linger, "server busy");
+        if (busy_sent_ >= server_busy_answer.size()) linger(now, now + close_linger, nullptr);  // turned away: no span
         return;
     }
     if (phase_ != Phase::conversing || n == 0) return;
@@ -230,7 +234,7 @@ void Connection::tick(TimePoint now) {
                 end(Fate::drop);  // no question can have arrived before the header
             } else if (now >= intake_.header_deadline()) {
                 intake_.header_timed_out(context_);
-                end(Fate::drop, "no PROXY header in time");
+                end(Fate::drop);
             }
             return;
         case Phase::conversing:
@@ -278,20 +282,17 @@ void Connection::settle(TimePoint now) {
     if (stopping() && peer_eof_) drained_ = true;
 
     if (session_.done()) {
-        log_session_end(context_, intake_.peer(), session_, conversed_ > 0);
+        const char* words = log_session_end(context_, intake_.peer(), session_, conversed_ > 0);
         if (session_.status() == Session::Status::too_long) {
-            linger(now, now + close_linger, "error: question too long");
+            linger(now, now + close_linger, words);
         } else {
-            end(Fate::close, session_.status() == Session::Status::partial_at_eof
-                                 ? "sent part of a question but then closed"
-                                 : "has closed");
+            end(Fate::close, words);
         }
         return;
     }
     // Stopping: what had arrived is answered, and every answer (held ones too) has left.
     if (stopping() && drained_ && session_.pending_output().empty()) {
-        log_closed_on_stop(context_, intake_.peer());
-        linger(now, stop_deadline_, "closed: server stopping");
+        linger(now, stop_deadline_, log_closed_on_stop(context_, intake_.peer()));
         return;
     }
     if (!session_.has_partial_question()) {
@@ -320,11 +321,7 @@ void Connection::end(Fate fate, std::string_view reason) {
     releasable_ = 0;
     // The driver closes the socket as soon as it sees the fate: the span ends here, with the
     // reason's text while it is at hand.
-    if (traced_ && traced_->span_open) {
-        traced_->span_open = false;
-        if (reason.empty()) reason = traced_->close_reason != nullptr ? traced_->close_reason : "closed";
-        context_.trace->end_async("connection", "connection", traced_->id, "reason", reason);
-    }
+    close_span(reason);
 }
 
 void Connection::answers_made(std::uint64_t answers, std::uint64_t end, TimePoint now, TimePoint traced) {

@@ -101,6 +101,7 @@ private:
     void end(Fate fate, std::string_view reason = {});
     // --trace: the connection's span opens once it is accepted (after any PROXY header).
     void open_span();
+    void close_span(std::string_view reason);  // empty: the linger's reason
     void timed_out(Timeout timeout);
     // Answers made at `now` whose last byte ends the output stream at sent offset `end`.
     void answers_made(std::uint64_t answers, std::uint64_t end, TimePoint now, TimePoint traced);
