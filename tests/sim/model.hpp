@@ -90,6 +90,9 @@ struct ModelServer {
     int draining = 0;  // of those, stopped and not yet closed
     std::vector<ExpectedLine> log;
     std::uint64_t step = 0;
+    // Answers whose last byte has certainly left (of connections that closed gracefully): each
+    // must be in the answer-time histogram.
+    std::uint64_t timed_at_least = 0;
 
     void count(zen::Counter c, std::uint64_t n = 1) { counters[static_cast<std::size_t>(c)] += n; }
     void line(std::string text, bool prefix = false) { log.push_back({std::move(text), prefix, step}); }
@@ -284,6 +287,7 @@ public:
 
     // The driver closed it (fate close or drop, or a linger's end).
     void closed() {
+        if (fate_ == Fate::close && !turned_away_ && all_delivered()) server_.timed_at_least += answered_;
         if (draining_) --server_.draining;
         if (open_) --server_.active;
         draining_ = open_ = false;

@@ -43,14 +43,20 @@ struct Options {
     std::uint64_t last = 1;
     bool quiet = false;
     bool verbose = false;
-    bool explore = false;  // also the inputs of the known divergences (docs/simulation.md)
+    // Also the inputs of the known divergences the fixed budget leaves out (docs/simulation.md,
+    // tests/sim/divergences.txt).
+    bool explore_too_long = false;  // a too-long question under --wait
+    bool explore_send = false;      // --send-timeout under --wait
     bool keep_going = false;  // on past a failing seed
     std::string replay = ZEN_SIM_REPLAY;
+    std::vector<std::uint64_t> listed;  // --seed-file: these seeds instead of first..last
 };
 
 std::string ms_text(TimePoint t) {
     if (t == never) return "never";
-    return "+" + std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(t - epoch).count() / 1000.0).substr(0, 12) + " ms";
+    char text[48];
+    std::snprintf(text, sizeof text, "+%.3f ms", std::chrono::duration<double, std::milli>(t - epoch).count());
+    return text;
 }
 
 std::string shown(std::string_view bytes) { return python_bytes(bytes); }
@@ -225,7 +231,7 @@ void Simulation::make_rules() {
     rules_.wait = chance(0.65) ? 0ms : pick_ms({1ms, 7ms, 50ms, 400ms});
     // The known divergence of docs/simulation.md: under --wait, --send-timeout counts from the
     // last byte moved, not from when held answers were released. Left out unless --explore.
-    if (rules_.wait.count() > 0 && !options_.explore) rules_.send_timeout = 0ms;
+    if (rules_.wait.count() > 0 && !options_.explore_send) rules_.send_timeout = 0ms;
     rules_.max_connections = chance(0.5) ? 0 : static_cast<int>(pick(1, 4));
     if (chance(0.3)) {
         rules_.proxy.enabled = true;
@@ -248,7 +254,7 @@ std::string Simulation::make_questions(bool direct_under_proxy) {
     const std::size_t q = rules_.limits.max_question;
     // The known divergence (docs/simulation.md): under --wait, a too-long question whose error
     // answer would follow answers already sent is left out unless --explore.
-    const bool too_long_allowed = options_.explore || rules_.wait.count() == 0;
+    const bool too_long_allowed = options_.explore_too_long || rules_.wait.count() == 0;
     std::string out;
     const std::size_t items = pick(0, 8);
     for (std::size_t i = 0; i < items; ++i) {
@@ -271,10 +277,13 @@ std::string Simulation::make_questions(bool direct_under_proxy) {
                 out += '?';
                 break;
             }
-            case 6: {  // too long: one over the limit, or a few
+            case 6: {  // too long: one byte over the limit, or a few, with its '?' or without
                 if (!too_long_allowed || !chance(0.5)) break;
-                out += std::string(q + pick(1, 3), 'y');
-                if (chance(0.5)) out += '?';
+                if (chance(0.5)) {
+                    out += std::string(q + pick(0, 2), 'y') + '?';
+                } else {
+                    out += std::string(q + pick(1, 3), 'y');
+                }
                 break;
             }
             case 7: {  // any bytes
@@ -400,7 +409,9 @@ bool Simulation::fail(const std::string& what) {
     std::ostringstream text;
     text << "seed " << seed_ << " failed at step " << step_ << " (" << ms_text(now_) << "): " << what << "\n"
          << "  " << scenario_ << "\n"
-         << "  replay: " << options_.replay << " --seed " << seed_ << " --verbose\n";
+         << "  replay: " << options_.replay << " --seed " << seed_
+         << (options_.explore_too_long ? " --explore too-long-under-wait" : "")
+         << (options_.explore_send ? " --explore send-timeout-under-wait" : "") << " --verbose\n";
     failure_ = text.str();
     return false;
 }
@@ -721,11 +732,23 @@ bool Simulation::run() {
     }
     if (!compare_log()) return false;
     if (tracker_.active() != 0 || tracker_.draining() != 0) return fail("connections still counted open at the end");
+    // The answer-time histogram: every answer sent whole is timed, none twice, and under --wait
+    // none took less than the wait.
+    std::uint64_t timed = 0;
+    for (std::size_t i = 0; i < zen::answer_buckets; ++i) timed += tracker_.answers_in_bucket(i);
+    const std::uint64_t answered = tracker_.value(zen::Counter::answered);
+    if (timed < model_.timed_at_least || timed > answered)
+        return fail("answer-time histogram holds " + std::to_string(timed) + " answers: model at least " +
+                    std::to_string(model_.timed_at_least) + " and at most " + std::to_string(answered));
+    const auto wait_ns = static_cast<std::uint64_t>(std::chrono::nanoseconds(rules_.wait).count());
+    if (tracker_.answer_ns_sum() < timed * wait_ns)
+        return fail("answer-time histogram: " + std::to_string(timed) + " answers took " +
+                    std::to_string(tracker_.answer_ns_sum()) + " ns in all, under --wait " + limit_words(rules_.wait) + " each");
     return check_server("the end");
 }
 
 void usage(std::ostream& out) {
-    out << "usage: zen_simulation [--seed N | --seeds FIRST..LAST | --count K] [--quiet] [--verbose] [--explore]\n"
+    out << "usage: zen_simulation [--seed N | --seeds FIRST..LAST | --count K] [--seed-file FILE] [--quiet] [--verbose]\n"
            "  Simulates zen's connection core (src/conn) from each seed and checks every step against\n"
            "  an independent model of the protocol and the connection rules (docs/simulation.md).\n"
            "  --seed N           one seed\n"
@@ -733,7 +756,9 @@ void usage(std::ostream& out) {
            "  --count K          seeds 1 to K\n"
            "  --quiet            print only failures\n"
            "  --verbose          print every step of the scenario\n"
-           "  --explore          also generate the inputs of known divergences the fixed budget avoids\n"
+           "  --seed-file FILE   the seeds of FILE (one a line: SEED, then why; '#' starts a comment)\n"
+           "  --explore WHAT     also generate the inputs of a known divergence the budget leaves out:\n"
+           "                     too-long-under-wait, send-timeout-under-wait (tests/sim/divergences.txt)\n"
            "  --keep-going       run every seed, printing each failure (exit 1 if any)\n"
            "  --replay TEXT      the command a failure prints to replay itself (for mutant builds)\n"
            "Exit status: 0 if every seed agrees with the model, 1 at the first seed that does not, 2 on usage errors.\n";
@@ -783,7 +808,39 @@ int zen_simulation_main(int argc, char** argv) {
         } else if (arg == "--verbose") {
             options.verbose = true;
         } else if (arg == "--explore") {
-            options.explore = true;
+            const std::string what = value();
+            if (what == "too-long-under-wait") {
+                options.explore_too_long = true;
+            } else if (what == "send-timeout-under-wait") {
+                options.explore_send = true;
+            } else {
+                std::cerr << "zen_simulation: --explore takes too-long-under-wait or send-timeout-under-wait\n";
+                return 2;
+            }
+        } else if (arg == "--seed-file") {
+            const std::string file = value();
+            std::ifstream in(file);
+            if (!in) {
+                std::cerr << "zen_simulation: cannot read " << file << "\n";
+                return 2;
+            }
+            std::string line;
+            while (std::getline(in, line)) {
+                line = line.substr(0, line.find('#'));
+                std::istringstream words(line);
+                std::string first;
+                if (!(words >> first)) continue;
+                std::uint64_t seed = 0;
+                if (!sim::parse_number(first, seed)) {
+                    std::cerr << "zen_simulation: " << file << ": not a seed: " << first << "\n";
+                    return 2;
+                }
+                options.listed.push_back(seed);
+            }
+            if (options.listed.empty()) {
+                std::cerr << "zen_simulation: " << file << " lists no seed\n";
+                return 2;
+            }
         } else if (arg == "--keep-going") {
             options.keep_going = true;
         } else if (arg == "--replay") {
@@ -809,7 +866,10 @@ int zen_simulation_main(int argc, char** argv) {
     {
         zen::Log log(zen::LogOptions{.file = path});
         std::streamoff offset = 0;
-        for (std::uint64_t seed = options.first;; ++seed) {
+        std::vector<std::uint64_t> order = options.listed;
+        if (order.empty())
+            for (std::uint64_t seed = options.first; seed <= options.last && seed != 0; ++seed) order.push_back(seed);
+        for (const std::uint64_t seed : order) {
             sim::Simulation simulation(seed, options, log, path, offset);
             const bool ok = simulation.run();
             offset = simulation.log_end();
@@ -823,8 +883,7 @@ int zen_simulation_main(int argc, char** argv) {
                 ++failed;
                 if (!options.keep_going) break;
             }
-            if (options.verbose) std::cout << "seed " << seed << ": agrees with the model\n";
-            if (seed == options.last) break;
+            if (options.verbose && ok) std::cout << "seed " << seed << ": agrees with the model\n";
         }
     }
     std::remove(path);
