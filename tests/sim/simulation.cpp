@@ -155,10 +155,14 @@ public:
     std::uint64_t steps() const { return step_; }
 
 private:
+    // Drawn straight from mt19937_64, whose output the standard fixes, and not through the
+    // <random> distributions, whose algorithms each standard library chooses: a seed is the same
+    // scenario with any compiler and library.
     std::uint64_t pick(std::uint64_t low, std::uint64_t high) {  // both included
-        return std::uniform_int_distribution<std::uint64_t>(low, high)(random_);
+        const std::uint64_t span = high - low + 1;
+        return span == 0 ? random_() : low + random_() % span;
     }
-    bool chance(double p) { return std::uniform_real_distribution<double>(0, 1)(random_) < p; }
+    bool chance(double p) { return static_cast<double>(random_() >> 11) * 0x1.0p-53 < p; }
     Ms pick_ms(std::initializer_list<Ms> choices) {
         std::vector<Ms> all(choices);
         return all[pick(0, all.size() - 1)];
