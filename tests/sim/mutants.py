@@ -206,8 +206,16 @@ def main():
         took = time.monotonic() - started
         found = re.search(r"seed (\d+) failed at step (\d+) \([^)]*\): (.*)", result.stdout)
         if result.returncode == 1 and found:
+            # The catch must replay: the one seed alone fails the same way.
+            again = subprocess.run([binary, "--seed", found.group(1), "--quiet", "--replay", shown_binary],
+                                   capture_output=True, text=True, timeout=60)
+            if again.returncode != 1 or found.group(0) not in again.stdout:
+                print(f"mutant {name}: seed {found.group(1)} does not replay its failure:\n{again.stdout}")
+                survived.append(f"{name} (not replayable)")
+                continue
             print(f"mutant {name} ({path}: {words}): caught by seed {found.group(1)} at step {found.group(2)} "
-                  f"in {took:.1f} s\n  {found.group(3)}\n  replay: {shown_binary} --seed {found.group(1)} --verbose")
+                  f"in {took:.1f} s (replayed alone: the same failure)\n  {found.group(3)}\n"
+                  f"  replay: {shown_binary} --seed {found.group(1)} --verbose")
         elif result.returncode not in (0, 1, 2):
             print(f"mutant {name} ({path}: {words}): caught: the mutant simulation died with status "
                   f"{result.returncode} in {took:.1f} s\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
