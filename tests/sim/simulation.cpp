@@ -370,7 +370,15 @@ void Simulation::make_clients() {
                 c.plan.kind = HeaderPlan::Kind::relayed;
                 c.plan.client = named(client_host, client_port);
                 c.plan.client_denied = denied_client;
-                const std::string header = proxy_header(chance(0.5), client_host, client_port);
+                std::string header = proxy_header(chance(0.5), client_host, client_port);
+                if (chance(0.15)) {
+                    // A v2 LOCAL header (haproxy's health check) or a v1 UNKNOWN one: the
+                    // connection keeps its own address (docs/deploy.md).
+                    header = chance(0.5) ? std::string(v2_signature) + std::string("\x20\x00\x00\x00", 4)
+                                         : std::string("PROXY UNKNOWN\r\n");
+                    c.plan.client = c.peer;
+                    c.plan.client_denied = false;
+                }
                 c.plan.header_length = c.plan.decided_at = header.size();
                 c.stream = header + make_questions(false);
             } else if (kind == 7) {
