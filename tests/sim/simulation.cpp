@@ -760,10 +760,11 @@ bool Simulation::run() {
 }
 
 void usage(std::ostream& out) {
-    out << "usage: zen_simulation [--seed N | --seeds FIRST..LAST | --count K] [--seed-file FILE] [--quiet] [--verbose]\n"
+    out << "usage: zen_simulation [--seed N | --seeds FIRST..LAST | --count K] [--seed-file FILE]\n"
+           "                      [--quiet] [--verbose] [--keep-going] [--explore WHAT] [--replay TEXT]\n"
            "  Simulates zen's connection core (src/conn) from each seed and checks every step against\n"
            "  an independent model of the protocol and the connection rules (docs/simulation.md).\n"
-           "  --seed N           one seed\n"
+           "  --seed N           one seed (without a seed option: seed 1)\n"
            "  --seeds A..B       seeds A to B, both included\n"
            "  --count K          seeds 1 to K\n"
            "  --quiet            print only failures\n"
@@ -878,10 +879,8 @@ int zen_simulation_main(int argc, char** argv) {
     {
         zen::Log log(zen::LogOptions{.file = path});
         std::streamoff offset = 0;
-        std::vector<std::uint64_t> order = options.listed;
-        if (order.empty())
-            for (std::uint64_t seed = options.first; seed <= options.last && seed != 0; ++seed) order.push_back(seed);
-        for (const std::uint64_t seed : order) {
+        // One seed; false to stop.
+        const auto run_one = [&](std::uint64_t seed) {
             sim::Simulation simulation(seed, options, log, path, offset);
             const bool ok = simulation.run();
             offset = simulation.log_end();
@@ -889,13 +888,21 @@ int zen_simulation_main(int argc, char** argv) {
             ++seeds;
             for (std::size_t i = 0; i < zen::counter_kinds; ++i)
                 totals[i] += simulation.tracker().value(static_cast<zen::Counter>(i));
-            if (!ok) {
-                std::cout << "zen_simulation: " << simulation.failure();
-                status = 1;
-                ++failed;
-                if (!options.keep_going) break;
+            if (ok) {
+                if (options.verbose) std::cout << "seed " << seed << ": agrees with the model\n";
+                return true;
             }
-            if (options.verbose && ok) std::cout << "seed " << seed << ": agrees with the model\n";
+            std::cout << "zen_simulation: " << simulation.failure();
+            status = 1;
+            ++failed;
+            return options.keep_going;
+        };
+        if (!options.listed.empty()) {
+            for (const std::uint64_t seed : options.listed)
+                if (!run_one(seed)) break;
+        } else {
+            for (std::uint64_t seed = options.first; run_one(seed) && seed != options.last; ++seed) {
+            }
         }
     }
     std::remove(path);
