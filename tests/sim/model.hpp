@@ -188,6 +188,8 @@ public:
     void nothing_to_read(TimePoint now) {
         if (!stopping() || drained_) return;
         drained_ = true;
+        // Still reading a PROXY header as the server stops: no question can have come, and the
+        // connection is dropped without a line (zen's choice; the documents are silent).
         if (phase_ == Phase::header) {
             end(Fate::drop);
             return;
@@ -238,6 +240,9 @@ public:
         settle(now);
     }
 
+    // When a clock jump passes several deadlines at once, the documents do not say which one is
+    // the reason; the model takes zen's order: the drain, then the question timeout, then the
+    // idle or send timeout, then --wait answers now due.
     void tick(TimePoint now) {
         switch (phase_) {
             case Phase::over:
@@ -383,6 +388,8 @@ private:
                     end(Fate::drop);
                     return;
                 }
+                // Also for a LOCAL or UNKNOWN header, whose client is the proxy itself (zen's
+                // choice: docs/deploy.md says only that the address is kept).
                 server_.line("Client " + peer_ + " comes through proxy " + proxy);
                 accepted(peer_);
                 phase_ = Phase::talk;
@@ -408,6 +415,9 @@ private:
     std::size_t pending() const { return out_.size() - sent_; }
     bool full() const { return pending() >= rules_.limits.max_pending; }
     bool wants_input() const { return status_ == Status::open && !eof_ && !full(); }
+    // A question begun and not finished, while there is room to answer it: under backpressure
+    // --question-timeout does not run (zen's choice; the client cannot finish a question the
+    // server does not read).
     bool partial_question() const { return !in_.empty() && !full(); }
     bool done() const { return status_ != Status::open && pending() == 0; }
 
@@ -539,7 +549,8 @@ private:
         if (rules_.idle_timeout.count() == 0) return rules_.send_timeout;
         return std::min(rules_.idle_timeout, rules_.send_timeout);
     }
-    // Silence in both directions for --idle-timeout; answers waiting untaken for --send-timeout,
+    // Silence in both directions for --idle-timeout (also while --wait holds answers: nothing
+    // moves either way); answers waiting untaken for --send-timeout,
     // counted from when they could first be taken (an answer --wait held was not waiting for
     // the client).
     TimePoint quiet_deadline() const {
