@@ -864,7 +864,12 @@ int zen_simulation_main(int argc, char** argv) {
             return 2;
         }
     }
-    char path[] = "/tmp/zen-simulation-log-XXXXXX";
+    // The log every seed writes to, read back after each: in TMPDIR, removed at the end.
+    const char* tmpdir = std::getenv("TMPDIR");
+    std::string log_template = std::string(tmpdir != nullptr && *tmpdir != '\0' ? tmpdir : "/tmp") + "/zen-simulation-log-XXXXXX";
+    std::vector<char> path_buffer(log_template.begin(), log_template.end());
+    path_buffer.push_back('\0');
+    char* path = path_buffer.data();
     const int fd = ::mkstemp(path);
     if (fd < 0) {
         std::perror("zen_simulation: mkstemp");
