@@ -143,8 +143,10 @@ deb: configure packaging-deps
 # uring's system-call count runs the server under strace, where LeakSanitizer cannot work and
 # ASan's runtime makes calls of its own);
 # the counting allocator and the memory per idle connection (the sanitizers own malloc); the
-# packaging tests (files and packages, no code of zen's to check).
-SANITIZE_EXCLUDE := ^Packaging\.|^Trace\.cap$$|FourGibibyte|ClientThatNeverReadsLeavesServerMemoryBounded/prefork|LeaveMemoryFlat|OutOfDescriptors|ShortOfDescriptors|^Startup\.descriptors$$|^Report\.|^Profile\.|^Uring\.NoSystemCall|Allocations\.|IdleMemory\.
+# packaging tests (files and packages, no code of zen's to check); the simulation's mutants
+# (tests/sim/mutants.py compiles and links binaries of its own, without the sanitizers' flags:
+# they check the simulation, not zen, and Simulation.seeds runs under the sanitizers).
+SANITIZE_EXCLUDE := ^Packaging\.|^Trace\.cap$$|FourGibibyte|ClientThatNeverReadsLeavesServerMemoryBounded/prefork|LeaveMemoryFlat|OutOfDescriptors|ShortOfDescriptors|^Startup\.descriptors$$|^Report\.|^Profile\.|^Uring\.NoSystemCall|Allocations\.|IdleMemory\.|^Simulation\.mutant\.
 TSAN_TESTS       := /threaded|/per_client|/reuseport|^Threaded\.|^PerClient\.|^Bench\.
 # TSan cannot follow a process that forks while it has threads and then starts more: prefork.
 TSAN_EXCLUDE     := $(SANITIZE_EXCLUDE)|Prefork
@@ -195,10 +197,13 @@ profile: build peer-deps
 	bench/cpu_profile.py --zen $(BUILD_DIR)/zen --peer redis-server --reconnect 3 --json $(BENCH_OUT)/cpu-redis.json
 
 # Mixed load with random resets against every architecture for SOAK_SECONDS in all; descriptors
-# and memory must come back to their baseline. Not part of `make test`.
+# and memory must come back to their baseline; then the connection core's simulation over
+# SOAK_SEEDS seeds (about 25 s for 200,000; docs/simulation.md). Not part of `make test`.
 SOAK_SECONDS ?= 600
+SOAK_SEEDS ?= 200000
 soak: build peer-deps
 	bench/soak.py --seconds $(SOAK_SECONDS) --zen $(BUILD_DIR)/zen
+	$(BUILD_DIR)/tests/sim/zen_simulation --seeds 1..$(SOAK_SEEDS)
 
 # libFuzzer on the session, the chapter-5 codecs and the PROXY header reader, FUZZ_SECONDS each (clang from Debian).
 FUZZ_DIR     ?= build-fuzz

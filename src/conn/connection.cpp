@@ -285,7 +285,15 @@ void Connection::settle(TimePoint now) {
         }
     }
     const std::size_t pending = session_.pending_output().size();
-    releasable_ = pacer_.holds_answers() ? pacer_.releasable(sent_total_, pending, now) : pending;
+    if (pacer_.holds_answers()) {
+        const bool none_before = releasable_ == 0;
+        releasable_ = pacer_.releasable(sent_total_, pending, now, session_.status() != Session::Status::open);
+        // Held answers released now are output the client could not have taken before: the quiet
+        // clock (--send-timeout, --idle-timeout) starts again here, not at the question.
+        if (none_before && releasable_ > 0) last_activity_ = std::max(last_activity_, now);
+    } else {
+        releasable_ = pending;
+    }
     if (stopping() && peer_eof_) drained_ = true;
 
     if (session_.done()) {
