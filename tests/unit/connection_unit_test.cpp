@@ -154,14 +154,17 @@ TEST_F(ConnectionTest, AnAnswerNeverAcknowledgedIsAnUnacknowledgedTimeout) {
     EXPECT_EQ(counted(Counter::resets), 0u);
 }
 
-// Probes while answers still wait to go are zero-window probes of a peer that stopped taking them.
-TEST_F(ConnectionTest, ProbesWhileAnswersWaitAreAnUnacknowledgedTimeout) {
+// Probes while answers still wait to go are zero-window probes of a peer that takes none of them
+// (alive or not): TCP_USER_TIMEOUT is the send limit, and the end is the send timeout's.
+TEST_F(ConnectionTest, ProbesWhileAnswersWaitAreTheSendTimeout) {
     rules.limits.max_pending = 10;
     auto connection = open();
     connection->received("Simple is better than?Simple is better than?", now);
     ASSERT_FALSE(connection->output().empty());
     connection->failed("[Errno 110] Connection timed out", now + 1s, PeerSilence::probes_unanswered);
-    EXPECT_EQ(counted(Counter::timeout_unacknowledged), 1u);
+    EXPECT_TRUE(logged("Client " + client_name + " error: not reading its answers for 5 s"));
+    EXPECT_EQ(counted(Counter::timeout_send), 1u);
+    EXPECT_EQ(counted(Counter::timeout_unacknowledged), 0u);
     EXPECT_EQ(counted(Counter::timeout_keepalive), 0u);
 }
 
