@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 
 #include <cerrno>
+#include <climits>
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
@@ -66,8 +67,8 @@ bool split_peer(std::string_view peer, std::string& address, std::uint64_t& port
 }  // namespace
 
 // --log-file. The thread that logs never touches the file: it formats the line and appends it
-// to a queue in memory (bounded; a line that does not fit is dropped and counted), and a writer
-// thread of the sink's own writes the queue out, each batch in one write() on an O_APPEND
+// to a queue in memory (bounded; a line that does not fit is dropped), and a writer
+// thread of the sink's own writes the queue out in writes of whole lines on an O_APPEND
 // descriptor, so lines stay whole even with prefork's workers appending to the same file. A full
 // pipe, a slow disk or a reopen that hangs in open() stalls that writer alone: no serving thread,
 // no signal's handling and no stop waits behind file I/O. The reopen runs on the writer too, between
@@ -82,11 +83,10 @@ struct FileLogQueue {
     std::string pending;          // formatted lines not yet handed to write()
     bool writing = false;         // the writer holds a batch taken from `pending`
     bool closing = false;         // the sink is gone: write what is left, then end
-    pid_t writer_pid = 0;         // the process whose writer thread runs (0: none yet)
+    bool writer_running = false;  // in this process: a fork()'s child has none until its first line
     std::uint64_t reopens_asked = 0;
     std::uint64_t reopens_done = 0;
     std::string reopen_error;     // of the last reopen done; empty if it succeeded
-    std::uint64_t dropped = 0;    // lines that found the queue full
     std::uint64_t batches_done = 0;
     std::uint64_t stalled_at = ~std::uint64_t{0};  // batches_done when a flush last gave up
 
@@ -139,12 +139,26 @@ Result<int> open_log_file(const std::string& path, bool only_files) {
     return fd;
 }
 
-void write_all(int fd, std::string_view bytes) {
-    while (!bytes.empty()) {
-        const ssize_t n = ::write(fd, bytes.data(), bytes.size());
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return;  // a full disk loses the lines; the server goes on
-        bytes.remove_prefix(static_cast<std::size_t>(n));
+// In writes of whole lines of at most PIPE_BUF bytes together (a longer line alone): each is
+// atomic on a pipe too, so prefork's workers sharing a FIFO never cut each other's lines.
+void write_lines(int fd, std::string_view lines) {
+    while (!lines.empty()) {
+        std::size_t size = lines.size();
+        if (size > PIPE_BUF) {
+            const std::size_t last_end = lines.rfind('\n', PIPE_BUF - 1);
+            const std::size_t first_end = lines.find('\n');
+            size = last_end != std::string_view::npos ? last_end + 1
+                   : first_end != std::string_view::npos ? first_end + 1
+                                                        : lines.size();
+        }
+        std::string_view chunk = lines.substr(0, size);
+        lines.remove_prefix(size);
+        while (!chunk.empty()) {
+            const ssize_t n = ::write(fd, chunk.data(), chunk.size());
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) return;  // a full disk loses the lines; the server goes on
+            chunk.remove_prefix(static_cast<std::size_t>(n));
+        }
     }
 }
 
@@ -159,7 +173,7 @@ void run_log_writer(const std::shared_ptr<FileLogQueue>& queue) {
             queue->writing = true;
             const int fd = queue->fd;
             lock.unlock();
-            write_all(fd, batch);
+            write_lines(fd, batch);
             lock.lock();
             queue->writing = false;
             ++queue->batches_done;
@@ -179,7 +193,7 @@ void run_log_writer(const std::shared_ptr<FileLogQueue>& queue) {
             }
             queue->reopens_done = asked;
         } else {
-            queue->writer_pid = 0;
+            queue->writer_running = false;
             queue->progress.notify_all();
             return;  // closing, and nothing is left
         }
@@ -190,9 +204,8 @@ void run_log_writer(const std::shared_ptr<FileLogQueue>& queue) {
 // With the queue's lock held: a writer thread for this process, if it has none (the first line,
 // or the first after a fork()).
 void ensure_writer(const std::shared_ptr<FileLogQueue>& queue) {
-    const pid_t self = ::getpid();
-    if (queue->writer_pid == self) return;
-    queue->writer_pid = self;
+    if (queue->writer_running) return;
+    queue->writer_running = true;
     std::thread([queue] { run_log_writer(queue); }).detach();
 }
 
@@ -211,7 +224,7 @@ void register_fork_handlers() {
                 for (FileLogQueue* queue : queues) {
                     queue->pending.clear();  // the parent's lines: its writer writes them
                     queue->writing = false;
-                    queue->writer_pid = 0;
+                    queue->writer_running = false;
                     queue->reopens_done = queue->reopens_asked;
                     // A condition variable the parent's threads waited on is not theirs to
                     // signal here; this process starts with fresh ones.
@@ -275,21 +288,13 @@ public:
         return false;
     }
 
-    std::uint64_t dropped() {
-        const std::lock_guard lock(queue_->mutex);
-        return queue_->dropped;
-    }
-
 protected:
     // Called under base_sink's mutex, which guards the formatter alone: no file I/O here.
     void sink_it_(const spdlog::details::log_msg& message) override {
         spdlog::memory_buf_t line;
         formatter_->format(message, line);
         const std::lock_guard lock(queue_->mutex);
-        if (queue_->pending.size() + line.size() > max_pending_log_bytes) {
-            ++queue_->dropped;
-            return;
-        }
+        if (queue_->pending.size() + line.size() > max_pending_log_bytes) return;  // the file takes nothing
         queue_->pending.append(line.data(), line.size());
         ensure_writer(queue_);
         queue_->wake.notify_one();
@@ -335,8 +340,6 @@ Result<Ok> Log::reopen() {
 }
 
 bool Log::flush_until(TimePoint deadline) { return file_sink_ ? file_sink_->flush_until(deadline) : true; }
-
-std::uint64_t Log::dropped_lines() const { return file_sink_ ? file_sink_->dropped() : 0; }
 
 void Log::server(LogLevel level, std::string_view event, std::string_view message) {
     write(level, event, {}, message);

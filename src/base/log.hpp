@@ -70,8 +70,6 @@ public:
     // not finished a write since the last flush gave up. For a process about to _exit() (the
     // destructor does the same, for at most 500 ms). Without a --log-file, true at once.
     bool flush_until(TimePoint deadline);
-    // --log-file lines dropped because the queue in memory was full (the file took nothing).
-    std::uint64_t dropped_lines() const;
 
 private:
     void write(LogLevel level, std::string_view event, std::string_view peer, std::string_view message,
