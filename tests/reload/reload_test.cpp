@@ -387,6 +387,30 @@ TEST_P(LogPipe, ALogPipeNobodyReadsStallsNoClientNoSignalAndNoStop) {
     ::close(reader);
 }
 
+// --trace's file is written through FILE.tmp, on SIGUSR1 by the signal thread and at the stop
+// by the main thread; a FIFO put there made that open() wait for a reader for ever, so the
+// stop never ended. Now it is refused (one line each time) and neither waits.
+TEST_P(LogPipe, ATraceFileReplacedByAFifoStallsNeitherTheSignalsNorTheStop) {
+    const std::string trace = log_path + ".trace";
+    auto server = start({"--drain-timeout", "1", "--trace", trace});
+    ASSERT_EQ(::mkfifo((trace + ".tmp").c_str(), 0600), 0);
+    for (std::size_t times = 1; times <= 2; ++times) {
+        ASSERT_EQ(::kill(server->process().pid(), SIGUSR1), 0);
+        EXPECT_TRUE(logged([&] { return server->log(); }, "Trace (SIGUSR1): cannot write the trace to " + trace, times))
+            << server->log();
+    }
+    {
+        Connection client = Connection::open("127.0.0.1", server->port());
+        EXPECT_TRUE(answered_within(client, beautiful, "Ugly.", 5s));
+    }
+    const auto stopping = Clock::now();
+    EXPECT_EQ(server->process().stop(SIGTERM, 8s), 0) << server->log();
+    EXPECT_LT(Clock::now() - stopping, 2s);
+    EXPECT_EQ(count(server->log(), "Trace (at exit): cannot write the trace to " + trace), 1u) << server->log();
+    std::remove((trace + ".tmp").c_str());
+    std::remove(trace.c_str());
+}
+
 INSTANTIATE_TEST_SUITE_P(Reload, EveryArchitecture, ::testing::ValuesIn(conformance_variants),
                          [](const ::testing::TestParamInfo<ServerVariant>& info) { return info.param.name; });
 
