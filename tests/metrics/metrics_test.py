@@ -443,18 +443,23 @@ STORM = r"""
 import socket, sys, threading, time
 port, seconds, sources = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3:]
 count = [0]
+stop = threading.Event()
+def watch_stdin():
+    sys.stdin.read()  # the test closes it when its scrapes are done
+    stop.set()
 def slowloris(source):
     # Holds a half-sent request open until the endpoint closes it, then comes straight back.
     end = time.monotonic() + seconds
-    while time.monotonic() < end and count[0] < 200000:
+    while not stop.is_set() and time.monotonic() < end and count[0] < 200000:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1, source_address=(source, 0)) as s:
                 count[0] += 1
                 s.sendall(b"GET /metrics HTTP/1.1\r\nX-Slow: ")
-                while time.monotonic() < end and s.recv(4096):
+                while not stop.is_set() and time.monotonic() < end and s.recv(4096):
                     pass
         except OSError:
             pass
+threading.Thread(target=watch_stdin, daemon=True).start()
 threads = [threading.Thread(target=slowloris, args=(source,)) for source in sources]
 for thread in threads:
     thread.start()
@@ -467,8 +472,8 @@ print(count[0], flush=True)
 def storm_round(zen_binary, sources, what):
     """A dozen slowloris scrapers (their own process: other hosts) while 20 scrapes are made."""
     zen = Zen(zen_binary, "epoll")
-    storm = subprocess.Popen([sys.executable, "-c", STORM, str(zen.metrics_port), "2.5"] + sources,
-                             stdout=subprocess.PIPE, text=True)
+    storm = subprocess.Popen([sys.executable, "-c", STORM, str(zen.metrics_port), "10"] + sources,
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         time.sleep(0.5)  # the storm is on: every slot taken and retaken
         scrapes = 20
@@ -484,7 +489,7 @@ def storm_round(zen_binary, sources, what):
             worst = max(worst, time.monotonic() - started)
             time.sleep(0.05)
         check(storm.poll() is None, f"{what}: the storm lasted through the scrapes")
-        out, _ = storm.communicate(timeout=20)
+        out, _ = storm.communicate(timeout=20)  # closes its stdin: it stops
         connections = int(out.strip() or 0)
         check(connections >= 100, f"{what}: the storm made {connections} slowloris connections")
         check(answered == scrapes, f"{what}: {answered} of {scrapes} scrapes answered")
