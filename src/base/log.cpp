@@ -86,6 +86,7 @@ struct FileLogQueue {
     bool writer_running = false;  // in this process: a fork()'s child has none until its first line
     std::uint64_t reopens_asked = 0;
     std::uint64_t reopens_done = 0;
+    std::size_t reopen_mark = 0;  // with a reopen asked: the bytes of `pending` logged before it
     std::string reopen_error;     // of the last reopen done; empty if it succeeded
     std::uint64_t batches_done = 0;
     std::uint64_t stalled_at = ~std::uint64_t{0};  // batches_done when a flush last gave up
@@ -168,8 +169,14 @@ void run_log_writer(const std::shared_ptr<FileLogQueue>& queue) {
         queue->wake.wait(lock, [&] {
             return !queue->pending.empty() || queue->reopens_asked != queue->reopens_done || queue->closing;
         });
-        if (!queue->pending.empty()) {
-            std::string batch = std::exchange(queue->pending, {});
+        const bool reopen_asked = queue->reopens_asked != queue->reopens_done;
+        // With a reopen asked: first the lines logged before it, to the old file, then the
+        // reopen, however many lines keep coming meanwhile.
+        const std::size_t before = reopen_asked ? std::min(queue->reopen_mark, queue->pending.size()) : queue->pending.size();
+        if (before > 0) {
+            std::string batch = queue->pending.substr(0, before);
+            queue->pending.erase(0, before);
+            if (reopen_asked) queue->reopen_mark = 0;
             queue->writing = true;
             const int fd = queue->fd;
             lock.unlock();
@@ -177,7 +184,7 @@ void run_log_writer(const std::shared_ptr<FileLogQueue>& queue) {
             lock.lock();
             queue->writing = false;
             ++queue->batches_done;
-        } else if (queue->reopens_asked != queue->reopens_done) {
+        } else if (reopen_asked) {
             const std::uint64_t asked = queue->reopens_asked;
             const std::string path = queue->path;
             queue->writing = true;
@@ -226,6 +233,7 @@ void register_fork_handlers() {
                     queue->writing = false;
                     queue->writer_running = false;
                     queue->reopens_done = queue->reopens_asked;
+                    queue->reopen_mark = 0;
                     // A condition variable the parent's threads waited on is not theirs to
                     // signal here; this process starts with fresh ones.
                     new (&queue->wake) std::condition_variable();
@@ -266,6 +274,7 @@ public:
     Result<Ok> reopen() {
         std::unique_lock lock(queue_->mutex);
         ensure_writer(queue_);
+        if (queue_->reopens_asked == queue_->reopens_done) queue_->reopen_mark = queue_->pending.size();
         const std::uint64_t ticket = ++queue_->reopens_asked;
         queue_->wake.notify_all();
         if (!queue_->progress.wait_for(lock, reopen_wait, [&] { return queue_->reopens_done >= ticket; })) {
