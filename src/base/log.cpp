@@ -12,6 +12,7 @@
 
 #include <sys/stat.h>
 
+#include <atomic>
 #include <cerrno>
 #include <climits>
 #include <chrono>
@@ -84,6 +85,7 @@ struct FileLogQueue {
     bool writing = false;         // the writer holds a batch taken from `pending`
     bool closing = false;         // the sink is gone: write what is left, then end
     bool writer_running = false;  // in this process: a fork()'s child has none until its first line
+    std::atomic<bool> writer_started{false};  // the writer thread runs (its start-up is over)
     std::uint64_t reopens_asked = 0;
     std::uint64_t reopens_done = 0;
     std::size_t reopen_mark = 0;  // with a reopen asked: the bytes of `pending` logged before it
@@ -119,25 +121,39 @@ const char* kind_of_file(mode_t mode) {
 // (ENXIO) instead of waiting for one. `only_files`: anything but a regular file or a character
 // device (/dev/null, a terminal) is refused too, as a SIGHUP's reopen does: a FIFO that replaced
 // the log is no rotated log, and a reader that never reads would stall the writer for good.
-Result<int> open_log_file(const std::string& path, bool only_files) {
+// System calls only, no allocation: the writer runs it without the queue's lock, and fork()
+// must not find it inside the allocator (ASan's is not fork-safe). describe() makes the words.
+struct OpenedLog {
+    int fd = -1;
+    int error = 0;         // errno of the open or fstat that failed
+    mode_t refused = 0;    // the file type refused, when `only_files`
+};
+
+OpenedLog open_log_file(const char* path, bool only_files) {
+    const auto acceptable = [&](mode_t mode) { return !only_files || S_ISREG(mode) || S_ISCHR(mode); };
     struct stat named {};
-    if (only_files && ::stat(path.c_str(), &named) == 0 && !S_ISREG(named.st_mode) && !S_ISCHR(named.st_mode)) {
-        return Error{path + " is " + kind_of_file(named.st_mode) + ", not a regular file or a character device"};
-    }
-    const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY | O_NONBLOCK, 0644);
-    if (fd < 0) return Error{path + ": " + std::strerror(errno)};
+    if (::stat(path, &named) == 0 && !acceptable(named.st_mode)) return {-1, 0, named.st_mode};
+    const int fd = ::open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY | O_NONBLOCK, 0644);
+    if (fd < 0) return {-1, errno, 0};
     struct stat status {};
     if (::fstat(fd, &status) != 0) {
         const int error = errno;
         ::close(fd);
-        return Error{path + ": " + std::strerror(error)};
+        return {-1, error, 0};
     }
-    if (only_files && !S_ISREG(status.st_mode) && !S_ISCHR(status.st_mode)) {
+    if (!acceptable(status.st_mode)) {
         ::close(fd);
-        return Error{path + " is " + kind_of_file(status.st_mode) + ", not a regular file or a character device"};
+        return {-1, 0, status.st_mode};
     }
     ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);  // the writer thread may wait; no one else does
-    return fd;
+    return {fd, 0, 0};
+}
+
+std::string describe(const std::string& path, const OpenedLog& opened) {
+    if (opened.refused != 0) {
+        return path + " is " + kind_of_file(opened.refused) + ", not a regular file or a character device";
+    }
+    return path + ": " + std::strerror(opened.error);
 }
 
 // In writes of whole lines of at most PIPE_BUF bytes together (a longer line alone): each is
@@ -189,14 +205,14 @@ void run_log_writer(const std::shared_ptr<FileLogQueue>& queue) {
             const std::string path = queue->path;
             queue->writing = true;
             lock.unlock();
-            auto opened = open_log_file(path, true);
+            const OpenedLog opened = open_log_file(path.c_str(), true);
             lock.lock();
             queue->writing = false;
-            if (opened) {
-                ::close(std::exchange(queue->fd, *opened));
+            if (opened.fd >= 0) {
+                ::close(std::exchange(queue->fd, opened.fd));
                 queue->reopen_error.clear();
             } else {
-                queue->reopen_error = opened.error();
+                queue->reopen_error = describe(path, opened);
             }
             queue->reopens_done = asked;
         } else {
@@ -210,10 +226,19 @@ void run_log_writer(const std::shared_ptr<FileLogQueue>& queue) {
 
 // With the queue's lock held: a writer thread for this process, if it has none (the first line,
 // or the first after a fork()).
+// Returns once the thread runs: a fork() during a thread's start-up can hand the child an
+// allocator lock no one will release (ASan's allocator is not fork-safe), and prefork forks
+// right after its first lines.
 void ensure_writer(const std::shared_ptr<FileLogQueue>& queue) {
     if (queue->writer_running) return;
     queue->writer_running = true;
-    std::thread([queue] { run_log_writer(queue); }).detach();
+    queue->writer_started.store(false);
+    std::thread([queue] {
+        queue->writer_started.store(true);
+        queue->writer_started.notify_one();
+        run_log_writer(queue);
+    }).detach();
+    queue->writer_started.wait(false);
 }
 
 void register_fork_handlers() {
@@ -252,10 +277,10 @@ void register_fork_handlers() {
 class ReopenableFileSink final : public spdlog::sinks::base_sink<std::mutex> {
 public:
     explicit ReopenableFileSink(std::string path) : queue_(std::make_shared<FileLogQueue>()) {
-        auto opened = open_log_file(path, false);
-        if (!opened) throw std::runtime_error(opened.error());
+        const OpenedLog opened = open_log_file(path.c_str(), false);
+        if (opened.fd < 0) throw std::runtime_error(describe(path, opened));
         queue_->path = std::move(path);
-        queue_->fd = *opened;
+        queue_->fd = opened.fd;
         register_fork_handlers();
         const std::lock_guard lock(queues_mutex);
         queues.push_back(queue_.get());
