@@ -1,6 +1,8 @@
 // The server's log on stdout: the book's wording line by line (so its transcripts match), or one
-// JSON object per line with --log-format json. Thread-safe; every line is flushed as written.
-// A --log-file can be reopened at the same path (SIGHUP after logrotate renamed it).
+// JSON object per line with --log-format json. Thread-safe. stdout and syslog lines are written
+// as logged; --log-file lines are queued in memory and written by a thread of the log's own, so no
+// caller ever waits on the file (a full pipe, a slow disk), and the file can be reopened at the
+// same path (SIGHUP after logrotate renamed it) without any caller waiting on that either.
 #pragma once
 
 #include <cstdint>
@@ -10,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "base/clock.hpp"
 #include "base/result.hpp"
 
 namespace spdlog {
@@ -56,9 +59,17 @@ public:
     // Whether there is a --log-file that reopen() would open again.
     bool has_file() const { return file_sink_ != nullptr; }
     // Opens --log-file again by its name and writes there from the next line on; a line is
-    // written whole to the old file or the new one, never both. If the new open fails, the
-    // old file stays in use. Without a --log-file, does nothing.
+    // written whole to the old file or the new one, never both. If the new open fails, or the
+    // name is now neither a regular file nor a character device (a FIFO, a socket), the old file
+    // stays in use. The open runs on the log's writer thread: waited for at most 200 ms, after which
+    // the error says it is still pending (and it completes, or not, in the background). Without
+    // a --log-file, does nothing.
     Result<Ok> reopen();
+    // Waits until every --log-file line logged so far has been handed to write(), or until
+    // `deadline`: false if lines were still queued then, and false at once if the writer has
+    // not finished a write since the last flush gave up. For a process about to _exit() (the
+    // destructor does the same, for at most 500 ms). Without a --log-file, true at once.
+    bool flush_until(TimePoint deadline);
 
 private:
     void write(LogLevel level, std::string_view event, std::string_view peer, std::string_view message,

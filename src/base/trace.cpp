@@ -1,7 +1,9 @@
 #include "base/trace.hpp"
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -307,8 +309,22 @@ void TraceRecorder::write_to(std::FILE* out) const {
 Result<Ok> TraceRecorder::write(const std::string& path) const {
     const std::string target = expand_trace_path(path, static_cast<long>(::getpid()));
     const std::string temporary = target + ".tmp";
-    std::FILE* out = std::fopen(temporary.c_str(), "w");
-    if (out == nullptr) return Error{"cannot write the trace to " + target + ": " + errno_text(errno)};
+    // O_NONBLOCK and a regular file only: a FIFO put at the temporary name would make the open
+    // (or the writes) wait for a reader for ever, on SIGUSR1's thread or in the stop.
+    const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY | O_NONBLOCK, 0644);
+    if (fd < 0) return Error{"cannot write the trace to " + target + ": " + errno_text(errno)};
+    struct stat status {};
+    if (::fstat(fd, &status) != 0 || !S_ISREG(status.st_mode)) {
+        ::close(fd);
+        return Error{"cannot write the trace to " + target + ": " + temporary + " is not a regular file"};
+    }
+    ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    std::FILE* out = ::fdopen(fd, "w");
+    if (out == nullptr) {
+        const int error = errno;
+        ::close(fd);
+        return Error{"cannot write the trace to " + target + ": " + errno_text(error)};
+    }
     write_to(out);
     const bool failed = std::ferror(out) != 0;
     const int error = errno;

@@ -178,25 +178,35 @@ ProxyHeaderReader::Status ProxyHeaderReader::parse_v2() {
         relayed_ = false;
         return Status::header;
     }
-    switch (family) {
-        case 0x00:  // UNSPEC
-            relayed_ = false;
-            return Status::header;
-        case 0x11:  // TCP over IPv4
-            if (length < 12) return fail("v2 length too short for IPv4 addresses");
-            if (!tlvs_fit(std::string_view(block + 12, length - 12))) return fail("v2 TLV runs past the header");
-            relayed_ = true;
-            source_ = ipv4_address(block, big_endian_16(block + 8));
-            return Status::header;
-        case 0x21:  // TCP over IPv6
-            if (length < 36) return fail("v2 length too short for IPv6 addresses");
-            if (!tlvs_fit(std::string_view(block + 36, length - 36))) return fail("v2 TLV runs past the header");
-            relayed_ = true;
-            source_ = ipv6_address(block, big_endian_16(block + 32));
-            return Status::header;
-        default:
-            return fail("v2 family is not TCP over IPv4 or IPv6");
+    // The family byte: the address family in the high nibble, the transport in the low one.
+    const unsigned address_family = family >> 4;
+    const unsigned transport = family & 0x0f;
+    if (address_family > 3 || transport > 2) {
+        return fail("v2 family byte " + std::to_string(family) + " is unassigned (the specification says to refuse it)");
     }
+    // With an UNSPEC family or transport the addresses are to be ignored: skipped by the length.
+    if (address_family == 0 || transport == 0) {
+        relayed_ = false;
+        return Status::header;
+    }
+    static constexpr std::size_t address_lengths[] = {0, 12, 36, 216};  // IPv4, IPv6, UNIX (2 x 108)
+    static constexpr const char* family_names[] = {"", "IPv4", "IPv6", "UNIX"};
+    const std::size_t addresses = address_lengths[address_family];
+    if (length < addresses) {
+        return fail(std::string("v2 length too short for ") + family_names[address_family] + " addresses");
+    }
+    if (!tlvs_fit(std::string_view(block + addresses, length - addresses))) return fail("v2 TLV runs past the header");
+    if (transport != 1 || address_family == 3) {
+        // UDP, UNIX stream or datagram: valid, and not what zen routes by. As the specification's
+        // receiver falls back to UNSPEC for a combination it does not support, the connection
+        // keeps the proxy's own address.
+        relayed_ = false;
+        return Status::header;
+    }
+    relayed_ = true;
+    source_ = address_family == 1 ? ipv4_address(block, big_endian_16(block + 8))
+                                  : ipv6_address(block, big_endian_16(block + 32));
+    return Status::header;
 }
 
 ProxyGate::ProxyGate(const ProxyPolicy& policy, const SocketAddress& peer) : active_(policy.enabled), client_(peer) {

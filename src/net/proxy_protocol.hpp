@@ -2,9 +2,12 @@
 // such as haproxy (`send-proxy`, `send-proxy-v2`) sends before the client's bytes, naming the
 // real client. A sans-I/O reader, fed bytes as they come; strict: v1 is one line of at most 107
 // bytes ending in CRLF, with single spaces, addresses of the named family and ports without
-// leading zeros; v2 has the 12-byte signature, version 2, command LOCAL or PROXY, a TCP
-// family over IPv4 or IPv6 (or UNSPEC), and a length that holds the addresses (TLVs after them
-// are skipped). Nothing is buffered past max_proxy_header bytes.
+// leading zeros; v2 has the 12-byte signature, version 2, command LOCAL or PROXY, an assigned
+// family byte (family 0-3, transport 0-2), and a length that holds that family's addresses (12,
+// 36 or 216 bytes; any for UNSPEC; TLVs after them must fit and are skipped). Only TCP over IPv4
+// or IPv6 names the client; any other valid family (UDP, UNIX, UNSPEC) is accepted and the
+// connection keeps the proxy's own address, as for LOCAL. Nothing is buffered past
+// max_proxy_header bytes.
 #pragma once
 
 #include <chrono>
@@ -32,8 +35,8 @@ public:
     Status feed(std::string_view bytes);
     Status status() const { return status_; }
 
-    // True for PROXY/TCP4/TCP6 headers; false for v2 LOCAL, v2 UNSPEC and v1 UNKNOWN, where the
-    // connection's own addresses stand.
+    // True for PROXY/TCP4/TCP6 headers; false for v2 LOCAL, v2 families other than TCP (UNSPEC,
+    // UDP, UNIX) and v1 UNKNOWN, where the connection's own addresses stand.
     bool relayed() const { return relayed_; }
     const SocketAddress& source() const { return source_; }
     // The bytes that followed the header (or every byte, when there was no header).

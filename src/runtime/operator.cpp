@@ -2,12 +2,16 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <mutex>
+#include <thread>
 
 #include "conn/connection_tracker.hpp"
 #include "net/signals.hpp"
+#include "runtime/stopping.hpp"
 #include "runtime/tracing.hpp"
 
 namespace zen {
@@ -100,6 +104,7 @@ OperatorSignals::OperatorSignals(const ServerContext& context, std::string who)
             int signal_number = 0;
             if (::sigwait(&wanted, &signal_number) != 0 || stopping_.load()) return;
             const std::lock_guard lock(reporter_mutex);
+            if (stopping_.load()) return;  // the destructor looked, found the thread idle, and is joining
             if (signal_number == SIGHUP) {
                 reload(context_, who_);
             } else {
@@ -114,7 +119,25 @@ OperatorSignals::OperatorSignals(const ServerContext& context, std::string who)
 OperatorSignals::~OperatorSignals() {
     stopping_.store(true);
     ::pthread_kill(thread_.native_handle(), SIGUSR1);
+    // The serving is over. A reload or a dump still at work (a trace written to a disk that does
+    // not answer) gets hard_stop_grace to finish; the stop does not wait on it longer, as it
+    // waits on nothing else past the drain: the process ends as a hard stop does.
+    const TimePoint deadline = Clock::now() + hard_stop_grace;
+    bool idle = false;
+    while (!(idle = reporter_mutex.try_lock()) && Clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    if (!idle) {
+        context_.log.server(LogLevel::error, "hard_stop",
+                            who_ + "The SIGHUP/SIGUSR1 thread is still busy with a file after the serving ended: "
+                                   "stopping hard");
+        context_.log.flush_until(Clock::now() + hard_stop_grace);
+        ::_exit(1);
+    }
+    reporter_mutex.unlock();
     thread_.join();
+    // prefork's workers _exit() when their serving ends: their last lines go out first.
+    context_.log.flush_until(Clock::now() + hard_stop_grace);
 }
 
 }  // namespace zen

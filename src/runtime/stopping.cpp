@@ -88,6 +88,7 @@ void HardStopWatchdog::watch() {
     context_.log.server(LogLevel::error, "hard_stop",
                         "Drain time (" + duration_text(context_.options.drain_timeout) +
                             ") is over with conversations still open: stopping hard");
+    context_.log.flush_until(Clock::now() + hard_stop_grace);  // --log-file's lines are written by a thread
     ::_exit(1);
 }
 

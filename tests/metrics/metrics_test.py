@@ -9,6 +9,10 @@ Usage: metrics_test.py ZEN_BINARY PART, where PART is one of
   readiness   /ready turns 503 on SIGTERM (a --wait conversation keeps the drain going) and on
               SIGQUIT in every architecture, while /live stays 200
   hostile     idle, oversized and slowloris scrapers: clients are answered, and scrapes go on
+  strict      malformed request heads (extra words, a bad version, a NUL, HTTP/0.9) are 400 at once,
+              a complete request is answered at once
+  storm       a dozen slowloris scrapers reconnecting as fast as they can: a real scraper's every
+              scrape is still answered within a bound
   haproxy     deploy/haproxy.cfg's checks against two zen servers: no warning, checks counted,
               a question through haproxy answered
   startup     a metrics address that cannot be used: one line on stderr, exit 2, nothing listening
@@ -272,7 +276,7 @@ def part_hostile(zen_binary):
     zen = Zen(zen_binary, "epoll")
     hostile = []
     try:
-        for _ in range(20):  # idle scrapers: 8 are kept for 5 s, the rest closed at once
+        for _ in range(20):  # idle scrapers: they push out each other, cut at 2 s
             hostile.append(socket.create_connection(("127.0.0.1", zen.metrics_port), timeout=10))
         huge = socket.create_connection(("127.0.0.1", zen.metrics_port), timeout=10)
         stop = threading.Event()
@@ -302,7 +306,7 @@ def part_hostile(zen_binary):
             reply = b""
         check(reply == b"" or reply.startswith(b"HTTP/1.1 431") or reply.startswith(b"HTTP/1.1 400"),
               f"a huge request got {reply!r}")
-        # Scrapes go on: at the latest once the idle ones time out (5 s).
+        # Scrapes go on: the idle ones make room for a scraper.
         end = time.monotonic() + 15
         scraped = False
         while time.monotonic() < end and not scraped:
@@ -381,6 +385,129 @@ def part_haproxy(zen_binary):
     check(bare != shipped, "the shipped config has tcp-check lines")
     haproxy_round(zen_binary, bare, "zen_health_checks_total")
     print("haproxy's connect-only checks: counted as health checks, no warning", flush=True)
+
+
+def exchange(port, request, timeout=3):
+    """(first response line, seconds until the response was whole) for raw request bytes."""
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(request)
+        reply = b""
+        try:
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                reply += chunk
+        except OSError as e:
+            reply += f" [{e}]".encode()
+    return reply.split(b"\r\n", 1)[0], time.monotonic() - started
+
+
+def part_strict(zen_binary):
+    zen = Zen(zen_binary, "epoll")
+    try:
+        malformed = [
+            b"GET /ready HTTP/1.1 extra\r\n\r\n",
+            b"GET /ready HTTP/1.\r\n\r\n",
+            b"GET /ready HTTP/1.1junk\r\n\r\n",
+            b"GET /ready HTTP/2.0\r\n\r\n",
+            b"GET  /ready HTTP/1.1\r\n\r\n",
+            b"GET /ready  HTTP/1.1\r\n\r\n",
+            b"GET /re\x00ady HTTP/1.1\r\n\r\n",
+            b"GET /ready HTTP/1.1\r\nHost: a\x00b\r\n\r\n",
+            b"GET /ready HTTP/1.1\r\nHost: a\rb\r\n\r\n",
+            b"GET /ready HTTP/1.1\r\nno colon here\r\n\r\n",
+            b"GET /ready HTTP/1.1\r\nHost : a\r\n\r\n",
+            b"GET /ready HTTP/1.1\r\n folded: a\r\n\r\n",
+            b"G\x01T /ready HTTP/1.1\r\n\r\n",
+            b"GET ready HTTP/1.1\r\n\r\n",
+        ]
+        for request in malformed:
+            line, took = exchange(zen.metrics_port, request)
+            check(line == b"HTTP/1.1 400 Bad Request" and took < 1, f"{request!r}: {line!r} after {took:.2f} s")
+        # No end of the head yet, but already wrong: 400 at once, without waiting for the rest.
+        for request in [b"GET /ready HTTP/1.1 extra", b"GET /metrics\r\n", b"GET /metrics\n", b"GET /\x00"]:
+            line, took = exchange(zen.metrics_port, request)
+            check(line == b"HTTP/1.1 400 Bad Request" and took < 1, f"{request!r} unfinished: {line!r} after {took:.2f} s")
+        for request in [b"GET /ready HTTP/1.1\r\nHost: x\r\nUser-Agent: a\tb\r\n\r\n", b"GET /ready HTTP/1.0\n\n",
+                        b"GET /ready?x=1 HTTP/1.1\r\n\r\n"]:
+            line, took = exchange(zen.metrics_port, request)
+            check(line == b"HTTP/1.1 200 OK" and took < 1, f"{request!r}: {line!r} after {took:.2f} s")
+        print("strict request heads: 400 at once for the malformed, 200 at once for the whole", flush=True)
+    finally:
+        check(zen.stop() == 0, "exit code")
+
+
+STORM = r"""
+import socket, sys, threading, time
+port, seconds, sources = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3:]
+count = [0]
+stop = threading.Event()
+def watch_stdin():
+    sys.stdin.read()  # the test closes it when its scrapes are done
+    stop.set()
+def slowloris(source):
+    # Holds a half-sent request open until the endpoint closes it, then comes straight back.
+    end = time.monotonic() + seconds
+    while not stop.is_set() and time.monotonic() < end and count[0] < 200000:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1, source_address=(source, 0)) as s:
+                count[0] += 1
+                s.sendall(b"GET /metrics HTTP/1.1\r\nX-Slow: ")
+                while not stop.is_set() and time.monotonic() < end and s.recv(4096):
+                    pass
+        except OSError:
+            pass
+threading.Thread(target=watch_stdin, daemon=True).start()
+threads = [threading.Thread(target=slowloris, args=(source,)) for source in sources]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+print(count[0], flush=True)
+"""
+
+
+def storm_round(zen_binary, sources, what):
+    """A dozen slowloris scrapers (their own process: other hosts) while 20 scrapes are made."""
+    zen = Zen(zen_binary, "epoll")
+    storm = subprocess.Popen([sys.executable, "-c", STORM, str(zen.metrics_port), "10"] + sources,
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        time.sleep(0.5)  # the storm is on: every slot taken and retaken
+        scrapes = 20
+        worst = 0.0
+        answered = 0
+        for i in range(scrapes):
+            started = time.monotonic()
+            try:
+                status, body = zen.get("/metrics", timeout=3)
+                answered += status == 200 and "zen_connections_accepted_total" in body
+            except OSError as e:
+                print(f"{what}: scrape {i}: {e}", flush=True)
+            worst = max(worst, time.monotonic() - started)
+            time.sleep(0.05)
+        check(storm.poll() is None, f"{what}: the storm lasted through the scrapes")
+        out, _ = storm.communicate(timeout=20)  # closes its stdin: it stops
+        connections = int(out.strip() or 0)
+        check(connections >= 100, f"{what}: the storm made {connections} slowloris connections")
+        check(answered == scrapes, f"{what}: {answered} of {scrapes} scrapes answered")
+        check(worst < 2, f"{what}: the slowest scrape took {worst:.2f} s")
+        print(f"{what}: {answered}/{scrapes} scrapes answered, slowest {worst * 1000:.0f} ms, "
+              f"{connections} slowloris connections", flush=True)
+    finally:
+        if storm.poll() is None:
+            storm.kill()
+            storm.wait(5)
+        check(zen.stop() == 0, "exit code")
+
+
+def part_storm(zen_binary):
+    # From one other host (the per-address limits keep its connections to its own slots), then
+    # from a dozen (eviction of the longest waiting, and each address's rate).
+    storm_round(zen_binary, ["127.0.0.2"] * 12, "one slowloris host")
+    storm_round(zen_binary, [f"127.0.0.{2 + i}" for i in range(12)], "a dozen slowloris hosts")
 
 
 def part_startup(zen_binary):

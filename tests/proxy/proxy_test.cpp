@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 #include <thread>
 
@@ -70,6 +71,31 @@ TEST_P(Proxied, Version2HeaderAndTheFirstQuestionInOnePacket) {
     EXPECT_EQ(got.data, "Implicit.");
     EXPECT_TRUE(answered_within(proxy, "Simple is better than?", "Complex.", 10s));
     EXPECT_TRUE(server->wait_for_log("Accepted connection from ('127.0.0.8', 40008)")) << server->log();
+}
+
+// haproxy in front of a UNIX socket (`bind unix@...` with send-proxy-v2) sends family 0x31 with
+// the two socket paths; zen routes by IP only: the header is consumed and the connection keeps
+// the proxy's own address, as for UNSPEC (0x00) with a PROXY command. Sent in two writes, split
+// inside the address block.
+TEST_P(Proxied, Version2HeadersOfFamiliesNotRoutedByKeepTheProxysAddress) {
+    auto server = start();
+    std::string unix_block(216, '\0');
+    unix_block.replace(0, 18, "/run/haproxy.sock\0", 18);
+    unix_block.replace(108, 14, "/run/zen.sock\0", 14);
+    const std::string unix_stream = std::string("\r\n\r\n\0\r\nQUIT\n\x21\x31\x00\xd8", 16) + unix_block;
+    const std::string unspec = std::string("\r\n\r\n\0\r\nQUIT\n\x21\x00\x00\x04", 16) + "abcd";
+    for (const std::string& header : {unix_stream, unspec}) {
+        Connection proxy = Connection::open("127.0.0.1", server->port());
+        const std::size_t split = std::min<std::size_t>(100, header.size() / 2);
+        proxy.send(header.substr(0, split));
+        std::this_thread::sleep_for(20ms);
+        proxy.send(header.substr(split) + "Explicit is better than?");
+        EXPECT_EQ(proxy.receive_bytes(std::string("Implicit.").size(), 10s).data, "Implicit.") << server->log();
+        EXPECT_TRUE(answered_within(proxy, "Simple is better than?", "Complex.", 10s));
+        EXPECT_TRUE(server->wait_for_log("Accepted connection from ('127.0.0.1', " + std::to_string(proxy.local_port()) + ")"))
+            << server->log();
+    }
+    EXPECT_EQ(server->log().find("invalid PROXY header"), std::string::npos) << server->log();
 }
 
 TEST_P(Proxied, AccessRulesSeeTheRealClient) {

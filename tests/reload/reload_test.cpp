@@ -3,12 +3,16 @@
 // clients are served, and it re-reads --aphorisms for the next question, keeping the old table
 // when the new file is bad.
 #include <gtest/gtest.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <regex>
 #include <functional>
@@ -300,7 +304,139 @@ TEST_P(EveryArchitecture, HangupNeverStopsTheServer) {
     EXPECT_EQ(server->process().stop(SIGTERM), 0) << server->log();
 }
 
+// The log replaced by a FIFO nobody reads: SIGHUP's reopen is refused at once (one line, in
+// the old file), so SIGUSR1 is still answered there and SIGTERM still stops the server in its
+// drain time. Before the fix the reopen's open() waited for a reader for ever on the signal
+// thread: no counters, and the stop waited on that thread.
+TEST_P(EveryArchitecture, HangupWhenTheLogBecameAFifoKeepsTheOldFileAndTheOtherSignals) {
+    auto server = start({"--drain-timeout", "1"}, log_path);
+    const std::string rotated = log_path + ".1";
+    ASSERT_EQ(std::rename(log_path.c_str(), rotated.c_str()), 0);
+    ASSERT_EQ(::mkfifo(log_path.c_str(), 0600), 0);
+    ASSERT_EQ(::kill(server->process().pid(), SIGHUP), 0);
+    EXPECT_TRUE(logged([&] { return read_file(rotated); },
+                       "Reload on SIGHUP failed: log not reopened (still writing to the old file): " + log_path +
+                           " is a FIFO, not a regular file or a character device",
+                       lines_per_reload()))
+        << read_file(rotated);
+    ASSERT_EQ(::kill(server->process().pid(), SIGUSR1), 0);
+    EXPECT_TRUE(logged([&] { return read_file(rotated); }, "Counters (SIGUSR1): active ", 1)) << read_file(rotated);
+    {
+        Connection client = Connection::open("127.0.0.1", server->port());
+        EXPECT_TRUE(answered_within(client, beautiful, "Ugly.", 5s));
+    }
+    const auto stopping = Clock::now();
+    EXPECT_EQ(server->process().stop(SIGTERM, 5s), 0) << read_file(rotated);
+    EXPECT_LT(Clock::now() - stopping, 2s) << "--drain-timeout 1 with no conversation open";
+    EXPECT_EQ(count(read_file(rotated), "Stopped on SIGTERM"), 1u) << read_file(rotated);
+}
+
+// A --log-file that is a FIFO whose reader never reads (allowed at start-up: it has a reader):
+// once the pipe is full, a write() on it would block. No thread but the log's writer may wait
+// on it: clients are still answered, SIGHUP still re-reads --aphorisms, SIGUSR1 is taken, and
+// SIGTERM still ends the process in its drain time (the lines still queued are given up). The log
+// is the same code in every architecture: one thread serving all (single), a thread per client,
+// processes forked after the log was opened (prefork), an event loop.
+class LogPipe : public EveryArchitecture {};
+
+TEST_P(LogPipe, ALogPipeNobodyReadsStallsNoClientNoSignalAndNoStop) {
+    ASSERT_EQ(::mkfifo(log_path.c_str(), 0600), 0);
+    const int reader = ::open(log_path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    ASSERT_GE(reader, 0);
+    ASSERT_GT(::fcntl(reader, F_SETPIPE_SZ, 4096), 0);  // the smallest pipe: full after a few dozen lines
+    const int pipe_size = ::fcntl(reader, F_GETPIPE_SZ);
+    write_file(table_path, old_table);
+    const std::uint16_t port = free_loopback_port();
+    std::vector<std::string> argv{zen_binary(), "serve", "127.0.0.1", "-p", std::to_string(port), "--drain-timeout",
+                                  "1", "--aphorisms", table_path, "--log-file", log_path};
+    argv.insert(argv.end(), GetParam().args.begin(), GetParam().args.end());
+    if (prefork()) argv.insert(argv.end(), {"--workers", std::to_string(prefork_workers)});
+    auto process = Process::start(argv);
+    std::string seen;  // what the test read of the pipe before it stopped reading
+    EXPECT_TRUE(wait_until([&] {
+        char buffer[4096];
+        for (ssize_t n; (n = ::read(reader, buffer, sizeof buffer)) > 0;) seen.append(buffer, static_cast<std::size_t>(n));
+        return seen.find("Listening at") != std::string::npos;
+    })) << seen << process->output();
+    if (prefork()) {
+        EXPECT_TRUE(wait_until([&] { return process->children().size() == prefork_workers; }));
+    }
+    // Connections until the pipe is full and a thread of zen's waits in write() on it (its
+    // wchan, as the kernel reports it); each is answered whether or not its lines fit.
+    const auto pipe_full = [&] {
+        int queued = 0;
+        if (::ioctl(reader, FIONREAD, &queued) != 0 || queued < pipe_size / 2) return false;
+        std::vector<pid_t> pids = process->children();
+        pids.push_back(process->pid());
+        for (const pid_t pid : pids) {
+            const std::filesystem::path tasks = "/proc/" + std::to_string(pid) + "/task";
+            std::error_code error;
+            for (const auto& task : std::filesystem::directory_iterator(tasks, error)) {
+                if (read_file((task.path() / "wchan").string()).find("pipe_write") != std::string::npos) return true;
+            }
+        }
+        return false;
+    };
+    int failures = 0;
+    for (int i = 0; i < 400 && !(i >= 100 && pipe_full()); ++i) {
+        Connection client = Connection::open("127.0.0.1", port);
+        if (!answered_within(client, beautiful, "Ugly.", 2s)) ++failures;
+        if (failures > 2) break;
+    }
+    EXPECT_EQ(failures, 0) << "a client waited on the log's pipe";
+    EXPECT_TRUE(wait_until(pipe_full, 2s)) << "the pipe never filled: the test proves nothing";
+    replace_file(table_path, new_table);
+    ASSERT_EQ(::kill(process->pid(), SIGHUP), 0);
+    EXPECT_TRUE(wait_until([&] {
+        Connection client = Connection::open("127.0.0.1", port);
+        return answered_within(client, beautiful, "Still ugly.", 300ms);
+    }, 5s)) << "SIGHUP was not handled";
+    ASSERT_EQ(::kill(process->pid(), SIGUSR1), 0);
+    std::this_thread::sleep_for(50ms);
+    const auto stopping = Clock::now();
+    EXPECT_EQ(process->stop(SIGTERM, 8s), 0);
+    EXPECT_LT(Clock::now() - stopping, 3s) << "--drain-timeout 1, and at most 1 s for the log's last lines";
+    ::close(reader);
+}
+
+// --trace's file is written through FILE.tmp, on SIGUSR1 by the signal thread and at the stop
+// by the main thread; a FIFO put there made that open() wait for a reader for ever, so the
+// stop never ended. Now it is refused (one line each time) and neither waits.
+TEST_P(LogPipe, ATraceFileReplacedByAFifoStallsNeitherTheSignalsNorTheStop) {
+    const std::string trace = log_path + ".trace";
+    auto server = start({"--drain-timeout", "1", "--trace", trace});
+    ASSERT_EQ(::mkfifo((trace + ".tmp").c_str(), 0600), 0);
+    for (std::size_t times = 1; times <= 2; ++times) {
+        ASSERT_EQ(::kill(server->process().pid(), SIGUSR1), 0);
+        EXPECT_TRUE(logged([&] { return server->log(); }, "Trace (SIGUSR1): cannot write the trace to " + trace, times))
+            << server->log();
+    }
+    {
+        Connection client = Connection::open("127.0.0.1", server->port());
+        EXPECT_TRUE(answered_within(client, beautiful, "Ugly.", 5s));
+    }
+    const auto stopping = Clock::now();
+    EXPECT_EQ(server->process().stop(SIGTERM, 8s), 0) << server->log();
+    EXPECT_LT(Clock::now() - stopping, 2s);
+    EXPECT_EQ(count(server->log(), "Trace (at exit): cannot write the trace to " + trace), 1u) << server->log();
+    std::remove((trace + ".tmp").c_str());
+    std::remove(trace.c_str());
+}
+
 INSTANTIATE_TEST_SUITE_P(Reload, EveryArchitecture, ::testing::ValuesIn(conformance_variants),
+                         [](const ::testing::TestParamInfo<ServerVariant>& info) { return info.param.name; });
+
+std::vector<ServerVariant> log_pipe_variants() {
+    std::vector<ServerVariant> chosen;
+    for (const ServerVariant& variant : conformance_variants) {
+        for (const std::string_view name : {"single", "threaded", "prefork", "epoll"}) {
+            if (variant.name == name) chosen.push_back(variant);
+        }
+    }
+    return chosen;
+}
+
+INSTANTIATE_TEST_SUITE_P(Reload, LogPipe, ::testing::ValuesIn(log_pipe_variants()),
                          [](const ::testing::TestParamInfo<ServerVariant>& info) { return info.param.name; });
 
 // inetd nowait (systemd-socket-activate --inetd --accept): the one-client process lives through

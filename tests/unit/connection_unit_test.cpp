@@ -53,6 +53,7 @@ protected:
     std::string take(Connection& connection) { return take(connection, now); }
 
     std::string log_text() const {
+        log_->flush_until(std::chrono::steady_clock::now() + std::chrono::seconds(5));  // written by the log's thread
         std::ifstream in(log_path_);
         std::stringstream text;
         text << in.rdbuf();

@@ -3,7 +3,9 @@
 // tests/metrics/metrics_test.py.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
+#include <vector>
 
 #include "metrics/endpoint.hpp"
 #include "metrics/exposition.hpp"
@@ -79,6 +81,58 @@ TEST(ScrapeRequests, AreReadUpToTheEmptyLine) {
     EXPECT_EQ(read("hello\r\n\r\n").status, ScrapeRequest::Status::malformed);
     EXPECT_EQ(read("GET metrics HTTP/1.1\r\n\r\n").status, ScrapeRequest::Status::malformed);
     EXPECT_EQ(read(std::string(65, 'x')).status, ScrapeRequest::Status::too_large);
+}
+
+// The endpoint's strict reading (RequestHeadParser), fed the head whole and split at every byte:
+// the verdict is the same, and a malformed head is malformed as soon as its bad byte is in.
+RequestHeadParser::Verdict verdict_fed_in_pieces(std::string_view head, std::size_t piece) {
+    RequestHeadParser parser;
+    RequestHeadParser::Verdict verdict = RequestHeadParser::Verdict::incomplete;
+    for (std::size_t end = std::min(piece, head.size());; end = std::min(end + piece, head.size())) {
+        verdict = parser.feed(head.substr(0, end));
+        if (end == head.size() || verdict != RequestHeadParser::Verdict::incomplete) return verdict;
+    }
+}
+
+TEST(StrictScrapeRequests, TakeOnlyHttp1RequestLinesAndWellFormedHeaders) {
+    using Verdict = RequestHeadParser::Verdict;
+    const std::vector<std::string_view> complete = {
+        "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", "GET /ready HTTP/1.0\n\n", "GET /metrics?a=b HTTP/1.1\r\n\r\n",
+        "GET / HTTP/1.9\r\nUser-Agent: a\tb\r\nAccept:\r\n\r\n", "HEAD /live HTTP/1.1\r\nX-Y: \xc3\xa9\r\n\r\n"};
+    const std::vector<std::string_view> malformed = {
+        "GET /ready HTTP/1.1 extra\r\n\r\n", "GET /ready HTTP/1.\r\n\r\n", "GET /ready HTTP/1.1junk\r\n\r\n",
+        "GET /ready HTTP/2.0\r\n\r\n", "GET  /ready HTTP/1.1\r\n\r\n", "GET /ready  HTTP/1.1\r\n\r\n",
+        " GET /ready HTTP/1.1\r\n\r\n", "GET /metrics\r\n", "GET /metrics\n", "GET metrics HTTP/1.1\r\n\r\n",
+        std::string_view("GET /re\0ady HTTP/1.1\r\n\r\n", 24), std::string_view("GET /\0", 6),
+        "GET /ready HTTP/1.1\r\nHost: a\rb\r\n\r\n", "GET /ready HTTP/1.1\rX\r\n\r\n",
+        "GET /ready HTTP/1.1\r\nno colon\r\n\r\n", "GET /ready HTTP/1.1\r\nHost : a\r\n\r\n",
+        "GET /ready HTTP/1.1\r\n folded: a\r\n\r\n", "GET /ready HTTP/1.1\r\nA: b\x7f\r\n\r\n",
+        "G\x01T /ready HTTP/1.1\r\n\r\n", "GET /r\xc3\xa9 HTTP/1.1\r\n\r\n", "GET /ready HTTP/1.1\r\n\r\r\n"};
+    for (std::size_t piece = 1; piece <= 64; piece = piece < 4 ? piece + 1 : piece * 4) {
+        for (const std::string_view head : complete) {
+            EXPECT_EQ(verdict_fed_in_pieces(head, piece), Verdict::complete) << head << " in pieces of " << piece;
+        }
+        for (const std::string_view head : malformed) {
+            EXPECT_EQ(verdict_fed_in_pieces(head, piece), Verdict::malformed) << head << " in pieces of " << piece;
+        }
+    }
+    // Unfinished but fine so far: wait for more. Unfinished and already wrong: malformed now.
+    for (const std::string_view head : {"GET", "GET /metrics", "GET /metrics HTTP/1.", "GET /metrics HTTP/1.1\r\nHo"}) {
+        RequestHeadParser parser;
+        EXPECT_EQ(parser.feed(head), Verdict::incomplete) << head;
+    }
+    for (const std::string_view head : {"GET /metrics HTTP/1.1 ", "GET /metrics HTTP/3", "GET\t"}) {
+        RequestHeadParser parser;
+        EXPECT_EQ(parser.feed(head), Verdict::malformed) << head;
+    }
+    const std::string head = "GET /metrics?x=1 HTTP/1.1\r\nHost: x\r\n\r\nleft over";
+    RequestHeadParser parser;
+    ASSERT_EQ(parser.feed(head), Verdict::complete);
+    EXPECT_EQ(parser.consumed(), head.find("left"));
+    const ScrapeRequest request = parser.request(head);
+    EXPECT_EQ(request.status, ScrapeRequest::Status::complete);
+    EXPECT_EQ(request.method, "GET");
+    EXPECT_EQ(request.path, "/metrics");
 }
 
 TEST(ScrapeRequests, GetAnswersByPathAndReadiness) {

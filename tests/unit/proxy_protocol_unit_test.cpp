@@ -3,6 +3,9 @@
 #include <gtest/gtest.h>
 #include <arpa/inet.h>
 
+#include <string>
+#include <vector>
+
 #include "net/proxy_protocol.hpp"
 
 namespace zen {
@@ -169,13 +172,78 @@ TEST(ProxyHeader, Version2IsStrict) {
     const std::string ipv4 = ipv4_block("127.0.0.7", 1, "127.0.0.1", 2);
     EXPECT_EQ(read_whole(v2(0x11, 0x11, ipv4)).status(), Status::invalid);               // version 1
     EXPECT_EQ(read_whole(v2(0x22, 0x11, ipv4)).status(), Status::invalid);               // command 2
-    EXPECT_EQ(read_whole(v2(0x21, 0x12, ipv4)).status(), Status::invalid);               // UDP
-    EXPECT_EQ(read_whole(v2(0x21, 0x31, std::string(216, 'x'))).status(), Status::invalid);  // UNIX
     EXPECT_EQ(read_whole(v2(0x21, 0x11, ipv4.substr(0, 8))).status(), Status::invalid);  // too short
     EXPECT_EQ(read_whole(v2(0x21, 0x21, ipv4)).status(), Status::invalid);               // short for IPv6
     // A length beyond the bound is refused at once, before the bytes are awaited.
     std::string huge("\r\n\r\n\0\r\nQUIT\n\x21\x11\xff\xff", 16);
     EXPECT_EQ(read_whole(huge).status(), Status::invalid);
+}
+
+// The families zen does not route by: the specification's receiver "falls back to the UNSPEC
+// mode for the valid combinations ... that it does not support": the header is consumed, its
+// address block skipped by its length, and the connection keeps the proxy's own address. Each
+// declared family and protocol must still come with at least its addresses' length (spec §2.2):
+// 12 bytes for IPv4, 36 for IPv6, 216 for UNIX; with an UNSPEC family or protocol the addresses
+// are ignored, whatever their length.
+TEST(ProxyHeader, Version2FamiliesNotRoutedByKeepTheProxysAddress) {
+    const std::string tlv("\x04\x00\x02zz", 5);  // a NOOP TLV after the addresses
+    struct Case {
+        const char* what;
+        unsigned char family;
+        std::string block;
+    };
+    const std::vector<Case> cases = {
+        {"UNIX stream", 0x31, std::string(216, 'u')},
+        {"UNIX stream with a TLV", 0x31, std::string(216, 'u') + tlv},
+        {"UNIX datagram", 0x32, std::string(216, '\0')},
+        {"UDP over IPv4", 0x12, ipv4_block("10.0.0.1", 53, "10.0.0.2", 53)},
+        {"UDP over IPv6", 0x22, std::string(36, '\1') + tlv},
+        {"UNSPEC with no addresses", 0x00, ""},
+        {"UNSPEC with some bytes", 0x00, std::string(7, 'x')},
+        {"UNSPEC over a stream", 0x01, ""},
+        {"UNSPEC over datagrams", 0x02, std::string(3, 'x')},
+        {"IPv4 with an UNSPEC protocol", 0x10, ""},
+        {"IPv6 with an UNSPEC protocol", 0x20, std::string(5, 'x')},
+        {"UNIX with an UNSPEC protocol", 0x30, ""},
+    };
+    for (const Case& c : cases) {
+        const std::string header = v2(0x21, c.family, c.block);
+        const std::string bytes = header + "Beautiful is better than?";
+        for (std::size_t split = 0; split <= header.size(); ++split) {
+            ProxyHeaderReader reader;
+            const Status first = reader.feed(std::string_view(bytes).substr(0, split));
+            // Whole at the split: decided then, and what follows is the session's, not the reader's.
+            const bool whole = split == header.size();
+            EXPECT_EQ(first, whole ? Status::header : Status::need_more) << c.what << " split at " << split;
+            if (!whole) {
+                ASSERT_EQ(reader.feed(std::string_view(bytes).substr(split)), Status::header) << c.what << " at " << split;
+            }
+            EXPECT_FALSE(reader.relayed()) << c.what;
+            EXPECT_EQ(reader.remainder(), whole ? "" : "Beautiful is better than?") << c.what << " split at " << split;
+        }
+        EXPECT_EQ(read_bytewise(header).status(), Status::header) << c.what;
+    }
+}
+
+TEST(ProxyHeader, Version2FamiliesNeedTheirAddressesLength) {
+    EXPECT_EQ(read_whole(v2(0x21, 0x31, std::string(215, 'u'))).status(), Status::invalid);
+    EXPECT_EQ(read_whole(v2(0x21, 0x32, std::string(108, 'u'))).status(), Status::invalid);
+    EXPECT_EQ(read_whole(v2(0x21, 0x31, "")).status(), Status::invalid);
+    EXPECT_EQ(read_whole(v2(0x21, 0x12, std::string(11, 'x'))).status(), Status::invalid);
+    EXPECT_EQ(read_whole(v2(0x21, 0x22, std::string(35, 'x'))).status(), Status::invalid);
+    EXPECT_EQ(read_whole(v2(0x21, 0x31, std::string(216, 'u') + "\x04\x00\x09z")).status(), Status::invalid);  // TLV past the end
+    EXPECT_NE(read_whole(v2(0x21, 0x31, std::string(215, 'u'))).error().find("UNIX"), std::string::npos);
+    // LOCAL ignores the family and its length, as the specification says.
+    EXPECT_EQ(read_whole(v2(0x20, 0x31, "")).status(), Status::header);
+}
+
+// A family above 3 or a protocol above 2 is unassigned: "must be rejected as invalid by receivers".
+TEST(ProxyHeader, Version2UnassignedFamiliesAndProtocolsAreRefused) {
+    for (const unsigned char family : {0x03, 0x13, 0x23, 0x33, 0x41, 0x40, 0x4f, 0xf1, 0xff}) {
+        const ProxyHeaderReader reader = read_whole(v2(0x21, family, std::string(216, 'x')));
+        EXPECT_EQ(reader.status(), Status::invalid) << std::hex << static_cast<int>(family);
+        EXPECT_NE(reader.error().find("unassigned"), std::string::npos) << reader.error();
+    }
 }
 
 TEST(ProxyHeader, IncompleteHeadersWait) {
