@@ -187,6 +187,7 @@ private:
     bool stop_server();
     bool finish();
     bool compare_log();
+    bool flush_log();
 
     Client* random_live(bool (Simulation::*eligible)(const Client&) const);
     bool can_write(const Client& c) const {
@@ -663,7 +664,14 @@ bool Simulation::finish() {
     return fail("the connections did not end after the stop");
 }
 
+// --log-file lines are written by the log's own thread: wait until this seed's are in the file.
+bool Simulation::flush_log() {
+    return log_.flush_until(std::chrono::steady_clock::now() + std::chrono::seconds(10)) ||
+           fail("the log's lines were not written within 10 s");
+}
+
 bool Simulation::compare_log() {
+    if (!flush_log()) return false;
     std::ifstream in(log_path_, std::ios::binary);
     in.seekg(log_from_);
     std::vector<std::string> lines;
@@ -719,6 +727,7 @@ bool Simulation::run() {
     if (ok) ok = finish();
     if (!ok) {
         // The log of a failed run is not compared, but its end is where the next seed begins.
+        log_.flush_until(std::chrono::steady_clock::now() + std::chrono::seconds(10));
         std::ifstream in(log_path_, std::ios::binary | std::ios::ate);
         log_to_ = in.tellg();
         return false;
