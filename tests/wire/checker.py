@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """An independent checker of answers on a faulty wire (run inside the client's namespace).
 
-    checker.py HOST PORT --seconds 4 [--batch 5] [--one-batch-per-connection]
+    checker.py HOST PORT --seconds 4 [--batch 5] [--pause 0.02] [--one-batch-per-connection]
 
 One connection after another until the time is up: each asks batches of random questions of the book's table (pipelined), reads the
 answers and compares each with the one its question must get, in order. At the end it
@@ -20,7 +20,7 @@ TABLE = {b"Beautiful is better than?": b"Ugly.", b"Explicit is better than?": b"
          b"Simple is better than?": b"Complex."}
 
 
-def converse(host, port, deadline, batch, one_batch, tally, rng):
+def converse(host, port, deadline, batch, one_batch, pause, tally, rng):
     try:
         connection = socket.create_connection((host, port), timeout=5)
     except OSError:
@@ -52,6 +52,7 @@ def converse(host, port, deadline, batch, one_batch, tally, rng):
                 pending = pending[len(expected):]
             if one_batch or time.monotonic() >= deadline:
                 break
+            time.sleep(pause)
         connection.shutdown(socket.SHUT_WR)
         while True:
             data = connection.recv(4096)
@@ -79,6 +80,7 @@ def main():
     parser.add_argument("port", type=int)
     parser.add_argument("--seconds", type=float, default=3)
     parser.add_argument("--batch", type=int, default=5)
+    parser.add_argument("--pause", type=float, default=0.02, help="seconds between batches (0.02)")
     parser.add_argument("--one-batch-per-connection", action="store_true")
     parser.add_argument("--seed", type=int, default=7)
     options = parser.parse_args()
@@ -88,7 +90,8 @@ def main():
     deadline = time.monotonic() + options.seconds
     while time.monotonic() < deadline:
         tally["conversations"] += 1
-        converse(options.host, options.port, deadline, options.batch, options.one_batch_per_connection, tally, rng)
+        converse(options.host, options.port, deadline, options.batch, options.one_batch_per_connection, options.pause,
+                 tally, rng)
     print(json.dumps(tally))
 
 

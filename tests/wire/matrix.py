@@ -109,6 +109,10 @@ class Partition(Fault):
 
 class Reject(Fault):
     cheap = True
+    # The client's kernel forgets a connection it was told to reset; the server's side of one
+    # that was idle then hears nothing more, and only a keepalive probe (answered by a reset)
+    # ends it: the vanished-peer bound, from the load's end (after the heal).
+    reclaim_bound = VANISH_BOUND_S + VANISH_SLACK_S
 
     def timeline(self):
         def reject(wire):
@@ -126,7 +130,7 @@ class Bandwidth(Fault):
     def bit(self, wire, proxy_stats):
         total = 0
         for namespace, link in ((wire.srv, wire.srv_link), (wire.cli, wire.cli_link)):
-            shown = netns.run("ip", "-n", namespace, "-s", "tc", "qdisc", "show", "dev", link).stdout
+            shown = wire.qdiscs(namespace, link)
             for word, value in zip(shown.split(), shown.split()[1:]):
                 if word == "overlimits":
                     total += int(value)
@@ -142,7 +146,7 @@ class NetemLatency(Fault):
         wire.tc(wire.cli, wire.cli_link, "add", "root", "netem", "delay", "20ms", "10ms")
 
     def bit(self, wire, proxy_stats):
-        return 1 if "netem" in netns.run("ip", "-n", wire.srv, "tc", "qdisc", "show").stdout else 0
+        return 1 if "netem" in wire.qdiscs(wire.srv, wire.srv_link) else 0
 
 
 class ProxyFault(Fault):
@@ -247,12 +251,19 @@ def ask(wire, source, port, timeout=2.0):
     return result.stdout.strip()
 
 
-def run_case(zen, arch, fault):
-    record = {"fault": fault.name, "arch": arch, "path": fault.path, "failures": []}
+def has_keepalive(zen):
+    """Whether this zen has `serve --tcp-keepalive` (item 1 of the issue: vanished peers)."""
+    shown = subprocess.run([zen, "serve", "--help"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return "--tcp-keepalive" in shown.stdout
+
+
+def run_case(zen, arch, fault, keepalive):
+    record = {"fault": fault.name, "arch": arch, "path": fault.path, "keepalive": keepalive, "failures": []}
     failures = record["failures"]
     extra, connections, reconnect, one_batch = load_profile(arch)
     reconnect = fault.reconnect if fault.reconnect and not reconnect else reconnect
-    rate = 150 if arch == "single" else 300
+    # The proxy is Python: a lighter load keeps its own CPU out of the figures.
+    rate = (60 if fault.through_proxy else 150) if arch == "single" else (120 if fault.through_proxy else 300)
     server_args = ["--arch", arch, *extra, "--quiet"]
     if isinstance(fault, Vanish):
         # Slots the bench's connections and the idle holders fill exactly.
@@ -263,6 +274,8 @@ def run_case(zen, arch, fault):
                         "--idle-timeout", "0"]
     else:
         server_args += ["--send-timeout", str(SEND_TIMEOUT_S)]
+        if keepalive:
+            server_args += ["--tcp-keepalive", str(KEEPALIVE_S)]
     with netns.Wire(fault.name) as wire:
         server = wire.serve(zen, *server_args, port=PORT)
         proxy = None
@@ -288,7 +301,7 @@ def run_case(zen, arch, fault):
                     raise RuntimeError("the idle holders did not connect:\n" + netns.read(holders_process.log_path))
                 time.sleep(0.02)
         bench_command = [zen, "bench", wire.srv_ip, "-p", str(port), "-r", str(rate), "-c", str(connections),
-                         "-d", str(fault.bench_seconds), "-w", "0", "--timeout", "2", "--json"]
+                         "-d", str(fault.bench_seconds), "-w", "0", "--timeout", "2", "-P", "4", "--json"]
         if reconnect:
             bench_command += ["--reconnect", str(reconnect)]
         bench = wire.start(wire.cli, bench_command, "bench.json")
@@ -331,7 +344,7 @@ def run_case(zen, arch, fault):
             answer = ask(wire, wire.cli_ip, PORT)
             if answer != "Ugly.":
                 failures.append(f"a new client after the fault got {answer!r}")
-        check_accounting(fault, record, failures)
+        check_accounting(fault, dict((n, k) for n, k, _ in architectures.registry()).get(arch), record, failures)
         if server.poll() is not None:
             failures.append(f"zen serve exited {server.returncode}:\n" + netns.read(server.log_path)[-2000:])
         record["log_excerpt"] = [line for line in netns.read(server.log_path).splitlines() if "vanished" in line][:3]
@@ -392,7 +405,7 @@ def checker_report(checker, failures):
         return None
 
 
-def check_accounting(fault, record, failures):
+def check_accounting(fault, kind, record, failures):
     bench = record.get("bench")
     if bench:
         kinds = bench["errors_by_kind"]
@@ -406,8 +419,17 @@ def check_accounting(fault, record, failures):
             failures.append(f"{lost} questions lost but only {bench['errors']} named errors: {bench}")
         if bench["requests"] == 0:
             failures.append("zen bench got no answer at all")
-        if fault.lossless and (bench["errors"] or bench["unanswered"]):
-            failures.append(f"a fault that only delays lost questions: {bench}")
+        # (questions still unsent when the window closed are the load outrunning a slowed wire:
+        # counted `unanswered` by bench, and no loss)
+        # A fault that only delays loses nothing to a reset, a close or a refused connect; an
+        # event loop serves every connection at once, so there nothing may time out either. A
+        # blocking architecture's client may wait its turn past the timeout (a slow close holds
+        # its worker): counted as `timeout`.
+        if fault.lossless:
+            allowed = ("mismatch",) + (("timeout",) if kind == "blocking" else ())
+            lost_kinds = {k: v for k, v in kinds.items() if v and k not in allowed}
+            if lost_kinds:
+                failures.append(f"a fault that only delays lost questions: {lost_kinds}")
     checker = record.get("checker")
     if checker:
         if checker["wrong"]:
@@ -419,8 +441,11 @@ def check_accounting(fault, record, failures):
         if checker["asked"] != checker["answered"] + checker["wrong"] + named:
             failures.append(f"checker: {checker['asked']} asked, {checker['answered']} answered, "
                             f"{named} lost to named errors: some are unaccounted for")
-        if fault.lossless and sum(checker["errors"].values()):
-            failures.append(f"checker: a fault that only delays lost questions: {checker['errors']}")
+        if fault.lossless:
+            allowed = ("timeout",) if kind == "blocking" else ()
+            lost_kinds = {k: v for k, v in checker["errors"].items() if v and k not in allowed}
+            if lost_kinds:
+                failures.append(f"checker: a fault that only delays lost questions: {lost_kinds}")
         if checker["answered"] == 0:
             failures.append("checker: no answer at all")
 
@@ -500,6 +525,9 @@ def main():
     netem = netns.netem_available()
     print(f"netem: {'present: delay and jitter by netem' if netem else 'absent: delay and jitter by faultproxy.py'}",
           flush=True)
+    keepalive = has_keepalive(options.zen)
+    print(f"keepalive: {'zen serve --tcp-keepalive ' + str(KEEPALIVE_S) if keepalive else 'absent from this zen (before the vanished-peers change): servers run without it'}",
+          flush=True)
     known = faults(netem)
     names = architectures.names()
     if options.all:
@@ -516,7 +544,7 @@ def main():
         for arch in arches:
             started = time.monotonic()
             try:
-                record = run_case(zen, arch, fault)
+                record = run_case(zen, arch, fault, keepalive)
             except RuntimeError as error:
                 record = {"fault": fault.name, "arch": arch, "path": fault.path, "failures": [str(error)]}
             record["seconds"] = round(time.monotonic() - started, 1)

@@ -85,7 +85,7 @@ def netem_available():
     run("ip", "netns", "add", name)
     try:
         run("ip", "-n", name, "link", "set", "lo", "up")
-        return run("ip", "-n", name, "tc", "qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms",
+        return run("ip", "netns", "exec", name, "tc", "qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms",
                    check=False).returncode == 0
     finally:
         run("ip", "netns", "del", name, check=False)
@@ -189,7 +189,11 @@ class Wire:
         return total
 
     def tc(self, namespace, link, *arguments):
-        run("ip", "-n", namespace, "tc", "qdisc", *arguments[:1], "dev", link, *arguments[1:])
+        """tc qdisc VERB dev LINK ARGUMENTS... in the namespace."""
+        run("ip", "netns", "exec", namespace, "tc", "qdisc", *arguments[:1], "dev", link, *arguments[1:])
+
+    def qdiscs(self, namespace, link):
+        return run("ip", "netns", "exec", namespace, "tc", "-s", "qdisc", "show", "dev", link).stdout
 
     # --- processes ---
 
