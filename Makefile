@@ -24,11 +24,12 @@ all: build
 # Real peers the tests and benchmarks start themselves on loopback (DESIGN §6), strace for
 # bench/syscalls.py, linux-perf for bench/cpu_profile.py and the io_uring tracepoint counts, logrotate for the deploy/logrotate snippet's test, prometheus (the server and
 # promtool) for the --metrics tests and the cluster, iproute2's ip for the network namespaces of the
-# reuseport restart test and of deploy/cluster, python3-yaml for the deploy/kubernetes test:
+# reuseport restart test and of deploy/cluster, nftables for the wire tests' loss and partitions
+# (tests/wire/), python3-yaml for the deploy/kubernetes test:
 # `make test`, `make bench` and `make soak` install them; `make run` needs none. That test also
 # needs npm (its validator comes from the npm registry): Debian's npm, unless one is on PATH.
 PEER_PACKAGES := redis-server memcached chromium haproxy openbsd-inetd strace logrotate prometheus iproute2 \
-	python3-yaml linux-perf
+	nftables python3-yaml linux-perf
 # What deploy/cluster/up needs (make cluster).
 CLUSTER_PACKAGES := haproxy prometheus iproute2
 # `make deb`: CPack's DEB generator runs dpkg-shlibdeps (dpkg-dev), which needs file; the
@@ -194,10 +195,21 @@ profile: build peer-deps
 	bench/cpu_profile.py --zen $(BUILD_DIR)/zen --peer redis-server --reconnect 3 --json $(BENCH_OUT)/cpu-redis.json
 
 # Mixed load with random resets against every architecture for SOAK_SECONDS in all; descriptors
-# and memory must come back to their baseline. Not part of `make test`.
+# and memory must come back to their baseline. Then the whole fault matrix on a real wire (every
+# fault x every architecture, about 10 minutes; needs root for its network namespaces, skipped
+# with the reason without) and the cluster's partition: figures in BUILD_DIR/wire/wire-matrix.md
+# (docs/reliability.md). Not part of `make test`, which runs the matrix's short form.
 SOAK_SECONDS ?= 600
+WIRE_OUT ?= $(BUILD_DIR)/wire
 soak: build peer-deps
 	bench/soak.py --seconds $(SOAK_SECONDS) --zen $(BUILD_DIR)/zen
+	@rm -f $(WIRE_OUT)/matrix-*.json
+	@for step in "tests/wire/matrix.py --zen $(BUILD_DIR)/zen --out $(WIRE_OUT) --all" \
+	             "tests/wire/cluster_partition.py $(BUILD_DIR)/zen $(WIRE_OUT)"; do \
+	  echo "$$step"; python3 $$step; status=$$?; \
+	  if [ $$status = 77 ]; then echo "soak: skipped (the reason is above)"; \
+	  elif [ $$status != 0 ]; then exit $$status; fi; \
+	done
 
 # libFuzzer on the session, the chapter-5 codecs and the PROXY header reader, FUZZ_SECONDS each (clang from Debian).
 FUZZ_DIR     ?= build-fuzz

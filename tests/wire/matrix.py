@@ -4,7 +4,7 @@
     matrix.py --zen ZEN --out DIR --fault loss5              one fault, its short set of architectures
     matrix.py --zen ZEN --out DIR --fault loss5 --arch epoll,single
     matrix.py --zen ZEN --out DIR --all                      every fault x every architecture
-    matrix.py --out DIR --report                             DIR/*.json -> DIR/wire-matrix.md
+    matrix.py --out DIR --report                             DIR/matrix-*.json -> DIR/wire-matrix.md
 
 Two hosts in network namespaces of their own (tests/wire/netns.py), the server at 198.18.N.1 and
 the clients at 198.18.N.2. The kernel's own tools make the faults: nftables (random loss with
@@ -20,7 +20,7 @@ when the run ended); every question the checker asked is answered or lost to a n
 fault really bit (the nft rule's counter, tbf's overlimits, the proxy's tally); the faults that
 only delay (latency, slicer, slow close) lose nothing; after the fault heals and the load ends,
 the server's open connections (SIGUSR1's `active`) fall to 0 within the bound, and a new client
-is answered. Its figures go to DIR/FAULT.json and the table to DIR/wire-matrix.md.
+is answered. Its figures go to DIR/matrix-FAULT.json and the table of them all to DIR/wire-matrix.md.
 Exit 0 all passed, 1 a failure (each named), 77 no namespaces here (the reason on one line).
 """
 import argparse
@@ -266,6 +266,9 @@ def run_case(zen, arch, fault, keepalive):
     rate = (60 if fault.through_proxy else 150) if arch == "single" else (120 if fault.through_proxy else 300)
     server_args = ["--arch", arch, *extra, "--quiet"]
     if isinstance(fault, Vanish):
+        if not keepalive:
+            raise RuntimeError("this zen has no `serve --tcp-keepalive`: a vanished peer cannot be reclaimed "
+                               "(the vanished-peers change is not in it)")
         # Slots the bench's connections and the idle holders fill exactly.
         holders = 2 if arch in ("single", "threaded", "prefork") else 4
         if arch not in ("single",):
@@ -458,10 +461,17 @@ def short_arches(fault, names):
     return names if fault.cheap else [name for name in ("epoll", "threaded") if name in names]
 
 
+def write_atomically(path, text):
+    """Tests of other faults write beside this one at the same time: readers see whole files."""
+    temporary = f"{path}.{os.getpid()}.tmp"
+    with open(temporary, "w") as f:
+        f.write(text)
+    os.replace(temporary, path)
+
+
 def write_figures(out, name, records):
     os.makedirs(out, exist_ok=True)
-    with open(os.path.join(out, f"{name}.json"), "w") as f:
-        json.dump(records, f, indent=1)
+    write_atomically(os.path.join(out, f"matrix-{name}.json"), json.dumps(records, indent=1))
     write_report(out)
 
 
@@ -480,7 +490,7 @@ def errors_text(record):
 
 def write_report(out):
     records = []
-    for path in sorted(glob.glob(os.path.join(out, "*.json"))):
+    for path in sorted(glob.glob(os.path.join(out, "matrix-*.json"))):
         with open(path) as f:
             records += json.load(f)
     lines = ["| fault | path | arch | asked | answered | errors by kind (bench) | checker answered / lost "
@@ -498,8 +508,7 @@ def write_report(out):
         lines.append(f"| {r['fault']} | {r['path']} | {r['arch']} | {bench.get('asked', '-')} | "
                      f"{bench.get('requests', '-')} | {errors_text(r)} | {checker_text} | "
                      f"{wrong}, {checker.get('twice', 0)} | {r.get('fault_bit')} | {r.get('reclaim_s')} | {verdict} |")
-    with open(os.path.join(out, "wire-matrix.md"), "w") as f:
-        f.write("\n".join(lines) + "\n")
+    write_atomically(os.path.join(out, "wire-matrix.md"), "\n".join(lines) + "\n")
 
 
 def main():
@@ -509,7 +518,7 @@ def main():
     parser.add_argument("--fault", help="one fault's name")
     parser.add_argument("--arch", help="comma-separated architectures (default: the short set of the fault)")
     parser.add_argument("--all", action="store_true", help="every fault against every architecture")
-    parser.add_argument("--report", action="store_true", help="only write DIR/wire-matrix.md from DIR/*.json")
+    parser.add_argument("--report", action="store_true", help="only write DIR/wire-matrix.md from DIR/matrix-*.json")
     options = parser.parse_args()
     if options.report:
         write_report(options.out)

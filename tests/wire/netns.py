@@ -211,7 +211,10 @@ class Wire:
         deadline = time.monotonic() + 10
         while "Listening at" not in read(server.log_path):
             if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("zen serve did not start:\n" + read(server.log_path))
+                if server.poll() is None:
+                    server.kill()
+                server.wait()
+                raise RuntimeError(f"zen serve did not start (exit {server.returncode}):\n" + read(server.log_path))
             time.sleep(0.02)
         server.port = port
         return server
