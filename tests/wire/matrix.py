@@ -519,7 +519,40 @@ def write_report(out):
         lines.append(f"| {r['fault']} | {r['path']} | {r['arch']} | {bench.get('asked', '-')} | "
                      f"{bench.get('requests', '-')} | {errors_text(r)} | {checker_text} | "
                      f"{wrong}, {checker.get('twice', 0)} | {r.get('fault_bit')} | {r.get('reclaim_s')} | {verdict} |")
+    lines += ["", *compact_table(records)]
     write_atomically(os.path.join(out, "wire-matrix.md"), "\n".join(lines) + "\n")
+
+
+def compact_table(records):
+    """Faults x architectures, a cell each: answered/asked by bench, questions lost (each to a
+    named error), seconds to reclaim; then each fault's errors by kind over every architecture."""
+    arches = [name for name in architectures.names() if any(r["arch"] == name for r in records)]
+    order = list(dict.fromkeys(r["fault"] for r in records))
+    cells = {(r["fault"], r["arch"]): r for r in records}
+    lines = ["| fault (path) | " + " | ".join(arches) + " | errors by kind, all architectures |",
+             "|---|" + "---|" * (len(arches) + 1)]
+    for fault in order:
+        totals = {}
+        row = []
+        for arch in arches:
+            r = cells.get((fault, arch))
+            if r is None:
+                row.append("")
+                continue
+            bench = r.get("bench") or {}
+            for kind, count in (bench.get("errors_by_kind") or {}).items():
+                totals[kind] = totals.get(kind, 0) + count
+            totals["unanswered"] = totals.get("unanswered", 0) + bench.get("unanswered", 0)
+            if not bench:
+                row.append("FAIL" if r["failures"] else "-")
+                continue
+            lost = bench["asked"] - bench["requests"] - bench["unanswered"]
+            reclaim = "-" if r.get("reclaim_s") is None else f"{r['reclaim_s']:g}s"
+            row.append(f"{bench['requests']}/{bench['asked']} · {lost} · {reclaim}" + (" FAIL" if r["failures"] else ""))
+        path = next(r["path"] for r in records if r["fault"] == fault)
+        kinds = ", ".join(f"{k} {v}" for k, v in totals.items() if v) or "none"
+        lines.append(f"| {fault} ({path}) | " + " | ".join(row) + f" | {kinds} |")
+    return lines
 
 
 def main():
