@@ -24,12 +24,12 @@ all: build
 # Real peers the tests and benchmarks start themselves on loopback (DESIGN §6), strace for
 # bench/syscalls.py, linux-perf for bench/cpu_profile.py and the io_uring tracepoint counts, logrotate for the deploy/logrotate snippet's test, prometheus (the server and
 # promtool) for the --metrics tests and the cluster, iproute2's ip for the network namespaces of the
-# reuseport restart test and of deploy/cluster, nftables for the wire tests' loss and partitions
-# (tests/wire/), python3-yaml for the deploy/kubernetes test:
+# reuseport restart test and of deploy/cluster, nftables' nft for the faults on a wire between
+# namespaces (peers that vanish, the fault matrix of tests/wire/), python3-yaml for the deploy/kubernetes test:
 # `make test`, `make bench` and `make soak` install them; `make run` needs none. That test also
 # needs npm (its validator comes from the npm registry): Debian's npm, unless one is on PATH.
-PEER_PACKAGES := redis-server memcached chromium haproxy openbsd-inetd strace logrotate prometheus iproute2 \
-	nftables python3-yaml linux-perf
+PEER_PACKAGES := redis-server memcached chromium haproxy openbsd-inetd strace logrotate prometheus iproute2 nftables \
+	python3-yaml linux-perf
 # What deploy/cluster/up needs (make cluster).
 CLUSTER_PACKAGES := haproxy prometheus iproute2
 # `make deb`: CPack's DEB generator runs dpkg-shlibdeps (dpkg-dev), which needs file; the

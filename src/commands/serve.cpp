@@ -80,7 +80,8 @@ std::string startup_line(const ServeOptions& options, const Architecture& archit
            std::string(architecture.name) + " at " + where +
            ": max-connections " + (options.max_connections > 0 ? std::to_string(options.max_connections) : "unlimited") +
            ", idle-timeout " + seconds(options.idle_timeout) + ", question-timeout " + seconds(options.question_timeout) +
-           ", send-timeout " + seconds(options.send_timeout) + ", max-question " +
+           ", send-timeout " + seconds(options.send_timeout) + ", tcp-keepalive " + seconds(options.tcp_keepalive) +
+           ", max-question " +
            std::to_string(options.limits.max_question) + " bytes, max-pending " +
            std::to_string(options.limits.max_pending) + " bytes, workers " +
            (options.workers > 0 ? std::to_string(options.workers) : "default") + ", drain-timeout " +
@@ -206,7 +207,7 @@ Step open_log_and_metrics(const ServeOptions& options, const StartupReport& repo
 // A socket passed by inetd or systemd: a listener to adopt, or one client to serve.
 Step adopt_socket(const ServeOptions& options, const StartupReport& report, Startup& startup) {
     const Inherited& inherited = startup.inherited;
-    auto adopted = adopt_listener(inherited.fd);
+    auto adopted = adopt_listener(inherited.fd, client_socket_options(options));
     if (adopted) {
         if (options.inetd) {
             report("--inetd expects fd 0 to be a connected client, but it is a listening socket (use --inetd-wait)");
@@ -220,7 +221,7 @@ Step adopt_socket(const ServeOptions& options, const StartupReport& report, Star
         startup.listener = std::move(adopted).value();
         return std::nullopt;
     }
-    auto client = adopt_connection(inherited.fd);
+    auto client = adopt_connection(inherited.fd, client_socket_options(options));
     if (!client) {
         report("the socket passed by " + inherited.from + ": " + adopted.error());
         return 2;
@@ -252,7 +253,8 @@ Step open_sockets(const ServeOptions& options, const StartupReport& report, Star
             report(addresses.error());
             return 2;
         }
-        auto bound = open_listener(options.host, options.port, options.backlog, startup.architecture->reuse_port);
+        auto bound = open_listener(options.host, options.port, options.backlog, startup.architecture->reuse_port,
+                                   client_socket_options(options));
         if (!bound) {
             report(bound.error());
             return 1;

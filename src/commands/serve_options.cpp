@@ -85,7 +85,17 @@ CLI::App* add_serve_command(CLI::App& zen, ServeOptions& options) {
     add_seconds_option(*serve, "--idle-timeout", options.idle_timeout,
                        "close a connection silent this long (0: never)", 0);
     add_seconds_option(*serve, "--send-timeout", options.send_timeout,
-                       "close a connection whose answers wait this long with none taken (0: only --idle-timeout)", 0);
+                       "close a connection whose answers wait this long with none taken, or whose answers sent stay this "
+                       "long unacknowledged (TCP_USER_TIMEOUT) (0: only --idle-timeout)", 0);
+    serve
+        ->add_option_function<int>(
+            "--tcp-keepalive",
+            [&options](int seconds) { options.tcp_keepalive = std::chrono::seconds(seconds); },
+            "probe a connection silent this long and close it when 3 probes, a third of this apart, go "
+            "unanswered: a peer that vanished gives back its slot (0: off; whole seconds)")
+        ->type_name("SECONDS")
+        ->default_str(std::to_string(options.tcp_keepalive.count()))
+        ->transform(number_range(0, 32767));
     add_seconds_option(*serve, "--question-timeout", options.question_timeout,
                        "close a connection whose started question is not finished this long (0: never)", 0);
     serve->add_option("--workers", options.workers,

@@ -11,13 +11,6 @@ void warn(const ConnectionContext& context, const std::string& peer, std::string
                            [&] { return "Client " + peer + " error: " + std::string(what); });
 }
 
-// The limit a quiet connection broke: --send-timeout if it is the shorter one.
-std::chrono::milliseconds send_limit(const ConnectionRules& rules) {
-    if (rules.send_timeout.count() == 0) return rules.idle_timeout;
-    if (rules.idle_timeout.count() == 0) return rules.send_timeout;
-    return std::min(rules.idle_timeout, rules.send_timeout);
-}
-
 }  // namespace
 
 void log_accepted(const ConnectionContext& context, const std::string& peer) {
@@ -92,6 +85,12 @@ std::string timeout_text(const ConnectionRules& rules, Timeout timeout) {
             return "not reading its answers for " + duration_text(send_limit(rules));
         case Timeout::drain:
             return "not reading its answers; closed as the server stops";
+        case Timeout::keepalive:
+            return "vanished: no reply to keepalive probes (--tcp-keepalive " + duration_text(rules.tcp_keepalive) + ")";
+        case Timeout::unacknowledged:
+            return "vanished: an answer unacknowledged for " +
+                   (send_limit(rules).count() > 0 ? duration_text(send_limit(rules)) + " (--send-timeout)"
+                                                  : std::string("the kernel's retransmissions"));
     }
     return {};
 }
@@ -115,6 +114,12 @@ void log_timeout(const ConnectionContext& context, const std::string& peer, Time
             break;
         case Timeout::drain:
             context.tracker.count(Counter::timeout_drain);
+            break;
+        case Timeout::keepalive:
+            context.tracker.count(Counter::timeout_keepalive);
+            break;
+        case Timeout::unacknowledged:
+            context.tracker.count(Counter::timeout_unacknowledged);
             break;
     }
     warn(context, peer, timeout_text(rules, timeout));

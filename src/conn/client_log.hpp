@@ -41,6 +41,9 @@ enum class Timeout {
     idle,            // --idle-timeout: silence
     send,            // --send-timeout: answers waiting, none taken
     drain,           // the server stopped and the drain time ran out with answers still waiting
+    // The kernel's, not zen's (ETIMEDOUT on the socket; docs/lifecycle.md, "Vanished peers"):
+    keepalive,       // --tcp-keepalive: probes of a silent peer went unanswered
+    unacknowledged,  // TCP_USER_TIMEOUT (--send-timeout): an answer sent was never acknowledged
 };
 void log_timeout(const ConnectionContext& context, const std::string& peer, Timeout timeout);
 // The log's words for a timeout ("idle for 300 s"), also a traced connection's close reason.

@@ -184,7 +184,7 @@ void Connection::sent(std::size_t n, TimePoint now) {
     settle(now);
 }
 
-void Connection::failed(std::string_view error, TimePoint now) {
+void Connection::failed(std::string_view error, TimePoint now, PeerSilence silence) {
     const Recompute recompute(*this);
     last_seen_ = now;
     if (phase_ == Phase::over) return;
@@ -192,6 +192,13 @@ void Connection::failed(std::string_view error, TimePoint now) {
         // The driver may have cut the socket to enforce a deadline: the deadline is the reason.
         tick(now);
         if (phase_ == Phase::over) return;
+    }
+    if (silence != PeerSilence::none && (phase_ == Phase::header || phase_ == Phase::conversing)) {
+        // Probes answered by no one, with answers still waiting to go, are the zero-window
+        // probes of a peer that stopped taking them: unacknowledged too.
+        const bool unacknowledged = silence == PeerSilence::data_unacknowledged || answers_waiting();
+        timed_out(unacknowledged ? Timeout::unacknowledged : Timeout::keepalive);
+        return;
     }
     if (phase_ == Phase::header || phase_ == Phase::conversing) {
         const bool sent_anything = phase_ == Phase::header ? received_total_ > 0 : conversed_ > 0;

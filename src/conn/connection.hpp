@@ -29,6 +29,7 @@
 #include "conn/intake.hpp"
 #include "conn/rules.hpp"
 #include "net/address.hpp"
+#include "net/io.hpp"
 #include "proto/session.hpp"
 
 namespace zen {
@@ -60,8 +61,9 @@ public:
     // n bytes of output() left for the client.
     void sent(std::size_t n, TimePoint now);
     // A read or a send failed (a reset, a broken pipe, ...): the error text is logged unless a
-    // deadline had already passed, which is then the reason.
-    void failed(std::string_view error, TimePoint now);
+    // deadline had already passed, which is then the reason. `silence`: the kernel gave up on a
+    // peer that went silent (peer_silence()), a timeout of its own kind, not an error.
+    void failed(std::string_view error, TimePoint now, PeerSilence silence = PeerSilence::none);
     // The server is stopping: answer what has arrived, send it, close by drain_deadline.
     void stop(TimePoint now, TimePoint drain_deadline);
     // Acts on every deadline that has passed: a timeout, a --wait answer now due, the linger's end.
@@ -164,5 +166,10 @@ private:
     TimePoint stop_deadline_ = never;
     TimePoint deadline_ = never;
 };
+
+// For a driver: a read or send on the connection's socket `fd` failed with errno `error`.
+inline void report_socket_error(Connection& connection, int fd, int error, TimePoint now) {
+    connection.failed(errno_text(error), now, peer_silence(fd, error));
+}
 
 }  // namespace zen

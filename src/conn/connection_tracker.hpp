@@ -33,17 +33,20 @@ enum class Counter : std::size_t {
     timeout_send,                // --send-timeout: answers waiting, none taken
     timeout_proxy_header,        // a trusted proxy sent no whole PROXY header in time
     timeout_drain,               // the server stopped and the drain time ran out
+    timeout_keepalive,           // --tcp-keepalive: the kernel's probes of a silent peer went unanswered
+    timeout_unacknowledged,      // TCP_USER_TIMEOUT: an answer sent was never acknowledged
     error_question_too_long,     // --max-question exceeded
     error_invalid_proxy_header,  // a trusted proxy's header that is no PROXY header
 };
-inline constexpr std::size_t counter_kinds = 16;
+inline constexpr std::size_t counter_kinds = 18;
 inline constexpr std::array<std::string_view, counter_kinds> counter_names = {
     "accepted",         "answered",         "refused_busy",         "refused_denied",
     "refused_proxy",    "resets",           "health_checks",        "bytes_received",
     "bytes_sent",       "timeout_idle",     "timeout_question",     "timeout_send",
-    "timeout_proxy_header", "timeout_drain", "error_question_too_long", "error_invalid_proxy_header"};
+    "timeout_proxy_header", "timeout_drain", "timeout_keepalive", "timeout_unacknowledged",
+    "error_question_too_long", "error_invalid_proxy_header"};
 inline constexpr Counter first_timeout = Counter::timeout_idle;
-inline constexpr Counter last_timeout = Counter::timeout_drain;
+inline constexpr Counter last_timeout = Counter::timeout_unacknowledged;
 inline constexpr Counter first_error = Counter::error_question_too_long;
 inline constexpr Counter last_error = Counter::error_invalid_proxy_header;
 

@@ -49,7 +49,7 @@ void Transport::on_event(std::uint32_t events) {
             read_once();
         } else if (events & (EPOLLHUP | EPOLLERR)) {
             flush();  // a send will report the error
-            if (!closed_ && write_buffer_size() == 0 && (events & EPOLLERR)) finish("connection error");
+            if (!closed_ && write_buffer_size() == 0 && (events & EPOLLERR)) fail(pending_socket_error(fd_.get()));
         }
     }
     if (!closed_ && (events & EPOLLOUT)) flush();
@@ -72,7 +72,7 @@ bool Transport::read_once() {
         update_watch();
         protocol_->eof_received();
     } else if (got.status == IoStatus::error) {
-        finish(errno_text(got.error));
+        fail(got.error);
     }
     return false;
 }
@@ -91,7 +91,7 @@ void Transport::write(std::string_view data) {
         // Write first: most answers leave at once and never touch the queue.
         const IoResult sent = send_some(fd_.get(), data);
         if (sent.status == IoStatus::error) {
-            finish(errno_text(sent.error));
+            fail(sent.error);
             return;
         }
         if (sent.status == IoStatus::ok) data.remove_prefix(sent.bytes);
@@ -122,7 +122,7 @@ void Transport::flush() {
     while (!closed_ && write_buffer_size() > 0) {
         const IoResult sent = send_some(fd_.get(), std::string_view(queued_).substr(queued_sent_));
         if (sent.status == IoStatus::error) {
-            finish(errno_text(sent.error));
+            fail(sent.error);
             return;
         }
         if (sent.status == IoStatus::would_block) break;
@@ -168,6 +168,11 @@ void Transport::close() {
 }
 
 void Transport::abort(std::string_view error) { finish(error); }
+
+void Transport::fail(int error) {
+    silence_ = peer_silence(fd_.get(), error);
+    finish(error != 0 ? errno_text(error) : std::string("connection error"));
+}
 
 void Transport::pause_reading() {
     if (!reading_) return;

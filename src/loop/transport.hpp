@@ -69,6 +69,8 @@ public:
     int fd() const { return fd_.get(); }
     Protocol& protocol() { return *protocol_; }
     bool eof_received() const { return eof_seen_; }
+    // For the error connection_lost() was given: which of the kernel's timers gave up on the peer.
+    PeerSilence silence() const { return silence_; }
     EventLoop& loop() { return loop_; }
 
 private:
@@ -79,6 +81,7 @@ private:
     void check_high_water();
     void update_watch();
     void finish(std::string_view error);
+    void fail(int error);  // a read or send failed with errno `error` (0: the socket said nothing)
 
     EventLoop& loop_;
     Fd fd_;
@@ -99,6 +102,7 @@ private:
     bool watching_out_ = false;
     std::uint32_t watched_ = EPOLLIN;  // the events the loop watches for this fd (start())
     bool corked_ = false;  // inside data_received(): writes are queued, sent once it returns
+    PeerSilence silence_ = PeerSilence::none;
 };
 
 }  // namespace zen::loop

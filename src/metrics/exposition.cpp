@@ -84,7 +84,9 @@ void connection_families(Exposition& out, const ConnectionTracker& tracker) {
               {"question", Counter::timeout_question},
               {"send", Counter::timeout_send},
               {"proxy_header", Counter::timeout_proxy_header},
-              {"drain", Counter::timeout_drain}});
+              {"drain", Counter::timeout_drain},
+              {"keepalive", Counter::timeout_keepalive},
+              {"unacknowledged", Counter::timeout_unacknowledged}});
     counter("zen_resets_total", "Conversations ended by an I/O error (reset, broken pipe).", Counter::resets);
     counter("zen_health_checks_total", "Connections closed or reset having sent nothing (a load balancer's check).",
             Counter::health_checks);

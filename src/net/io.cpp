@@ -7,8 +7,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <limits>
 
 namespace zen {
 
@@ -88,6 +90,63 @@ void set_blocking(int fd) {
 void set_no_delay(int fd) {
     const int on = 1;
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+}
+
+namespace {
+
+int int_option(int fd, int level, int name) {
+    int value = 0;
+    socklen_t length = sizeof value;
+    if (::getsockopt(fd, level, name, &value, &length) != 0) return -1;
+    return value;
+}
+
+void set_int_option(int fd, int level, int name, int value) { ::setsockopt(fd, level, name, &value, sizeof value); }
+
+int user_timeout_ms(const ClientSocketOptions& options) {
+    constexpr long long most = std::numeric_limits<int>::max();  // about 24 days
+    return static_cast<int>(std::min<long long>(options.user_timeout.count(), most));
+}
+
+}  // namespace
+
+std::chrono::seconds keepalive_interval(std::chrono::seconds keepalive) {
+    return std::max(std::chrono::seconds(1), keepalive / 3);
+}
+
+void set_client_options(int fd, const ClientSocketOptions& options) {
+    set_no_delay(fd);
+    const bool keepalive = options.keepalive.count() > 0;
+    set_int_option(fd, SOL_SOCKET, SO_KEEPALIVE, keepalive ? 1 : 0);
+    if (keepalive) {
+        set_int_option(fd, IPPROTO_TCP, TCP_KEEPIDLE, static_cast<int>(options.keepalive.count()));
+        set_int_option(fd, IPPROTO_TCP, TCP_KEEPINTVL, static_cast<int>(keepalive_interval(options.keepalive).count()));
+        set_int_option(fd, IPPROTO_TCP, TCP_KEEPCNT, keepalive_probes);
+    }
+    set_int_option(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, user_timeout_ms(options));
+}
+
+bool has_client_options(int fd, const ClientSocketOptions& options) {
+    if (int_option(fd, IPPROTO_TCP, TCP_NODELAY) <= 0) return false;
+    if (int_option(fd, IPPROTO_TCP, TCP_USER_TIMEOUT) != user_timeout_ms(options)) return false;
+    const bool keepalive = options.keepalive.count() > 0;
+    if ((int_option(fd, SOL_SOCKET, SO_KEEPALIVE) > 0) != keepalive) return false;
+    if (!keepalive) return true;
+    return int_option(fd, IPPROTO_TCP, TCP_KEEPIDLE) == options.keepalive.count() &&
+           int_option(fd, IPPROTO_TCP, TCP_KEEPINTVL) == keepalive_interval(options.keepalive).count() &&
+           int_option(fd, IPPROTO_TCP, TCP_KEEPCNT) == keepalive_probes;
+}
+
+int pending_socket_error(int fd) { return std::max(0, int_option(fd, SOL_SOCKET, SO_ERROR)); }
+
+PeerSilence peer_silence(int fd, int error) {
+    if (error != ETIMEDOUT) return PeerSilence::none;
+    tcp_info info{};
+    socklen_t length = sizeof info;
+    if (::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &length) != 0) return PeerSilence::none;
+    if (info.tcpi_retransmits > 0) return PeerSilence::data_unacknowledged;
+    if (info.tcpi_probes > 0) return PeerSilence::probes_unanswered;
+    return PeerSilence::none;
 }
 
 }  // namespace zen

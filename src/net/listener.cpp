@@ -14,7 +14,7 @@ namespace zen {
 
 namespace {
 
-Result<Fd> bind_one(const SocketAddress& address, int backlog, bool reuse_port) {
+Result<Fd> bind_one(const SocketAddress& address, int backlog, bool reuse_port, const ClientSocketOptions& client) {
     Fd fd(::socket(address.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
     if (!fd.valid()) return Error{errno_text(errno)};
     const int on = 1;
@@ -27,20 +27,22 @@ Result<Fd> bind_one(const SocketAddress& address, int backlog, bool reuse_port) 
         ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off);
     }
     if (::bind(fd.get(), address.get(), address.length) != 0) return Error{errno_text(errno)};
+    // Before listen(): inherited by every accepted socket, the first one too; no setsockopt per client.
+    set_client_options(fd.get(), client);
     if (::listen(fd.get(), backlog) != 0) return Error{errno_text(errno)};
-    set_no_delay(fd.get());  // inherited by every accepted socket: no setsockopt per client
     return fd;
 }
 
 }  // namespace
 
-Result<Listener> open_listener(std::string_view host, std::uint16_t port, int backlog, bool reuse_port) {
+Result<Listener> open_listener(std::string_view host, std::uint16_t port, int backlog, bool reuse_port,
+                               const ClientSocketOptions& client_options) {
     auto addresses = resolve(host, port, true);
     if (!addresses) return Error{addresses.error()};
 
     std::string failures;
     for (const SocketAddress& address : *addresses) {
-        auto fd = bind_one(address, backlog, reuse_port);
+        auto fd = bind_one(address, backlog, reuse_port, client_options);
         if (fd) {
             SocketAddress bound;
             bound.length = sizeof bound.storage;
@@ -50,6 +52,7 @@ Result<Listener> open_listener(std::string_view host, std::uint16_t port, int ba
             listener.port = address_port(bound);
             listener.display = format_address(host, listener.port);
             listener.fd = std::move(fd).value();
+            listener.client_options = client_options;
             return listener;
         }
         // The wildcard pair fails twice for one reason (e.g. port in use): say it once.
@@ -61,13 +64,14 @@ Result<Listener> open_listener(std::string_view host, std::uint16_t port, int ba
 }
 
 Result<Listener> open_sibling_listener(const Listener& first, int backlog) {
-    auto fd = bind_one(first.bound, backlog, true);
+    auto fd = bind_one(first.bound, backlog, true, first.client_options);
     if (!fd) return Error{"cannot listen on " + first.display + " again: " + fd.error()};
     Listener sibling;
     sibling.fd = std::move(fd).value();
     sibling.display = first.display;
     sibling.port = first.port;
     sibling.bound = first.bound;
+    sibling.client_options = first.client_options;
     return sibling;
 }
 
@@ -89,21 +93,19 @@ Result<bool> stream_socket_listening(int fd) {
 
 }  // namespace
 
-Result<Listener> adopt_listener(int fd) {
+Result<Listener> adopt_listener(int fd, const ClientSocketOptions& client_options) {
     auto listening = stream_socket_listening(fd);
     if (!listening) return Error{listening.error()};
     if (!*listening) return Error{"fd " + std::to_string(fd) + " is a connected socket, not a listening one"};
     set_nonblocking(fd);
     ::fcntl(fd, F_SETFD, FD_CLOEXEC);
     Listener listener;
-    // A listener handed over by zen (SIGUSR2) or by systemd with NoDelay=true has it already;
-    // otherwise it is set now, for the clients to come, and the ones already queued get it one
-    // by one.
-    int no_delay = 0;
-    socklen_t length = sizeof no_delay;
-    ::getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &no_delay, &length);
-    listener.clients_inherit_no_delay = no_delay != 0;
-    if (no_delay == 0) set_no_delay(fd);
+    // A listener handed over by a zen with the same options (SIGUSR2), or by systemd with
+    // NoDelay=true and matching KeepAlive settings, has them already; otherwise they are set now,
+    // for the clients to come, and the ones already queued get them one by one.
+    listener.client_options = client_options;
+    listener.clients_inherit_options = has_client_options(fd, client_options);
+    if (!listener.clients_inherit_options) set_client_options(fd, client_options);
     listener.fd.reset(fd);
     listener.bound.length = sizeof listener.bound.storage;
     ::getsockname(fd, listener.bound.get(), &listener.bound.length);
@@ -112,12 +114,12 @@ Result<Listener> adopt_listener(int fd) {
     return listener;
 }
 
-Result<AcceptedClient> adopt_connection(int fd) {
+Result<AcceptedClient> adopt_connection(int fd, const ClientSocketOptions& client_options) {
     auto listening = stream_socket_listening(fd);
     if (!listening) return Error{listening.error()};
     if (*listening) return Error{"fd " + std::to_string(fd) + " is a listening socket, not a connection"};
     set_nonblocking(fd);
-    set_no_delay(fd);
+    set_client_options(fd, client_options);
     AcceptedClient client;
     client.fd.reset(fd);
     client.peer.length = sizeof client.peer.storage;
@@ -125,7 +127,7 @@ Result<AcceptedClient> adopt_connection(int fd) {
     return client;
 }
 
-AcceptOutcome accept_client(int listener_fd, bool blocking, bool set_no_delay_here) {
+AcceptOutcome accept_client(int listener_fd, bool blocking, const ClientSocketOptions* set_here) {
     AcceptOutcome outcome{AcceptStatus::accepted, {}};
     for (;;) {
         outcome.client.peer.length = sizeof outcome.client.peer.storage;
@@ -133,7 +135,7 @@ AcceptOutcome accept_client(int listener_fd, bool blocking, bool set_no_delay_he
                                  (blocking ? 0 : SOCK_NONBLOCK) | SOCK_CLOEXEC);
         if (fd >= 0) {
             outcome.client.fd.reset(fd);
-            if (set_no_delay_here) set_no_delay(fd);  // else it came from the listener
+            if (set_here != nullptr) set_client_options(fd, *set_here);  // else they came from the listener
             return outcome;
         }
         outcome.error = errno;

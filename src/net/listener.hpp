@@ -9,36 +9,42 @@
 #include "base/result.hpp"
 #include "net/address.hpp"
 #include "net/fd.hpp"
+#include "net/io.hpp"
 
 namespace zen {
 
 struct Listener {
-    Fd fd;  // non-blocking, close-on-exec, TCP_NODELAY
+    Fd fd;  // non-blocking, close-on-exec, with client_options
     std::string display;  // for "Listening at ...": the host as given, the port actually bound
     std::uint16_t port = 0;
     SocketAddress bound;
-    // Linux copies TCP_NODELAY from the listener to each connection as the handshake completes,
-    // so zen sets it once, on the listener. False for a listener passed without it (systemd
-    // without NoDelay=true, inetd): the clients already queued when zen set it lack it, so each
-    // accepted client gets it set apart, as accept_client(const Listener&) does.
-    bool clients_inherit_no_delay = true;
+    // What each accepted connection gets: TCP_NODELAY, keepalive, TCP_USER_TIMEOUT.
+    ClientSocketOptions client_options;
+    // Linux copies these options from the listener to each connection as the handshake
+    // completes, so zen sets them once, on the listener, before listen(). False for a listener
+    // passed without them (systemd without NoDelay=true or with other keepalive settings, inetd,
+    // a hand-over from a zen with other options): the clients already queued when zen set them
+    // lack them, so each accepted client gets them set apart, as accept_client(const Listener&)
+    // does.
+    bool clients_inherit_options = true;
 };
 
 // Binds and listens (SO_REUSEADDR; an IPv6 wildcard also takes IPv4 clients). Tries each
 // address HOST resolves to and keeps the first that binds. With reuse_port, SO_REUSEPORT too,
 // so that siblings can bind the same address (see open_sibling_listener).
-Result<Listener> open_listener(std::string_view host, std::uint16_t port, int backlog, bool reuse_port = false);
+Result<Listener> open_listener(std::string_view host, std::uint16_t port, int backlog, bool reuse_port = false,
+                               const ClientSocketOptions& client_options = {});
 
 // Another SO_REUSEPORT listener on the address `first` (opened with reuse_port) is bound to;
 // the kernel spreads new connections across all of them.
 Result<Listener> open_sibling_listener(const Listener& first, int backlog);
 
 // A listening socket someone else bound (inetd's wait mode, systemd's Accept=no): it must be a
-// listening stream socket. It is made non-blocking and close-on-exec.
-Result<Listener> adopt_listener(int fd);
+// listening stream socket. It is made non-blocking and close-on-exec, and given client_options.
+Result<Listener> adopt_listener(int fd, const ClientSocketOptions& client_options = {});
 
 struct AcceptedClient {
-    Fd fd;  // close-on-exec, TCP_NODELAY; non-blocking unless accepted for a blocking architecture
+    Fd fd;  // close-on-exec, the listener's client options; non-blocking unless accepted for a blocking architecture
     SocketAddress peer;
 };
 
@@ -57,14 +63,19 @@ struct AcceptOutcome {
 };
 
 // The accepted socket is non-blocking unless `blocking` (the blocking architectures block in
-// recv() and send() on it). TCP_NODELAY comes from the listener, or is set here when
-// `set_no_delay` (a listener whose clients do not inherit it).
-AcceptOutcome accept_client(int listener_fd, bool blocking = false, bool set_no_delay = false);
+// recv() and send() on it). Its options come from the listener, or are set here from `set_here`
+// (a listener whose clients do not inherit them).
+AcceptOutcome accept_client(int listener_fd, bool blocking = false, const ClientSocketOptions* set_here = nullptr);
+// The options a client accepted from `listener` must be given one by one; null: none, it inherits them.
+inline const ClientSocketOptions* options_to_set(const Listener& listener) {
+    return listener.clients_inherit_options ? nullptr : &listener.client_options;
+}
 inline AcceptOutcome accept_client(const Listener& listener, bool blocking = false) {
-    return accept_client(listener.fd.get(), blocking, !listener.clients_inherit_no_delay);
+    return accept_client(listener.fd.get(), blocking, options_to_set(listener));
 }
 
-// A connected stream socket someone else accepted (inetd's nowait mode, systemd's Accept=yes).
-Result<AcceptedClient> adopt_connection(int fd);
+// A connected stream socket someone else accepted (inetd's nowait mode, systemd's Accept=yes),
+// given client_options.
+Result<AcceptedClient> adopt_connection(int fd, const ClientSocketOptions& client_options = {});
 
 }  // namespace zen

@@ -216,7 +216,7 @@ TimePoint BlockingConversation::send(std::string_view out, TimePoint now) {
         if (send_timeout_.is_set()) send_timeout_.ran_out();
         send_timeout_.bound(connection_.deadline(), now);
     } else if (error != EINTR) {
-        connection_.failed(errno_text(error), now);
+        report_socket_error(connection_, fd_, error, now);
     }
     return now;
 }
@@ -243,7 +243,7 @@ TimePoint BlockingConversation::receive(TimePoint now) {
             receive_timeout_.ran_out();  // the deadline's tick comes at the top
         }
     } else if (error != EINTR) {
-        connection_.failed(errno_text(error), now);
+        report_socket_error(connection_, fd_, error, now);
     }
     return now;
 }

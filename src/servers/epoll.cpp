@@ -135,7 +135,7 @@ bool EpollLoop::read(Client& client, TimePoint now) {
         } else if (got.status == IoStatus::would_block) {
             client.read_blocked = true;
         } else {
-            connection.failed(errno_text(got.error), now);
+            report_socket_error(connection, client.fd.get(), got.error, now);
             break;
         }
         if (client.read_blocked && connection.reads_without_waiting()) connection.nothing_to_read(now);
@@ -154,7 +154,7 @@ void EpollLoop::write(Client& client, TimePoint now) {
         } else if (sent.status == IoStatus::would_block) {
             client.send_blocked = true;
         } else {
-            client.connection.failed(errno_text(sent.error), now);
+            report_socket_error(client.connection, client.fd.get(), sent.error, now);
             return;
         }
     }

@@ -84,7 +84,7 @@ void TransportDriver::on_deadline() {
 void TransportDriver::lost(std::string_view error) {
     transport_->loop().cancel(timer_);
     armed_ = never;
-    if (!error.empty()) connection_->failed(error, now());
+    if (!error.empty()) connection_->failed(error, now(), transport_->silence());
 }
 
 void TransportDriver::resume_writing() {

@@ -55,7 +55,7 @@ void write(Client& client, TimePoint now) {
         const IoResult sent = send_some(client.fd.get(), out);
         if (sent.status == IoStatus::would_block) return;
         if (sent.status == IoStatus::error) {
-            client.connection.failed(errno_text(sent.error), now);
+            report_socket_error(client.connection, client.fd.get(), sent.error, now);
             return;
         }
         client.connection.sent(sent.bytes, now);
@@ -73,7 +73,7 @@ void read(Client& client, std::span<char> buffer, TimePoint now) {
             return;
         }
         if (got.status == IoStatus::error) {
-            connection.failed(errno_text(got.error), now);
+            report_socket_error(connection, client.fd.get(), got.error, now);
             return;
         }
         const bool emptied = got.status == IoStatus::would_block || got.bytes < buffer.size();

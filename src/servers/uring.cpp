@@ -21,9 +21,9 @@
 // client is recognised and dropped (its buffer still goes back to the ring).
 // Blocks: only in io_uring_submit_and_wait_timeout() — and in --delay (the lesson). No other
 // system call on the serving path but one getpeername() per accepted client (io_uring has no
-// such operation); shutdowns and closes go through the ring, and TCP_NODELAY is set once, on the
-// listener, whose accepted sockets inherit it (a listener passed without it costs a setsockopt()
-// per client: see Listener::clients_inherit_no_delay).
+// such operation); shutdowns and closes go through the ring, and TCP_NODELAY, keepalive and
+// TCP_USER_TIMEOUT are set once, on the listener, whose accepted sockets inherit them (a listener
+// passed without them costs setsockopt()s per client: see Listener::clients_inherit_options).
 // Connection limit: none of its own; the fd limit.
 // EAGAIN/EINTR: the kernel's business. Short sends: the rest is sent again. EOF: the session
 // answers what came before it. Backpressure: when the connection stops reading, the receive in
@@ -338,7 +338,7 @@ void UringServer::on_accept(const io_uring_cqe& cqe, TimePoint now) {
     SocketAddress peer;
     peer.length = sizeof peer.storage;
     ::getpeername(socket.get(), peer.get(), &peer.length);
-    if (!listener_.clients_inherit_no_delay) set_no_delay(socket.get());  // see Listener
+    if (const ClientSocketOptions* set = options_to_set(listener_)) set_client_options(socket.get(), *set);  // see Listener
     const std::uint32_t index = clients_.insert(std::make_unique<Client>(context_, std::move(socket), peer, now));
     advance(index);  // refused: closed before a byte is read
 }
@@ -365,7 +365,7 @@ void UringServer::on_receive(std::uint32_t index, const io_uring_cqe& cqe, TimeP
     } else if (cqe.res == -EINVAL && multishot_receive_ && client.receive == Client::Receive::none) {
         multishot_receive_ = false;  // no multishot receive in this kernel (Linux 6.0): one-shot ones
     } else if (cqe.res != -ECANCELED) {
-        connection.failed(errno_text(-cqe.res), now);
+        report_socket_error(connection, client.fd.get(), -cqe.res, now);
     }
     // -ECANCELED: stopped for backpressure or for the drain; advance() decides what comes next.
     advance(index);
@@ -376,7 +376,7 @@ void UringServer::on_send(std::uint32_t index, int result, TimePoint now) {
     return_send_buffer(client.send_buffer);
     client.send_buffer = no_send_buffer;
     if (result < 0) {
-        if (result != -ECANCELED) client.connection.failed(errno_text(-result), now);
+        if (result != -ECANCELED) report_socket_error(client.connection, client.fd.get(), -result, now);
     } else {
         client.connection.sent(static_cast<std::size_t>(result), now);
     }

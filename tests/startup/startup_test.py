@@ -283,7 +283,7 @@ def first_lines_and_sigquit(name, arch_args):
     lines = out.splitlines()
     check(code == 0, f"{name}: SIGQUIT exit {code}: {err!r}")
     pattern = (rf"zen \d+\.\d+\.\d+ \(commit \S+\) --arch {re.escape(arch_args[1])} at \('127\.0\.0\.1', {port}\): "
-               r"max-connections 7, idle-timeout 9 s, question-timeout 30 s, send-timeout 60 s, "
+               r"max-connections 7, idle-timeout 9 s, question-timeout 30 s, send-timeout 60 s, tcp-keepalive 300 s, "
                r"max-question 4096 bytes, max-pending 65536 bytes, workers \S+, drain-timeout 5 s")
     check(bool(lines) and re.fullmatch(pattern, lines[0]) is not None, f"{name}: first line {lines[:1]}")
     listening = [i for i, line in enumerate(lines) if line == f"Listening at ('127.0.0.1', {port})"]

@@ -126,6 +126,72 @@ TEST_F(ConnectionTest, AnIoErrorIsLoggedAndCountedAsAReset) {
     EXPECT_EQ(counted(Counter::health_checks), 0u);
 }
 
+// The kernel gave up on a vanished peer (ETIMEDOUT; TCP_INFO said which timer): a timeout of its
+// own kind, counted under the timeouts, never as a reset.
+TEST_F(ConnectionTest, AVanishedIdlePeerIsAKeepaliveTimeoutNotAReset) {
+    rules.tcp_keepalive = 7s;
+    auto connection = open();
+    connection->received(beautiful, now);
+    EXPECT_EQ(take(*connection), "Ugly.");
+    connection->failed("[Errno 110] Connection timed out", now + 3s, PeerSilence::probes_unanswered);
+    EXPECT_EQ(connection->fate(), Fate::drop);
+    EXPECT_TRUE(logged("Client " + client_name + " error: vanished: no reply to keepalive probes (--tcp-keepalive 7 s)"));
+    EXPECT_FALSE(logged("Connection timed out"));
+    EXPECT_EQ(counted(Counter::timeout_keepalive), 1u);
+    EXPECT_EQ(counted(Counter::timeout_unacknowledged), 0u);
+    EXPECT_EQ(counted(Counter::resets), 0u);
+    EXPECT_EQ(tracker.sum(first_timeout, last_timeout), 1u);
+}
+
+TEST_F(ConnectionTest, AnAnswerNeverAcknowledgedIsAnUnacknowledgedTimeout) {
+    auto connection = open();
+    connection->received(beautiful, now);
+    EXPECT_EQ(take(*connection), "Ugly.");
+    connection->failed("[Errno 110] Connection timed out", now + 1s, PeerSilence::data_unacknowledged);
+    EXPECT_TRUE(logged("Client " + client_name + " error: vanished: an answer unacknowledged for 5 s (--send-timeout)"));
+    EXPECT_EQ(counted(Counter::timeout_unacknowledged), 1u);
+    EXPECT_EQ(counted(Counter::timeout_keepalive), 0u);
+    EXPECT_EQ(counted(Counter::resets), 0u);
+}
+
+// Probes while answers still wait to go are zero-window probes of a peer that stopped taking them.
+TEST_F(ConnectionTest, ProbesWhileAnswersWaitAreAnUnacknowledgedTimeout) {
+    rules.limits.max_pending = 10;
+    auto connection = open();
+    connection->received("Simple is better than?Simple is better than?", now);
+    ASSERT_FALSE(connection->output().empty());
+    connection->failed("[Errno 110] Connection timed out", now + 1s, PeerSilence::probes_unanswered);
+    EXPECT_EQ(counted(Counter::timeout_unacknowledged), 1u);
+    EXPECT_EQ(counted(Counter::timeout_keepalive), 0u);
+}
+
+// The kernel's retransmission limit (--send-timeout and --idle-timeout both 0: no TCP_USER_TIMEOUT).
+TEST_F(ConnectionTest, WithoutASendLimitTheUnacknowledgedAnswerNamesTheKernel) {
+    rules.send_timeout = 0s;
+    rules.idle_timeout = 0s;
+    EXPECT_EQ(client_socket_options(rules).user_timeout, 0ms);
+    auto connection = open();
+    connection->received(beautiful, now);
+    take(*connection);
+    connection->failed("[Errno 110] Connection timed out", now + 1s, PeerSilence::data_unacknowledged);
+    EXPECT_TRUE(logged("error: vanished: an answer unacknowledged for the kernel's retransmissions"));
+}
+
+TEST(ClientSocketOptions, TheUserTimeoutIsTheSendLimitAndKeepaliveTheOption) {
+    ConnectionRules rules;
+    rules.tcp_keepalive = 45s;
+    rules.send_timeout = 20s;
+    rules.idle_timeout = 300s;
+    EXPECT_EQ(client_socket_options(rules), (ClientSocketOptions{45s, 20s}));
+    rules.idle_timeout = 9s;  // the shorter one bounds how long answers may wait
+    EXPECT_EQ(client_socket_options(rules).user_timeout, 9s);
+    rules.send_timeout = 0s;
+    rules.idle_timeout = 300s;
+    EXPECT_EQ(client_socket_options(rules).user_timeout, 300s);
+    EXPECT_EQ(keepalive_interval(45s), 15s);
+    EXPECT_EQ(keepalive_interval(2s), 1s);
+}
+
 // A load balancer's check connects and closes, or resets, having sent nothing.
 TEST_F(ConnectionTest, AConnectionThatSendsNothingIsAHealthCheckNotAnError) {
     auto closed = open();

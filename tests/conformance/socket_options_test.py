@@ -1,14 +1,18 @@
 #!/usr/bin/env python3
-"""Every architecture's accepted sockets have TCP_NODELAY, though zen sets it only once, on the
-listening socket (Linux copies it to each accepted one): an answer must never wait for Nagle's
-algorithm behind an earlier one the client has not acknowledged yet.
+"""Every architecture's accepted sockets have the options zen gives its clients, though zen sets
+them only once, on the listening socket (Linux copies them to each accepted one): TCP_NODELAY (an
+answer must never wait for Nagle's algorithm behind an earlier one the client has not
+acknowledged yet), keepalive probes after --tcp-keepalive (SO_KEEPALIVE, TCP_KEEPIDLE, TCP_KEEPINTVL
+a third of it, TCP_KEEPCNT 3) and TCP_USER_TIMEOUT at --send-timeout (a vanished peer gives back
+its slot; docs/lifecycle.md).
 
-    nodelay_test.py ZEN
+    socket_options_test.py ZEN
 
 For each architecture (and for a listener systemd passes, when systemd-socket-activate is
 there) the test connects, gets an answer, finds the server's end of that connection among the
 descriptors of the server and its worker processes (/proc/net/tcp gives the socket's inode),
-takes a copy of it with pidfd_getfd(2) and reads TCP_NODELAY from it. Needs Linux 5.6 and the
+takes a copy of it with pidfd_getfd(2) and reads the options from it. A listener systemd passes
+without them, a connection systemd accepted (Accept=yes), and --tcp-keepalive 0 are checked too. Needs Linux 5.6 and the
 right to trace the server (it is our own child; root or ptrace_scope 0 or 1).
 """
 import ctypes
@@ -67,21 +71,37 @@ def server_end(root_pid, inode):
     return None
 
 
-def no_delay_of(pid, fd):
-    """TCP_NODELAY of another process's socket, read from a copy taken with pidfd_getfd()."""
+def expected(keepalive=300, send_timeout=60):
+    """The options zen's clients get for --tcp-keepalive and --send-timeout (idle-timeout longer)."""
+    want = {"TCP_NODELAY": 1, "SO_KEEPALIVE": 1 if keepalive else 0, "TCP_USER_TIMEOUT": send_timeout * 1000}
+    if keepalive:
+        want.update(TCP_KEEPIDLE=keepalive, TCP_KEEPINTVL=max(1, keepalive // 3), TCP_KEEPCNT=3)
+    return want
+
+
+OPTIONS = {"TCP_NODELAY": (socket.IPPROTO_TCP, socket.TCP_NODELAY),
+           "SO_KEEPALIVE": (socket.SOL_SOCKET, socket.SO_KEEPALIVE),
+           "TCP_KEEPIDLE": (socket.IPPROTO_TCP, socket.TCP_KEEPIDLE),
+           "TCP_KEEPINTVL": (socket.IPPROTO_TCP, socket.TCP_KEEPINTVL),
+           "TCP_KEEPCNT": (socket.IPPROTO_TCP, socket.TCP_KEEPCNT),
+           "TCP_USER_TIMEOUT": (socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT)}
+
+
+def options_of(pid, fd, names):
+    """The named options of another process's socket, read from a copy taken with pidfd_getfd()."""
     pidfd = os.pidfd_open(pid)
     try:
         copy = libc.syscall(SYS_PIDFD_GETFD, pidfd, fd, 0)
         if copy < 0:
             raise OSError(ctypes.get_errno(), f"pidfd_getfd: {os.strerror(ctypes.get_errno())}")
         with socket.socket(fileno=copy) as sock:
-            return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+            return {name: sock.getsockopt(*OPTIONS[name]) for name in names}
     finally:
         os.close(pidfd)
 
 
-def check_one(name, port, process, server_pid_of):
-    """One connection: answered, and its server end has TCP_NODELAY."""
+def check_one(name, port, process, server_pid_of, want):
+    """One connection: answered, and its server end has the options `want`."""
     with connect(port, process) as client:
         client.sendall(b"Beautiful is better than?")
         check(client.recv(16) == b"Ugly.", f"{name}: no answer")
@@ -97,17 +117,18 @@ def check_one(name, port, process, server_pid_of):
                 time.sleep(0.02)
         check(found is not None, f"{name}: no server process holds the connection's socket")
         if found is not None:
-            value = no_delay_of(*found)
-            check(value != 0, f"{name}: TCP_NODELAY is {value} on the accepted socket")
-            print(f"{name}: accepted socket fd {found[1]} of pid {found[0]}: TCP_NODELAY {value}", flush=True)
+            got = options_of(*found, want)
+            for option, value in want.items():
+                check(got[option] == value, f"{name}: {option} is {got[option]} on the accepted socket, not {value}")
+            print(f"{name}: accepted socket fd {found[1]} of pid {found[0]}: {got}", flush=True)
 
 
-def probe(name, argv, port, server_pid_of):
+def probe(name, argv, port, server_pid_of, want, clients=2):
     """The first client (for systemd's listener, the one queued before zen ran) and a second one."""
     process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
     try:
-        check_one(f"{name}, first client", port, process, server_pid_of)
-        check_one(f"{name}, second client", port, process, server_pid_of)
+        for number in range(clients):
+            check_one(f"{name}, client {number + 1}", port, process, server_pid_of, want)
     finally:
         if process.poll() is None:
             os.kill(process.pid, signal.SIGTERM)
@@ -121,17 +142,28 @@ def probe(name, argv, port, server_pid_of):
 def main(zen):
     for arch in ARCHITECTURES:
         port = free_port()
-        probe(arch, [zen, "serve", "127.0.0.1", "-p", str(port), "--arch", arch, "--quiet"], port, lambda p: p.pid)
+        probe(arch, [zen, "serve", "127.0.0.1", "-p", str(port), "--arch", arch, "--quiet", "--tcp-keepalive", "7",
+                     "--send-timeout", "11"], port, lambda p: p.pid, expected(7, 11))
+    for arch in ("epoll", "threaded"):  # off: no probes, the kernel's own retransmission limit
+        port = free_port()
+        probe(f"{arch}, keepalive off", [zen, "serve", "127.0.0.1", "-p", str(port), "--arch", arch, "--quiet",
+                                         "--tcp-keepalive", "0", "--send-timeout", "0", "--idle-timeout", "0"],
+              port, lambda p: p.pid, expected(0, 0))
     activate = shutil.which("systemd-socket-activate")
     if activate is None:
         check(False, "systemd-socket-activate is not installed (the systemd package)")
     else:
         # systemd's listener, without TCP_NODELAY: zen sets it on the listener for the clients to
         # come, and on the one queued before zen ran (it started zen) by itself.
-        for arch in ("epoll", "threaded", "uring", "coroutines"):
+        for arch in ("epoll", "threaded", "uring", "coroutines", "callbacks"):
             port = free_port()
             probe(f"{arch}, socket from systemd", [activate, "-l", f"127.0.0.1:{port}", zen, "serve", "--arch", arch,
-                                                   "--quiet"], port, lambda p: p.pid)
+                                                   "--quiet"], port, lambda p: p.pid, expected())
+        # Accept=yes: systemd accepted the one client; zen sets the options on it.
+        port = free_port()
+        probe("connection from systemd (Accept=yes)", [activate, "-a", "-l", f"127.0.0.1:{port}", zen, "serve",
+                                                        "--quiet", "--tcp-keepalive", "5"], port, lambda p: p.pid,
+              expected(5), clients=1)
     print("ok" if not failures else f"{len(failures)} failures")
     return 1 if failures else 0
 
