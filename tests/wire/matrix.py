@@ -175,6 +175,9 @@ class Vanish(Fault):
         def vanish(wire):
             wire.add_rule(wire.srv, "input", "ip saddr {cli} counter drop")
             wire.add_rule(wire.srv, "output", "ip daddr {cli} counter drop")
+            # At once, the vanished host's connections hold every slot: a new client (from the
+            # address the fault spares) is turned away by --max-connections.
+            return ask(wire, wire.spare_ip, PORT, timeout=1.0)
         return [(self.vanish_at, vanish)]
 
 
@@ -275,7 +278,8 @@ def run_case(zen, arch, fault, keepalive):
             raise RuntimeError("this zen has no `serve --tcp-keepalive`: a vanished peer cannot be reclaimed "
                                "(the vanished-peers change is not in it)")
         # Slots the bench's connections and the idle holders fill exactly.
-        holders = 1 if arch in ("single", "threaded", "prefork") else 4  # threaded, prefork: 3 + 1 = 4 workers
+        # threaded, prefork: 3 + 1 = their 4 workers; single serves one connection at a time: none
+        holders = 0 if arch == "single" else 1 if arch in ("threaded", "prefork") else 4
         if arch not in ("single",):
             server_args += ["--max-connections", str(connections + holders)]
         server_args += ["--tcp-keepalive", str(KEEPALIVE_S), "--send-timeout", str(SEND_TIMEOUT_S),
@@ -319,10 +323,11 @@ def run_case(zen, arch, fault, keepalive):
         checker = None if isinstance(fault, Vanish) else wire.start(wire.cli, checker_command, "checker.json")
         started = time.monotonic()
         marks = {}
+        outcomes = {}
         for at, action in fault.timeline():
             time.sleep(max(0.0, started + at - time.monotonic()))
-            action(wire)
             marks[at] = time.monotonic()
+            outcomes[at] = action(wire)
         for process in (bench, checker):
             if process is not None:
                 try:
@@ -339,7 +344,8 @@ def run_case(zen, arch, fault, keepalive):
         if bit <= 0:
             failures.append(f"the fault never bit (its counter is {bit})")
         if isinstance(fault, Vanish):
-            check_vanish(wire, server, arch, kind, marks[fault.vanish_at], record, failures)
+            record["new_client_at_once"] = outcomes[fault.vanish_at]
+            check_vanish(wire, server, arch, kind, marks[fault.vanish_at], connections + holders, record, failures)
         else:
             if not fault.through_proxy:
                 wire.flush_rules_keeping_counts()
@@ -370,12 +376,11 @@ HOLD = ("import socket, sys, time\n"
         "time.sleep(120)\n")
 
 
-def check_vanish(wire, server, arch, kind, vanished, record, failures):
+def check_vanish(wire, server, arch, kind, vanished, vanished_connections, record, failures):
     """After the client's host went silent: slots come back by keepalive and the user timeout."""
     limit = VANISH_BOUND_S + VANISH_SLACK_S
-    # Right after, the vanished host's connections hold every slot: a new client is turned away
-    # (an event loop's --max-connections), so the reclaim below is what lets it in.
-    record["new_client_at_once"] = ask(wire, wire.spare_ip, PORT, timeout=1.0)
+    # Right after, the vanished host's connections held every slot: a new client was turned away
+    # (an event loop's --max-connections), so the reclaim below is what lets one in.
     if kind == "event" and record["new_client_at_once"] != "Error: server busy.":
         failures.append(f"the slots were not full after the host vanished: a new client got "
                         f"{record['new_client_at_once']!r}")
@@ -392,6 +397,10 @@ def check_vanish(wire, server, arch, kind, vanished, record, failures):
         failures.append("the counters have no timeout_keepalive (needs `zen serve --tcp-keepalive`)")
     elif arch != "single" and kinds["timeout_keepalive"] < 1:
         failures.append(f"no idle holder was dropped by keepalive: {kinds}")
+    elif arch != "single" and reclaim is not None and sum(kinds.values()) != vanished_connections:
+        # Every one of its connections ended by the kernel's probes or its user timeout, not
+        # by anything else (single holds one at a time: the rest wait in its backlog)
+        failures.append(f"{vanished_connections} connections vanished, {sum(kinds.values())} ended as vanished: {kinds}")
     # A new client, from the address the fault spares, is served.
     answer = ask(wire, wire.spare_ip, PORT)
     if answer != "Ugly.":
