@@ -3,12 +3,13 @@
 
     checker.py HOST PORT --seconds 4 [--batch 5] [--pause 0.02] [--one-batch-per-connection]
 
-One connection after another until the time is up: each asks batches of random questions of the book's table (pipelined), reads the
-answers and compares each with the one its question must get, in order. At the end it
-half-closes and reads to EOF: a byte after the last expected answer is an answer given twice.
-A question whose answer never came is lost, and each loss is named by what lost it: `reset`,
-`timeout` (5 s with no byte), `closed` (EOF before the answer), `connect` (no connection; the
-questions it would have asked are not asked). Prints one JSON object.
+One connection after another until the time is up: each asks batches of random questions of
+the book's table (pipelined), reads the answers and compares each with the one its question must
+get, in order. At the end it half-closes and reads to EOF: a byte after the last expected
+answer is an answer given twice. A question whose answer never came is lost, and each loss is
+named by what lost it: `reset`, `timeout` (5 s with no byte), `closed` (EOF before the answer),
+`connect` (no connection; the questions it would have asked are not asked). Prints one JSON
+object.
 """
 import argparse
 import json

@@ -52,7 +52,8 @@ class Toxic:
         return self.params[key]
 
     def __repr__(self):
-        shown = ",".join(f"{k}={v:g}" for k, v in self.params.items() if v != (TOXICS.get(self.name, {}) | COMMON).get(k))
+        defaults = TOXICS[self.name] | COMMON
+        shown = ",".join(f"{k}={v:g}" for k, v in self.params.items() if v != defaults.get(k))
         return f"{self.direction}:{self.name}" + (f":{shown}" if shown else "")
 
 
@@ -337,9 +338,11 @@ async def self_test():
     check("bandwidth 2000 B/s: 1000 bytes take about 0.5 s", data == b"X" * 1000 and arrivals[-1] >= 0.4,
           f"{arrivals[-1]:.3f} s")
     data, _, eof_at, outcome = await through(["down:slow_close:ms=600"], b"q?", 2)
-    check("slow_close: EOF 600 ms late", data == b"Q?" and eof_at >= 0.55 and outcome == "eof", f"EOF at {eof_at:.3f} s")
+    check("slow_close: EOF 600 ms late", data == b"Q?" and eof_at >= 0.55 and outcome == "eof",
+          f"EOF at {eof_at:.3f} s")
     data, _, eof_at, outcome = await through(["up:reset_peer:ms=200"], b"", 1, half_close=False)
-    check("reset_peer ms=200: a reset at 200 ms", outcome == "reset" and 0.15 <= eof_at < 2, f"{outcome} at {eof_at:.3f} s")
+    check("reset_peer ms=200: a reset at 200 ms", outcome == "reset" and 0.15 <= eof_at < 2,
+          f"{outcome} at {eof_at:.3f} s")
     data, _, _, outcome = await through(["up:reset_peer:bytes=3"], b"abcdef", 6, half_close=False)
     check("reset_peer bytes=3: 3 bytes pass, then a reset", outcome == "reset" and data in (b"", b"ABC"),
           f"{data!r} {outcome}")

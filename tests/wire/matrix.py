@@ -400,7 +400,8 @@ def check_vanish(wire, server, arch, kind, vanished, vanished_connections, recor
     elif arch != "single" and reclaim is not None and sum(kinds.values()) != vanished_connections:
         # Every one of its connections ended by the kernel's probes or its user timeout, not
         # by anything else (single holds one at a time: the rest wait in its backlog)
-        failures.append(f"{vanished_connections} connections vanished, {sum(kinds.values())} ended as vanished: {kinds}")
+        failures.append(f"{vanished_connections} connections vanished, {sum(kinds.values())} ended as "
+                        f"vanished: {kinds}")
     # A new client, from the address the fault spares, is served.
     answer = ask(wire, wire.spare_ip, PORT)
     if answer != "Ugly.":
@@ -523,7 +524,8 @@ def write_report(out):
         checker_text = "-" if not checker else \
             f"{checker['answered']} / {sum(v for k, v in checker['errors'].items() if k != 'connect')}"
         if r.get("vanished_by"):
-            checker_text = "by keepalive {timeout_keepalive}, unacked {timeout_unacknowledged}".format(**r["vanished_by"])
+            checker_text = "by keepalive {timeout_keepalive}, unacked {timeout_unacknowledged}".format(
+                **r["vanished_by"])
         verdict = "pass" if not r["failures"] else "FAIL: " + "; ".join(r["failures"])[:160]
         lines.append(f"| {r['fault']} | {r['path']} | {r['arch']} | {bench.get('asked', '-')} | "
                      f"{bench.get('requests', '-')} | {errors_text(r)} | {checker_text} | "
@@ -557,7 +559,8 @@ def compact_table(records):
                 continue
             lost = bench["asked"] - bench["requests"] - bench["unanswered"]
             reclaim = "-" if r.get("reclaim_s") is None else f"{r['reclaim_s']:g}s"
-            row.append(f"{bench['requests']}/{bench['asked']} · {lost} · {reclaim}" + (" FAIL" if r["failures"] else ""))
+            row.append(f"{bench['requests']}/{bench['asked']} · {lost} · {reclaim}"
+                       + (" FAIL" if r["failures"] else ""))
         path = next(r["path"] for r in records if r["fault"] == fault)
         kinds = ", ".join(f"{k} {v}" for k, v in totals.items() if v) or "none"
         lines.append(f"| {fault} ({path}) | " + " | ".join(row) + f" | {kinds} |")
@@ -588,7 +591,8 @@ def main():
     print(f"netem: {'present: delay and jitter by netem' if netem else 'absent: delay and jitter by faultproxy.py'}",
           flush=True)
     keepalive = has_keepalive(options.zen)
-    print(f"keepalive: {'zen serve --tcp-keepalive ' + str(KEEPALIVE_S) if keepalive else 'absent from this zen (before the vanished-peers change): servers run without it'}",
+    print("keepalive: " + (f"zen serve --tcp-keepalive {KEEPALIVE_S}" if keepalive else
+                           "absent from this zen (before the vanished-peers change): servers run without it"),
           flush=True)
     known = faults(netem)
     names = architectures.names()
