@@ -196,7 +196,7 @@ profile: build peer-deps
 
 # Mixed load with random resets against every architecture for SOAK_SECONDS in all; descriptors
 # and memory must come back to their baseline. Then the whole fault matrix on a real wire (every
-# fault x every architecture, about 10 minutes; needs root for its network namespaces, skipped
+# fault x every architecture, about 11 minutes; needs root for its network namespaces, skipped
 # with the reason without) and the cluster's partition: figures in BUILD_DIR/wire/wire-matrix.md
 # (docs/reliability.md). Not part of `make test`, which runs the matrix's short form.
 SOAK_SECONDS ?= 600

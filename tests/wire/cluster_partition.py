@@ -220,6 +220,7 @@ def main():
         sys.exit(netns.SKIP)
     if not shutil.which("haproxy"):
         fail("haproxy is not installed (make test installs it)")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         case()
     finally:

@@ -584,6 +584,8 @@ def main():
     if reason:
         print("SKIPPED: " + reason, flush=True)
         return netns.SKIP
+    # SIGTERM (an operator's, or a timeout's) still runs every cleanup on the way out.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     swept = netns.sweep_stale()
     if swept:
         print(f"removed stale namespaces of dead runs: {swept}", flush=True)

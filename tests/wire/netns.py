@@ -43,13 +43,19 @@ def process_alive(pid):
 
 
 def sweep_stale():
-    """Deletes zw-<pid>-... namespaces whose pid no longer runs; returns their names."""
+    """Deletes zw-<pid>-... namespaces whose pid no longer runs, and what runs in them; returns their names."""
     listed = run("ip", "netns", "list", check=False).stdout
     removed = []
     for line in listed.splitlines():
         name = line.split()[0] if line.split() else ""
         match = re.match(rf"^{PREFIX}(\d+)-", name)
         if match and not process_alive(int(match.group(1))):
+            # What a dead run started there is still ours to end (by its pid) before the namespace goes.
+            for pid in run("ip", "netns", "pids", name, check=False).stdout.split():
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except (ProcessLookupError, ValueError):
+                    pass
             run("ip", "netns", "del", name, check=False)
             removed.append(name)
     return removed
