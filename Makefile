@@ -143,8 +143,10 @@ deb: configure packaging-deps
 # uring's system-call count runs the server under strace, where LeakSanitizer cannot work and
 # ASan's runtime makes calls of its own);
 # the counting allocator and the memory per idle connection (the sanitizers own malloc); the
-# packaging tests (files and packages, no code of zen's to check).
-SANITIZE_EXCLUDE := ^Packaging\.|^Trace\.cap$$|FourGibibyte|ClientThatNeverReadsLeavesServerMemoryBounded/prefork|LeaveMemoryFlat|OutOfDescriptors|ShortOfDescriptors|^Startup\.descriptors$$|^Report\.|^Profile\.|^Uring\.NoSystemCall|Allocations\.|IdleMemory\.
+# packaging tests (files and packages, no code of zen's to check); the simulation's mutants
+# (tests/sim/mutants.py compiles and links binaries of its own, without the sanitizers' flags:
+# they check the simulation, not zen, and Simulation.seeds runs under the sanitizers).
+SANITIZE_EXCLUDE := ^Packaging\.|^Trace\.cap$$|FourGibibyte|ClientThatNeverReadsLeavesServerMemoryBounded/prefork|LeaveMemoryFlat|OutOfDescriptors|ShortOfDescriptors|^Startup\.descriptors$$|^Report\.|^Profile\.|^Uring\.NoSystemCall|Allocations\.|IdleMemory\.|^Simulation\.mutant\.
 TSAN_TESTS       := /threaded|/per_client|/reuseport|^Threaded\.|^PerClient\.|^Bench\.
 # TSan cannot follow a process that forks while it has threads and then starts more: prefork.
 TSAN_EXCLUDE     := $(SANITIZE_EXCLUDE)|Prefork
@@ -195,14 +197,18 @@ profile: build peer-deps
 	bench/cpu_profile.py --zen $(BUILD_DIR)/zen --peer redis-server --reconnect 3 --json $(BENCH_OUT)/cpu-redis.json
 
 # Mixed load with random resets against every architecture for SOAK_SECONDS in all; descriptors
-# and memory must come back to their baseline. Then the whole fault matrix on a real wire (every
-# fault x every architecture, about 11 minutes; needs root for its network namespaces, skipped
-# with the reason without) and the cluster's partition: figures in BUILD_DIR/wire/wire-matrix.md
-# (docs/reliability.md). Not part of `make test`, which runs the matrix's short form.
+# and memory must come back to their baseline; then the connection core's simulation over
+# SOAK_SEEDS seeds (about 25 s for 200,000; docs/simulation.md); then the whole fault matrix on a
+# real wire (every fault x every architecture, about 11 minutes; needs root for its network
+# namespaces, skipped with the reason without) and the cluster's partition: figures in
+# BUILD_DIR/wire/wire-matrix.md (docs/reliability.md). Not part of `make test`, which runs the
+# matrix's short form.
 SOAK_SECONDS ?= 600
+SOAK_SEEDS ?= 200000
 WIRE_OUT ?= $(BUILD_DIR)/wire
 soak: build peer-deps
 	bench/soak.py --seconds $(SOAK_SECONDS) --zen $(BUILD_DIR)/zen
+	$(BUILD_DIR)/tests/sim/zen_simulation --seeds 1..$(SOAK_SEEDS)
 	@rm -f $(WIRE_OUT)/matrix-*.json
 	@for step in "tests/wire/matrix.py --zen $(BUILD_DIR)/zen --out $(WIRE_OUT) --all" \
 	             "tests/wire/cluster_partition.py $(BUILD_DIR)/zen $(WIRE_OUT)"; do \

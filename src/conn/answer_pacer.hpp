@@ -35,7 +35,9 @@ public:
     bool holds_answers() const { return wait_.count() > 0; }
 
     // How many of the `pending` bytes (which start at byte sent_total) may be sent at now.
-    std::size_t releasable(std::uint64_t sent_total, std::size_t pending, TimePoint now) {
+    // `ended`: the session makes no more answers, and what follows the last paced one (the error
+    // answer to a question too long) goes as soon as every answer before it has gone.
+    std::size_t releasable(std::uint64_t sent_total, std::size_t pending, TimePoint now, bool ended = false) {
         while (head_ < held_.size() && held_[head_].when <= now) {
             released_end_ = held_[head_].end;
             ++head_;
@@ -43,6 +45,7 @@ public:
         if (head_ == held_.size()) {
             held_.clear();  // keeps its capacity: steady --wait traffic allocates nothing
             head_ = 0;
+            if (ended) released_end_ = std::numeric_limits<std::uint64_t>::max();
         } else if (head_ >= 64 && head_ * 2 >= held_.size()) {
             held_.erase(held_.begin(), held_.begin() + static_cast<std::ptrdiff_t>(head_));
             head_ = 0;

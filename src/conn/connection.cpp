@@ -194,10 +194,12 @@ void Connection::failed(std::string_view error, TimePoint now, PeerSilence silen
         if (phase_ == Phase::over) return;
     }
     if (silence != PeerSilence::none && (phase_ == Phase::header || phase_ == Phase::conversing)) {
-        // Probes answered by no one, with answers still waiting to go, are the zero-window
-        // probes of a peer that stopped taking them: unacknowledged too.
-        const bool unacknowledged = silence == PeerSilence::data_unacknowledged || answers_waiting();
-        timed_out(unacknowledged ? Timeout::unacknowledged : Timeout::keepalive);
+        // Probes while answers still wait to go are zero-window probes: the peer took none of
+        // its answers for TCP_USER_TIMEOUT, the send limit, whether it is still there or not,
+        // so the kernel ended it by zen's own rule, the send timeout.
+        Timeout timeout = Timeout::unacknowledged;
+        if (silence == PeerSilence::probes_unanswered) timeout = answers_waiting() ? Timeout::send : Timeout::keepalive;
+        timed_out(timeout);
         return;
     }
     if (phase_ == Phase::header || phase_ == Phase::conversing) {
@@ -285,7 +287,15 @@ void Connection::settle(TimePoint now) {
         }
     }
     const std::size_t pending = session_.pending_output().size();
-    releasable_ = pacer_.holds_answers() ? pacer_.releasable(sent_total_, pending, now) : pending;
+    if (pacer_.holds_answers()) {
+        const bool none_before = releasable_ == 0;
+        releasable_ = pacer_.releasable(sent_total_, pending, now, session_.status() != Session::Status::open);
+        // Held answers released now are output the client could not have taken before: the quiet
+        // clock (--send-timeout, --idle-timeout) starts again here, not at the question.
+        if (none_before && releasable_ > 0) last_activity_ = std::max(last_activity_, now);
+    } else {
+        releasable_ = pending;
+    }
     if (stopping() && peer_eof_) drained_ = true;
 
     if (session_.done()) {

@@ -5,8 +5,12 @@
 #include <sys/socket.h>
 
 #include <fcntl.h>
+#include <sys/mman.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <limits>
+#include <new>
 
 #include "net/io.hpp"
 
@@ -77,6 +81,25 @@ Result<Listener> open_sibling_listener(const Listener& first, int backlog) {
 
 namespace {
 
+// How many connections wait in a listening socket's accept queue (TCP_INFO's tcpi_unacked, as
+// ss's Recv-Q); -1 if that cannot be read.
+int accept_queue_length(int fd) {
+    tcp_info info{};
+    socklen_t length = sizeof info;
+    if (::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &length) != 0) return -1;
+    return static_cast<int>(std::min<std::uint32_t>(info.tcpi_unacked, std::numeric_limits<int>::max()));
+}
+
+// A counter in anonymous shared memory, created before any fork(): lock-free atomics are
+// address-free, so every worker process counts down the same one. Null if none can be mapped (then
+// every client is given the options: no lookup can say which lack them).
+std::shared_ptr<std::atomic<int>> shared_counter(int value) {
+    void* memory = ::mmap(nullptr, sizeof(std::atomic<int>), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (memory == MAP_FAILED) return std::make_shared<std::atomic<int>>(std::numeric_limits<int>::max());
+    auto* counter = new (memory) std::atomic<int>(value);
+    return std::shared_ptr<std::atomic<int>>(counter, [](std::atomic<int>* shared) { ::munmap(shared, sizeof *shared); });
+}
+
 // "a listening TCP socket" or "a connected TCP socket" or the reason it is neither.
 Result<bool> stream_socket_listening(int fd) {
     int type = 0;
@@ -104,8 +127,13 @@ Result<Listener> adopt_listener(int fd, const ClientSocketOptions& client_option
     // NoDelay=true and matching KeepAlive settings, has them already; otherwise they are set now,
     // for the clients to come, and the ones already queued get them one by one.
     listener.client_options = client_options;
-    listener.clients_inherit_options = has_client_options(fd, client_options);
-    if (!listener.clients_inherit_options) set_client_options(fd, client_options);
+    if (!has_client_options(fd, client_options)) {
+        set_client_options(fd, client_options);
+        // Read after setting them: every client queued now may lack them, every later one has them.
+        if (const int queued = accept_queue_length(fd); queued != 0) {
+            listener.queued_without_options = shared_counter(queued < 0 ? std::numeric_limits<int>::max() : queued);
+        }
+    }
     listener.fd.reset(fd);
     listener.bound.length = sizeof listener.bound.storage;
     ::getsockname(fd, listener.bound.get(), &listener.bound.length);

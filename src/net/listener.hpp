@@ -2,7 +2,9 @@
 // systemd), and accepting that reports every outcome as a value.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -21,12 +23,12 @@ struct Listener {
     // What each accepted connection gets: TCP_NODELAY, keepalive, TCP_USER_TIMEOUT.
     ClientSocketOptions client_options;
     // Linux copies these options from the listener to each connection as the handshake
-    // completes, so zen sets them once, on the listener, before listen(). False for a listener
-    // passed without them (systemd without NoDelay=true or with other keepalive settings, inetd,
-    // a hand-over from a zen with other options): the clients already queued when zen set them
-    // lack them, so each accepted client gets them set apart, as accept_client(const Listener&)
-    // does.
-    bool clients_inherit_options = true;
+    // completes, so zen sets them once, on the listener, before listen(). A listener passed
+    // without them (systemd without NoDelay=true, inetd, a hand-over from a zen with other
+    // options) gets them when it is adopted, but the clients already in its queue then lack them:
+    // this many of the first ones accepted (the queue is first in, first out) get them one by one
+    // (options_to_set()). In shared memory, so that prefork's workers count down one number.
+    std::shared_ptr<std::atomic<int>> queued_without_options;
 };
 
 // Binds and listens (SO_REUSEADDR; an IPv6 wildcard also takes IPv4 clients). Tries each
@@ -66,9 +68,15 @@ struct AcceptOutcome {
 // recv() and send() on it). Its options come from the listener, or are set here from `set_here`
 // (a listener whose clients do not inherit them).
 AcceptOutcome accept_client(int listener_fd, bool blocking = false, const ClientSocketOptions* set_here = nullptr);
-// The options a client accepted from `listener` must be given one by one; null: none, it inherits them.
+// The options a client just accepted from `listener` must be given one by one; null: none, it
+// inherited them. Call once per accepted client, in the order they were accepted.
 inline const ClientSocketOptions* options_to_set(const Listener& listener) {
-    return listener.clients_inherit_options ? nullptr : &listener.client_options;
+    if (!listener.queued_without_options) return nullptr;
+    std::atomic<int>& queued = *listener.queued_without_options;
+    int left = queued.load(std::memory_order_relaxed);
+    while (left > 0 && !queued.compare_exchange_weak(left, left - 1, std::memory_order_relaxed)) {
+    }
+    return left > 0 ? &listener.client_options : nullptr;
 }
 inline AcceptOutcome accept_client(const Listener& listener, bool blocking = false) {
     return accept_client(listener.fd.get(), blocking, options_to_set(listener));

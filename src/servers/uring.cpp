@@ -23,7 +23,8 @@
 // system call on the serving path but one getpeername() per accepted client (io_uring has no
 // such operation); shutdowns and closes go through the ring, and TCP_NODELAY, keepalive and
 // TCP_USER_TIMEOUT are set once, on the listener, whose accepted sockets inherit them (a listener
-// passed without them costs setsockopt()s per client: see Listener::clients_inherit_options).
+// passed without them costs setsockopt()s for each client it had queued: see
+// Listener::queued_without_options).
 // Connection limit: none of its own; the fd limit.
 // EAGAIN/EINTR: the kernel's business. Short sends: the rest is sent again. EOF: the session
 // answers what came before it. Backpressure: when the connection stops reading, the receive in

@@ -154,14 +154,17 @@ TEST_F(ConnectionTest, AnAnswerNeverAcknowledgedIsAnUnacknowledgedTimeout) {
     EXPECT_EQ(counted(Counter::resets), 0u);
 }
 
-// Probes while answers still wait to go are zero-window probes of a peer that stopped taking them.
-TEST_F(ConnectionTest, ProbesWhileAnswersWaitAreAnUnacknowledgedTimeout) {
+// Probes while answers still wait to go are zero-window probes of a peer that takes none of them
+// (alive or not): TCP_USER_TIMEOUT is the send limit, and the end is the send timeout's.
+TEST_F(ConnectionTest, ProbesWhileAnswersWaitAreTheSendTimeout) {
     rules.limits.max_pending = 10;
     auto connection = open();
     connection->received("Simple is better than?Simple is better than?", now);
     ASSERT_FALSE(connection->output().empty());
     connection->failed("[Errno 110] Connection timed out", now + 1s, PeerSilence::probes_unanswered);
-    EXPECT_EQ(counted(Counter::timeout_unacknowledged), 1u);
+    EXPECT_TRUE(logged("Client " + client_name + " error: not reading its answers for 5 s"));
+    EXPECT_EQ(counted(Counter::timeout_send), 1u);
+    EXPECT_EQ(counted(Counter::timeout_unacknowledged), 0u);
     EXPECT_EQ(counted(Counter::timeout_keepalive), 0u);
 }
 
@@ -411,6 +414,38 @@ TEST_F(ConnectionTest, WaitHoldsTheAnswersUntilTheirTime) {
     EXPECT_TRUE(connection->output().empty());
     connection->tick(now + 1500ms);
     EXPECT_EQ(take(*connection, now + 1500ms), "Complex.Ugly.");
+}
+
+// Found by the simulation (tests/sim, seeds 6 and 18): the error answer follows the held answers.
+TEST_F(ConnectionTest, UnderWaitAQuestionTooLongIsAnsweredAfterTheHeldAnswers) {
+    rules.wait = 500ms;
+    rules.limits.max_question = 30;
+    auto connection = open();
+    connection->received("Beautiful is better than?" + std::string(40, 'x'), now);
+    EXPECT_TRUE(connection->output().empty());  // "Ugly." is held for 500 ms, the error after it
+    connection->tick(now + 500ms);
+    EXPECT_EQ(take(*connection, now + 500ms), "Ugly.Error: question too long.");
+    EXPECT_EQ(connection->fate(), Fate::linger);
+    EXPECT_TRUE(logged("Client " + client_name + " error: question too long (over 30 bytes)"));
+    // And with nothing held before it, at once.
+    auto alone = open("127.0.0.1", 41286);
+    alone->received(std::string(40, 'x'), now);
+    EXPECT_EQ(take(*alone), "Error: question too long.");
+}
+
+// Found by the simulation (seeds 1 and 13): answers held longer than the send timeout were
+// dropped as "not reading its answers" the moment they were released.
+TEST_F(ConnectionTest, UnderWaitTheSendTimeoutRunsFromTheRelease) {
+    rules.wait = 8s;  // longer than the send timeout (5 s)
+    auto connection = open();
+    connection->received(beautiful, now);
+    connection->tick(now + 8s);
+    EXPECT_EQ(connection->output(), "Ugly.");
+    EXPECT_EQ(connection->fate(), Fate::keep);
+    EXPECT_EQ(connection->deadline(), now + 13s);
+    connection->tick(now + 13s);
+    EXPECT_EQ(connection->fate(), Fate::drop);
+    EXPECT_TRUE(logged("Client " + client_name + " error: not reading its answers for 5 s"));
 }
 
 // --- the PROXY header -----------------------------------------------------------------------
