@@ -25,7 +25,7 @@ all: build
 # bench/syscalls.py, linux-perf for bench/cpu_profile.py and the io_uring tracepoint counts, logrotate for the deploy/logrotate snippet's test, prometheus (the server and
 # promtool) for the --metrics tests and the cluster, iproute2's ip for the network namespaces of the
 # reuseport restart test and of deploy/cluster, nftables' nft for the faults on a wire between
-# namespaces (peers that vanish), python3-yaml for the deploy/kubernetes test:
+# namespaces (peers that vanish, the fault matrix of tests/wire/), python3-yaml for the deploy/kubernetes test:
 # `make test`, `make bench` and `make soak` install them; `make run` needs none. That test also
 # needs npm (its validator comes from the npm registry): Debian's npm, unless one is on PATH.
 PEER_PACKAGES := redis-server memcached chromium haproxy openbsd-inetd strace logrotate prometheus iproute2 nftables \
@@ -198,12 +198,24 @@ profile: build peer-deps
 
 # Mixed load with random resets against every architecture for SOAK_SECONDS in all; descriptors
 # and memory must come back to their baseline; then the connection core's simulation over
-# SOAK_SEEDS seeds (about 25 s for 200,000; docs/simulation.md). Not part of `make test`.
+# SOAK_SEEDS seeds (about 25 s for 200,000; docs/simulation.md); then the whole fault matrix on a
+# real wire (every fault x every architecture, about 11 minutes; needs root for its network
+# namespaces, skipped with the reason without) and the cluster's partition: figures in
+# BUILD_DIR/wire/wire-matrix.md (docs/reliability.md). Not part of `make test`, which runs the
+# matrix's short form.
 SOAK_SECONDS ?= 600
 SOAK_SEEDS ?= 200000
+WIRE_OUT ?= $(BUILD_DIR)/wire
 soak: build peer-deps
 	bench/soak.py --seconds $(SOAK_SECONDS) --zen $(BUILD_DIR)/zen
 	$(BUILD_DIR)/tests/sim/zen_simulation --seeds 1..$(SOAK_SEEDS)
+	@rm -f $(WIRE_OUT)/matrix-*.json
+	@for step in "tests/wire/matrix.py --zen $(BUILD_DIR)/zen --out $(WIRE_OUT) --all" \
+	             "tests/wire/cluster_partition.py $(BUILD_DIR)/zen $(WIRE_OUT)"; do \
+	  echo "$$step"; python3 $$step; status=$$?; \
+	  if [ $$status = 77 ]; then echo "soak: skipped (the reason is above)"; \
+	  elif [ $$status != 0 ]; then exit $$status; fi; \
+	done
 
 # libFuzzer on the session, the chapter-5 codecs and the PROXY header reader, FUZZ_SECONDS each (clang from Debian).
 FUZZ_DIR     ?= build-fuzz
