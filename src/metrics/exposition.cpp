@@ -137,30 +137,6 @@ std::string render_exposition(const ConnectionTracker& tracker, const ProcessFac
     return out.take();
 }
 
-ScrapeRequest read_scrape_request(std::string_view bytes, std::size_t limit) {
-    ScrapeRequest request;
-    std::size_t head_end = bytes.find("\r\n\r\n");
-    if (head_end == std::string_view::npos) head_end = bytes.find("\n\n");  // a person typing into nc
-    if (head_end == std::string_view::npos || head_end > limit) {
-        request.status = bytes.size() > limit ? ScrapeRequest::Status::too_large : ScrapeRequest::Status::incomplete;
-        return request;
-    }
-    std::string_view line = bytes.substr(0, bytes.find('\n'));
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    const std::size_t first_space = line.find(' ');
-    const std::size_t second_space = first_space == std::string_view::npos ? first_space : line.find(' ', first_space + 1);
-    request.status = ScrapeRequest::Status::malformed;
-    if (second_space == std::string_view::npos || first_space == 0) return request;
-    const std::string_view version = line.substr(second_space + 1);
-    std::string_view target = line.substr(first_space + 1, second_space - first_space - 1);
-    if (!version.starts_with("HTTP/1.") || !target.starts_with('/')) return request;
-    if (const std::size_t query = target.find('?'); query != std::string_view::npos) target = target.substr(0, query);
-    request.status = ScrapeRequest::Status::complete;
-    request.method = line.substr(0, first_space);
-    request.path = target;
-    return request;
-}
-
 std::string http_response_bytes(const ScrapeResponse& response) {
     std::string reason;
     switch (response.status) {

@@ -28,7 +28,7 @@ struct ProcessFacts {
 // Every zen_ metric from the tracker, then zen_build_info and the process_ ones.
 std::string render_exposition(const ConnectionTracker& tracker, const ProcessFacts& facts);
 
-// A scraper's request as far as it has come: its head ends at the first empty line.
+// A scraper's request as far as it has come (RequestHeadParser, src/metrics/endpoint.hpp, reads it).
 struct ScrapeRequest {
     enum class Status {
         incomplete,  // no empty line yet, and within the size limit
@@ -40,7 +40,6 @@ struct ScrapeRequest {
     std::string_view method;
     std::string_view path;  // without any query string
 };
-ScrapeRequest read_scrape_request(std::string_view bytes, std::size_t limit);
 
 // What the endpoint answers to a complete request, given whether the server accepts clients.
 struct ScrapeResponse {
