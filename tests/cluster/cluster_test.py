@@ -22,20 +22,21 @@ import tempfile
 import time
 import urllib.request
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "support"))
+from cluster_run import ClusterRun, fail  # noqa: E402
+
 ZEN = os.path.abspath(sys.argv[1])
 CASE = sys.argv[2]
 ARCH = sys.argv[3] if len(sys.argv) > 3 else "epoll"
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 SCRIPTS = os.path.join(ROOT, "deploy", "cluster")
 NAME = f"zt{CASE[:4]}{os.getpid() % 10000}"
-STATE_ROOT = tempfile.mkdtemp(prefix="zen-cluster-test-")
-ENV = dict(os.environ, ZEN_CLUSTER_STATE=STATE_ROOT)
+CLUSTER = ClusterRun(NAME, "zen-cluster-test-")
+STATE_ROOT, ENV, script, state, haproxy_stat = (
+    CLUSTER.state_root, CLUSTER.env, CLUSTER.script, CLUSTER.state, CLUSTER.haproxy_stat)
 CHECK_INTERVAL_MS = 300
 
 
-def fail(message):
-    print("FAIL: " + message, flush=True)
-    sys.exit(1)
 
 
 def skip(reason):
@@ -49,22 +50,8 @@ def free_port():
         return probe.getsockname()[1]
 
 
-def script(command, *arguments, expect=0, timeout=120):
-    """Runs deploy/cluster/COMMAND as an operator would; returns its stdout + stderr."""
-    started = time.monotonic()
-    result = subprocess.run([os.path.join(SCRIPTS, command), "--name", NAME, *arguments], env=ENV,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=timeout)
-    output = result.stdout + result.stderr
-    print(f"$ deploy/cluster/{command} {' '.join(arguments)}  [exit {result.returncode}, "
-          f"{time.monotonic() - started:.1f} s]\n{output}", end="" if output.endswith("\n") else "\n", flush=True)
-    if expect is not None and result.returncode != expect:
-        fail(f"deploy/cluster/{command} exited {result.returncode}, expected {expect}")
-    return output
 
 
-def state():
-    with open(os.path.join(STATE_ROOT, NAME, "state.json")) as f:
-        return json.load(f)
 
 
 def our_namespaces():
@@ -97,18 +84,6 @@ def check_nothing_left(pids):
         fail("the state directory is left after down")
 
 
-def haproxy_stat():
-    """haproxy's `show stat`, through its runtime socket: {server: row}."""
-    with socket.socket(socket.AF_UNIX) as connection:
-        connection.connect(os.path.join(STATE_ROOT, NAME, "haproxy.sock"))
-        connection.sendall(b"show stat\n")
-        data = b""
-        while chunk := connection.recv(65536):
-            data += chunk
-    lines = data.decode().splitlines()
-    header = lines[0].lstrip("# ").split(",")
-    rows = [dict(zip(header, line.split(","))) for line in lines[1:] if line]
-    return {row["svname"]: row for row in rows if row["pxname"] == "nodes"}
 
 
 def ask(port, questions=(b"Beautiful is better than?",)):

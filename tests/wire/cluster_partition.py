@@ -21,20 +21,22 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import netns  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "support"))
+from cluster_run import ClusterRun, fail  # noqa: E402
 
 ZEN = os.path.abspath(sys.argv[1])
 OUT = sys.argv[2]
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 SCRIPTS = os.path.join(ROOT, "deploy", "cluster")
 NAME = f"zwp{os.getpid() % 100000}"
-STATE_ROOT = tempfile.mkdtemp(prefix="zen-wire-cluster-")
-ENV = dict(os.environ, ZEN_CLUSTER_STATE=STATE_ROOT)
+CLUSTER = ClusterRun(NAME, "zen-wire-cluster-")
+STATE_ROOT, ENV, script, state, haproxy_stat = (
+    CLUSTER.state_root, CLUSTER.env, CLUSTER.script, CLUSTER.state, CLUSTER.haproxy_stat)
 CHECK_INTERVAL_MS = 300
 VICTIM = 2
 # haproxy's server-side connections to the node, closed while it was cut off, end when their
@@ -43,9 +45,6 @@ VICTIM = 2
 RECLAIM_BOUND_S = 10.0
 
 
-def fail(message):
-    print("FAIL: " + message, flush=True)
-    sys.exit(1)
 
 
 def free_port():
@@ -54,33 +53,10 @@ def free_port():
         return probe.getsockname()[1]
 
 
-def script(command, *arguments, expect=0):
-    result = subprocess.run([os.path.join(SCRIPTS, command), "--name", NAME, *arguments], env=ENV,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=120)
-    output = result.stdout + result.stderr
-    print(f"$ deploy/cluster/{command} {' '.join(arguments)}  [exit {result.returncode}]\n{output}", end="", flush=True)
-    if expect is not None and result.returncode != expect:
-        fail(f"deploy/cluster/{command} exited {result.returncode}")
-    return output
 
 
-def state():
-    with open(os.path.join(STATE_ROOT, NAME, "state.json")) as f:
-        return json.load(f)
 
 
-def haproxy_stat():
-    with socket.socket(socket.AF_UNIX) as connection:
-        connection.settimeout(5)
-        connection.connect(os.path.join(STATE_ROOT, NAME, "haproxy.sock"))
-        connection.sendall(b"show stat\n")
-        data = b""
-        while chunk := connection.recv(65536):
-            data += chunk
-    lines = data.decode().splitlines()
-    header = lines[0].lstrip("# ").split(",")
-    rows = [dict(zip(header, line.split(","))) for line in lines[1:] if line]
-    return {row["svname"]: row for row in rows if row["pxname"] == "nodes"}
 
 
 def wait_status(server, wanted, since, limit):
