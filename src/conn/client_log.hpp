@@ -22,7 +22,7 @@ void log_proxied(const ConnectionContext& context, const std::string& peer, cons
 // "Client socket to ... closed before its PROXY header was complete"; with no byte at all, a
 // health check.
 void log_header_cut_short(const ConnectionContext& context, const std::string& peer, bool sent_anything);
-// The two below return the log's words for the end ("has closed", "closed: server stopping"),
+// The two below return the log's words for the end (the book's "has closed", the stop's own),
 // static text: a traced connection's span closes with them.
 // How a conversation ended by itself: "has closed", "sent b'...' but then closed", or "error:
 // question too long (over N bytes)" (a protocol error). A close before any byte came is a load

@@ -381,9 +381,7 @@ def main():
         {"lifecycle": case_lifecycle, "rolling": case_rolling, "failover": case_failover,
          "scaleout": case_scaleout}[CASE]()
     finally:
-        if os.path.exists(os.path.join(STATE_ROOT, NAME)):
-            subprocess.run([os.path.join(SCRIPTS, "down"), "--name", NAME], env=ENV)
-        shutil.rmtree(STATE_ROOT, ignore_errors=True)
+        CLUSTER.remove()
     print("PASS", flush=True)
 
 

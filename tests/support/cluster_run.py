@@ -7,6 +7,7 @@ A test in tests/NAME/ imports it after putting this folder on its path:
 """
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -40,6 +41,12 @@ class ClusterRun:
         if expect is not None and result.returncode != expect:
             fail(f"deploy/cluster/{command} exited {result.returncode}, expected {expect}")
         return output
+
+    def remove(self):
+        """deploy/cluster/down for this cluster if it is (still) up, then its state folder."""
+        if os.path.exists(os.path.join(self.state_root, self.name)):
+            subprocess.run([os.path.join(SCRIPTS, "down"), "--name", self.name], env=self.env)
+        shutil.rmtree(self.state_root, ignore_errors=True)
 
     def state(self):
         with open(os.path.join(self.state_root, self.name, "state.json")) as f:

@@ -31,8 +31,6 @@ from cluster_run import ClusterRun, fail  # noqa: E402
 
 ZEN = os.path.abspath(sys.argv[1])
 OUT = sys.argv[2]
-ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
-SCRIPTS = os.path.join(ROOT, "deploy", "cluster")
 NAME = f"zwp{os.getpid() % 100000}"
 CLUSTER = ClusterRun(NAME, "zen-wire-cluster-")
 STATE_ROOT, ENV, script, state, haproxy_stat = (
@@ -200,9 +198,7 @@ def main():
     try:
         case()
     finally:
-        if os.path.exists(os.path.join(STATE_ROOT, NAME)):
-            subprocess.run([os.path.join(SCRIPTS, "down"), "--name", NAME], env=ENV)
-        shutil.rmtree(STATE_ROOT, ignore_errors=True)
+        CLUSTER.remove()
     print("PASS", flush=True)
 
 
